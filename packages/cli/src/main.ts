@@ -1,0 +1,48 @@
+import yargs from 'yargs';
+import { DiskimgError, UsageError } from '@diskimg/partitions';
+import { commands } from './commands/index.js';
+
+/** Exit codes: 0 ok, 1 failure, 2 usage. */
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const parser = yargs(argv)
+    .scriptName('diskimg')
+    .usage('$0 <command> [options]')
+    .option('json', { type: 'boolean', describe: 'print one JSON document on stdout', global: true })
+    .strict()
+    .demandCommand(1, 'name a command (see --help)')
+    .recommendCommands()
+    .help()
+    .version(false)
+    .wrap(Math.min(100, process.stdout.columns ?? 100))
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new UsageError(msg);
+    });
+  for (const c of commands) parser.command(c);
+  try {
+    await parser.parseAsync();
+  } catch (err) {
+    code = reportError(err);
+  }
+  return code;
+}
+
+function reportError(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`diskimg: ${err.message} (see diskimg --help)\n`);
+    return 2;
+  }
+  if (err instanceof DiskimgError) {
+    process.stderr.write(`diskimg: ${err.message}\n`);
+    return 1;
+  }
+  const e = err as NodeJS.ErrnoException;
+  if (e && typeof e.code === 'string' && e.message) {
+    // System errors (EACCES, ENOSPC, …) are the user's to fix: one line, no stack.
+    process.stderr.write(`diskimg: ${e.message}\n`);
+    return 1;
+  }
+  process.stderr.write(`diskimg: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+  return 1;
+}

@@ -1,0 +1,5 @@
+export * from './device/device.js';
+export * from './device/file.js';
+export * from './device/region.js';
+export * from './device/memory.js';
+export * from './device/fault.js';
