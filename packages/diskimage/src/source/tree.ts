@@ -1,0 +1,59 @@
+import { InputError } from '@diskimg/partitions';
+
+/**
+ * One entry of an input tree (tar stream or directory), in the order the input
+ * gives them. Filesystem writers consume these; they never see tar or fs APIs.
+ */
+export type EntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+
+export interface TreeEntry {
+  /** Normalized relative path: no leading "/" or "./", no "." or ".." parts, "" is the root itself. */
+  path: string;
+  type: EntryType;
+  /** Permission bits including setuid/setgid/sticky (mask 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Seconds since the epoch (may be fractional from a directory source). */
+  mtime: number;
+  atime?: number;
+  ctime?: number;
+  /** Byte length of a regular file's data. */
+  size: number;
+  /** Symlink target (verbatim) or, for a hard link, the normalized path it links to. */
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  /**
+   * A regular file's data. It must be consumed (or `drain`ed) before the next
+   * entry is requested: sources stream and never buffer whole files.
+   */
+  body?: AsyncIterable<Buffer>;
+}
+
+/**
+ * Normalize an input path to the form of TreeEntry.path. Throws InputError for
+ * paths that would escape the root ("..", absolute paths) so no writer ever has
+ * to think about it.
+ */
+export function normalizeEntryPath(raw: string, inputName: string): string {
+  if (raw.startsWith('/')) {
+    throw new InputError(`${inputName}: entry "${raw}" is an absolute path; make the archive relative (tar -C DIR .)`);
+  }
+  const parts: string[] = [];
+  for (const p of raw.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p === '..') throw new InputError(`${inputName}: entry "${raw}" contains "..", which would escape the root; rebuild the archive without it`);
+    if (p.includes('\0')) throw new InputError(`${inputName}: entry "${raw}" contains a NUL byte`);
+    parts.push(p);
+  }
+  return parts.join('/');
+}
+
+/** Consume and discard a body (used when a writer skips a file). */
+export async function drain(body: AsyncIterable<Buffer> | undefined): Promise<void> {
+  if (!body) return;
+  for await (const _ of body) {
+    /* discard */
+  }
+}
