@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every benchmark under bench/ (pnpm bench). Each prints its own table with ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pnpm run --silent build
+for b in bench/*.bench.ts; do
+  [ -e "$b" ] || continue
+  echo "# $b"
+  node --import=tsx --conditions=source "$b"
+done
