@@ -6,3 +6,8 @@ export * from './device/fault.js';
 export * from './source/tree.js';
 export * from './source/tar.js';
 export * from './source/dir.js';
+export * from './image/layout.js';
+export * from './image/write.js';
+export * from './image/disk.js';
+export * from './image/mounts.js';
+export * from './image/create.js';
