@@ -30,7 +30,8 @@ export async function main(argv: string[]): Promise<number> {
 
 function reportError(err: unknown): number {
   if (err instanceof UsageError) {
-    process.stderr.write(`diskimg: ${err.message} (see diskimg --help)\n`);
+    // yargs messages can span lines ("Invalid values:\n  Argument: …"): keep errors to one line.
+    process.stderr.write(`diskimg: ${err.message.replace(/\s*\n\s*/g, ' ').trim()} (see diskimg --help)\n`);
     return 2;
   }
   if (err instanceof DiskimgError) {
