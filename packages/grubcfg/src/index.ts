@@ -1,1 +1,4 @@
-export {};
+export * from './script.js';
+export * from './render.js';
+export * from './parse.js';
+export * from './grubenv.js';
