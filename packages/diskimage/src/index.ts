@@ -11,3 +11,6 @@ export * from './image/write.js';
 export * from './image/disk.js';
 export * from './image/mounts.js';
 export * from './image/create.js';
+export * from './ext4/index.js';
+export * as fat32 from './fat32/index.js';
+export { Fat32Volume, formatFat32, populateFat32, createFat32, type Fat32Entry, type FormatOptions as Fat32FormatOptions, type PopulateOptions as Fat32PopulateOptions } from './fat32/index.js';

@@ -1,0 +1,164 @@
+import { FormatError } from '@diskimg/partitions';
+import type { Device } from '../device/device.js';
+import type { Geometry } from './boot-sector.js';
+
+/** FAT32 entries are 28 bits; the top 4 are reserved and must be preserved (fatgen103 §4). */
+export const FAT_MASK = 0x0fffffff;
+export const FAT_FREE = 0;
+export const FAT_BAD = 0x0ffffff7;
+/** Any value ≥ this ends a chain; we write 0x0FFFFFFF like mkfs.fat and Linux. */
+export const FAT_EOC_MIN = 0x0ffffff8;
+export const FAT_EOC = 0x0fffffff;
+
+export function decodeFatEntry(buf: Buffer, index: number): number {
+  return buf.readUInt32LE(index * 4) & FAT_MASK;
+}
+
+/** Write `value` into entry `index`, keeping the entry's reserved top 4 bits. */
+export function encodeFatEntry(buf: Buffer, index: number, value: number): void {
+  const old = buf.readUInt32LE(index * 4);
+  buf.writeUInt32LE(((old & 0xf0000000) | (value & FAT_MASK)) >>> 0, index * 4);
+}
+
+/**
+ * The file allocation table of one volume, held in memory (4 bytes per
+ * cluster: 1 MiB for a 128 MiB ESP with 512-byte clusters, 8 MiB for 8 GiB
+ * with 4 KiB clusters). Changes are tracked per FAT sector and written to
+ * every FAT copy by `flush`, one sector per write, so both copies stay equal
+ * and a torn write can never leave half a sector of chain.
+ */
+export class FatTable {
+  private readonly raw: Buffer;
+  private readonly dirty = new Set<number>();
+  freeCount = 0;
+  /** Where the next allocation search starts (FSI_Nxt_Free). */
+  nextFree = 2;
+  private readonly maxCluster: number;
+
+  private constructor(private readonly g: Geometry, raw: Buffer) {
+    this.raw = raw;
+    this.maxCluster = g.clusterCount + 1;
+    for (let c = 2; c <= this.maxCluster; c++) if (this.get(c) === FAT_FREE) this.freeCount++;
+  }
+
+  /** A fresh table: entry 0 = media byte, entry 1 = EOC (clean), everything else free. */
+  static fresh(g: Geometry, media: number): FatTable {
+    const raw = Buffer.alloc(g.fatBytes);
+    raw.writeUInt32LE((0x0fffff00 | media) >>> 0, 0);
+    raw.writeUInt32LE(0x0fffffff, 4);
+    const t = new FatTable(g, raw);
+    for (let s = 0; s < g.fatBytes / g.bytesPerSector; s++) t.dirty.add(s);
+    return t;
+  }
+
+  /** Read FAT copy `active` (0 unless BPB_ExtFlags says mirroring is off). */
+  static async load(dev: Device, g: Geometry, active = 0): Promise<FatTable> {
+    const raw = Buffer.alloc(g.fatBytes);
+    const chunk = 1 << 20;
+    const base = g.fatOffset + active * g.fatBytes;
+    for (let off = 0; off < raw.length; off += chunk) {
+      await dev.read(base + off, raw.subarray(off, Math.min(off + chunk, raw.length)));
+    }
+    return new FatTable(g, raw);
+  }
+
+  get(c: number): number {
+    return decodeFatEntry(this.raw, c);
+  }
+
+  set(c: number, v: number): void {
+    const was = this.get(c);
+    if (c >= 2) {
+      if (was === FAT_FREE && v !== FAT_FREE) this.freeCount--;
+      if (was !== FAT_FREE && v === FAT_FREE) {
+        this.freeCount++;
+        if (c < this.nextFree) this.nextFree = c;
+      }
+    }
+    encodeFatEntry(this.raw, c, v);
+    this.dirty.add(Math.floor((c * 4) / this.g.bytesPerSector));
+  }
+
+  isValidCluster(c: number): boolean {
+    return c >= 2 && c <= this.maxCluster;
+  }
+
+  /** The clusters of the chain starting at `first` (empty for 0). Detects loops and bad links. */
+  chain(first: number, what = 'cluster chain'): number[] {
+    const out: number[] = [];
+    if (first === 0) return out;
+    let c = first;
+    for (;;) {
+      if (!this.isValidCluster(c)) throw new FormatError('FAT32 FAT', `${what} points to cluster ${c}, outside 2..${this.maxCluster}`);
+      out.push(c);
+      if (out.length > this.maxCluster) throw new FormatError('FAT32 FAT', `${what} loops`);
+      const n = this.get(c);
+      if (n >= FAT_EOC_MIN) return out;
+      if (n === FAT_FREE || n === FAT_BAD) throw new FormatError('FAT32 FAT', `${what} runs into a ${n === FAT_FREE ? 'free' : 'bad'} cluster after ${c}`);
+      c = n;
+    }
+  }
+
+  /**
+   * Pick `n` free clusters without marking them: the first contiguous run of
+   * length n from the hint, else the lowest free clusters (fragmented).
+   * Returns undefined when fewer than n are free.
+   */
+  pick(n: number): number[] | undefined {
+    if (n === 0) return [];
+    if (n > this.freeCount) return undefined;
+    const run = this.findRun(n, this.nextFree) ?? this.findRun(n, 2);
+    if (run !== undefined) return Array.from({ length: n }, (_, i) => run + i);
+    const out: number[] = [];
+    for (let c = 2; c <= this.maxCluster && out.length < n; c++) if (this.get(c) === FAT_FREE) out.push(c);
+    return out.length === n ? out : undefined;
+  }
+
+  private findRun(n: number, from: number): number | undefined {
+    let start = 0;
+    let len = 0;
+    for (let c = from; c <= this.maxCluster; c++) {
+      if (this.get(c) === FAT_FREE) {
+        if (len === 0) start = c;
+        if (++len === n) return start;
+      } else len = 0;
+    }
+    return undefined;
+  }
+
+  /** Mark `clusters` as one chain ending in EOC. */
+  link(clusters: number[]): void {
+    for (let i = 0; i < clusters.length; i++) this.set(clusters[i], i + 1 < clusters.length ? clusters[i + 1] : FAT_EOC);
+    if (clusters.length) this.nextFree = Math.max(this.nextFree, clusters[clusters.length - 1] + 1);
+  }
+
+  /** Mark every cluster of `clusters` free. */
+  release(clusters: number[]): void {
+    for (const c of clusters) this.set(c, FAT_FREE);
+  }
+
+  get hasChanges(): boolean {
+    return this.dirty.size > 0;
+  }
+
+  /**
+   * Write changed FAT sectors to every copy. `coalesce` groups runs of
+   * sectors into large writes (for mkfs/populate, where no crash safety is
+   * promised); otherwise each sector is its own write.
+   */
+  async flush(dev: Device, coalesce = false): Promise<void> {
+    const bps = this.g.bytesPerSector;
+    const sectors = [...this.dirty].sort((a, b) => a - b);
+    for (let copy = 0; copy < this.g.numFats; copy++) {
+      const base = this.g.fatOffset + copy * this.g.fatBytes;
+      for (let i = 0; i < sectors.length; ) {
+        let j = i + 1;
+        if (coalesce) while (j < sectors.length && sectors[j] === sectors[j - 1] + 1 && j - i < 2048) j++;
+        const s = sectors[i];
+        await dev.write(base + s * bps, this.raw.subarray(s * bps, sectors[j - 1] * bps + bps));
+        i = j;
+      }
+    }
+    this.dirty.clear();
+  }
+}

@@ -1,0 +1,10 @@
+export { decodeBootSector, encodeBootSector, geometry, type BootSector, type Geometry } from './boot-sector.js';
+export { decodeFsInfo, encodeFsInfo, type FsInfo } from './fsinfo.js';
+export { FatTable, decodeFatEntry, encodeFatEntry, FAT_EOC, FAT_FREE } from './fat.js';
+export * from './dirent.js';
+export { lfnChecksum, encodeLfnEntries, LfnAssembler } from './lfn.js';
+export { checkLongName, makeShortName, type ShortName } from './shortname.js';
+export { formatFat32, planFat32, defaultClusterSize, minimumFat32Bytes, normalizeLabel, MIN_CLUSTERS, type FormatOptions, type Layout } from './format.js';
+export { Fat32Volume, type WriteOptions, type FileData } from './volume.js';
+export type { Fat32Entry } from './dir.js';
+export { populateFat32, createFat32, type PopulateOptions } from './populate.js';

@@ -1,0 +1,216 @@
+import { InputError, clampTime, sourceDateEpoch } from '@diskimg/partitions';
+import type { Device } from '../device/device.js';
+import { drain, type TreeEntry } from '../source/tree.js';
+import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_VOLUME_ID, DIRENT_SIZE, makeDirent } from './dirent.js';
+import { encodeEntryRun } from './dir.js';
+import { checkLongName, makeShortName } from './shortname.js';
+import { Fat32Volume, dirCluster, runs } from './volume.js';
+import { formatFat32, type FormatOptions } from './format.js';
+
+export interface PopulateOptions {
+  /** Names the input in error messages (e.g. the tar file). */
+  inputName?: string;
+  /** Clamp timestamps to this (seconds); default SOURCE_DATE_EPOCH from the environment. */
+  sourceDateEpoch?: number;
+  /**
+   * FAT cannot hold symlinks, device nodes or FIFOs. With this callback they
+   * are skipped and reported through it; without it they are an InputError
+   * (so nothing is silently dropped from a boot partition).
+   */
+  onSkip?: (path: string, reason: string) => void;
+}
+
+interface Node {
+  name: string;
+  dir: boolean;
+  mtime: number;
+  firstCluster: number;
+  size: number;
+  children?: Map<string, Node>; // key: upper-cased name (FAT names are case-insensitive)
+}
+
+const MiB = 2 ** 20;
+const mib = (b: number) => (b / MiB).toFixed(1).replace(/\.0$/, '');
+const byName = (a: Node, b: Node) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name));
+
+/**
+ * Fill an empty FAT32 volume from a tree (tar stream or directory walk).
+ * File data is streamed straight into contiguous free clusters as it
+ * arrives; only directory metadata is kept in memory. Directories are
+ * written at the end, entries sorted by name, followed by the FATs and
+ * FSInfo — so a failure part-way leaves the volume's metadata untouched.
+ */
+export async function populateFat32(dev: Device, tree: AsyncIterable<TreeEntry>, opts: PopulateOptions = {}): Promise<Fat32Volume> {
+  const vol = await Fat32Volume.open(dev);
+  const input = opts.inputName ?? 'input';
+  const epoch = opts.sourceDateEpoch ?? sourceDateEpoch();
+  const g = vol.geometry;
+  const cs = g.clusterSize;
+  const fat = vol.fat;
+  const rootDir = await vol.loadDir(g.rootCluster);
+  if (rootDir.entries.length) throw new InputError(`FAT volume: populate needs an empty volume, the root already holds "${rootDir.entries[0].name}"`);
+  const freeAtStart = fat.freeCount;
+  let usedClusters = 0;
+  const root: Node = { name: '', dir: true, mtime: epoch ?? 0, firstCluster: g.rootCluster, size: 0, children: new Map() };
+
+  const full = (path: string, more: number) =>
+    new InputError(`${input}: payload needs at least ${mib((usedClusters + more) * cs)} MiB (at ${path}), volume has ${mib(freeAtStart * cs)} MiB free; use a larger ESP or a smaller payload`);
+
+  const dirOf = (parts: string[], mtime: number): Node => {
+    let n = root;
+    for (const p of parts) {
+      let c = n.children!.get(p.toUpperCase());
+      if (!c) {
+        // archives may omit parent directory entries; make them implicitly
+        c = { name: p, dir: true, mtime, firstCluster: 0, size: 0, children: new Map() };
+        n.children!.set(p.toUpperCase(), c);
+      }
+      if (!c.dir) throw new InputError(`${input}: "${parts.join('/')}" is below a file`);
+      n = c;
+    }
+    return n;
+  };
+
+  for await (const e of tree) {
+    if (e.path === '') {
+      root.mtime = clampTime(e.mtime, epoch);
+      continue;
+    }
+    const parts = e.path.split('/');
+    for (const p of parts) checkLongName(p, `${input}: ${e.path}`);
+    const name = parts[parts.length - 1];
+    const parent = dirOf(parts.slice(0, -1), clampTime(e.mtime, epoch));
+    const existing = parent.children!.get(name.toUpperCase());
+    const mtime = clampTime(e.mtime, epoch);
+    if (e.type === 'directory') {
+      if (existing && !existing.dir) throw new InputError(`${input}: "${e.path}" is both a file and a directory`);
+      if (existing) existing.mtime = mtime;
+      else parent.children!.set(name.toUpperCase(), { name, dir: true, mtime, firstCluster: 0, size: 0, children: new Map() });
+      continue;
+    }
+    if (existing) {
+      await drain(e.body);
+      throw new InputError(`${input}: "${e.path}" clashes with "${existing.name}"; FAT names are case-insensitive, rename one`);
+    }
+    if (e.type === 'file' || e.type === 'hardlink') {
+      let size = e.size;
+      let data: AsyncIterable<Buffer> | undefined = e.body;
+      if (e.type === 'hardlink') {
+        // FAT has no hard links: store a copy of the target's data
+        const tparts = (e.linkname ?? '').split('/');
+        const t = dirOf(tparts.slice(0, -1), mtime).children!.get(tparts[tparts.length - 1].toUpperCase());
+        if (!t || t.dir) throw new InputError(`${input}: hard link "${e.path}" points to "${e.linkname}", which is not an earlier file`);
+        size = t.size;
+        data = copyClusters(vol, fat.chain(t.firstCluster), size);
+      }
+      if (size > 0xffffffff) throw new InputError(`${input}: "${e.path}" is ${size} bytes; FAT32 files are at most 4 GiB - 1`);
+      const n = Math.ceil(size / cs);
+      const clusters = fat.pick(n);
+      if (!clusters) {
+        await drain(e.body);
+        throw full(e.path, n);
+      }
+      await vol.writeData(clusters, data ?? Buffer.alloc(0), size, `${input}: ${e.path}`);
+      fat.link(clusters);
+      usedClusters += n;
+      parent.children!.set(name.toUpperCase(), { name, dir: false, mtime, firstCluster: clusters[0] ?? 0, size });
+      continue;
+    }
+    const reason = `FAT cannot hold a ${e.type === 'char' || e.type === 'block' ? `${e.type} device` : e.type}`;
+    if (!opts.onSkip) throw new InputError(`${input}: "${e.path}": ${reason}; remove it from the payload`);
+    opts.onSkip(e.path, reason);
+  }
+
+  // Directory sizes, then clusters for them (after all file data, so file runs stay contiguous).
+  const labelSlots: Buffer[] = [];
+  for (let i = 0; i < rootDir.slots && rootDir.buf[i * DIRENT_SIZE] !== 0; i++) {
+    const s = rootDir.buf.subarray(i * DIRENT_SIZE, (i + 1) * DIRENT_SIZE);
+    if (s[0] !== 0xe5 && s[11] === ATTR_VOLUME_ID) labelSlots.push(Buffer.from(s));
+  }
+  const encoded = new Map<Node, Buffer>();
+  const order: Node[] = [];
+  const encodeDir = (n: Node, parentCluster: number) => {
+    order.push(n);
+    const kids = [...n.children!.values()].sort(byName);
+    const taken = new Set<string>(['.          ', '..         ']);
+    const runsOut: Buffer[] = n === root ? [...labelSlots] : [Buffer.alloc(2 * DIRENT_SIZE)];
+    for (const k of kids) {
+      const sn = makeShortName(k.name, taken);
+      taken.add(sn.name11.toString('latin1'));
+      const d = makeDirent(sn.name11, k.dir ? ATTR_DIRECTORY : ATTR_ARCHIVE, sn.ntRes, k.firstCluster, k.dir ? 0 : k.size, k.mtime);
+      runsOut.push(encodeEntryRun(k.name, d, sn));
+    }
+    const body = Buffer.concat(runsOut);
+    const len = Math.max(1, Math.ceil(body.length / cs)) * cs;
+    const buf = Buffer.alloc(len);
+    body.copy(buf);
+    encoded.set(n, buf);
+    void parentCluster;
+  };
+  // First pass: sizes (short names do not depend on cluster numbers).
+  const sizes = new Map<Node, number>();
+  const walkSizes = (n: Node) => {
+    encodeDir(n, 0);
+    sizes.set(n, encoded.get(n)!.length / cs);
+    for (const k of n.children!.values()) if (k.dir) walkSizes(k);
+  };
+  walkSizes(root);
+  let dirClusters = 0;
+  for (const [n, s] of sizes) dirClusters += n === root ? s - 1 : s;
+  if (dirClusters > fat.freeCount) throw full('directories', dirClusters);
+  const chains = new Map<Node, number[]>();
+  for (const n of order) {
+    if (n === root) {
+      const extra = fat.pick(sizes.get(n)! - 1)!;
+      if (extra.length) {
+        fat.link(extra);
+        fat.set(g.rootCluster, extra[0]);
+      }
+      chains.set(n, [g.rootCluster, ...extra]);
+    } else {
+      const c = fat.pick(sizes.get(n)!)!;
+      fat.link(c);
+      chains.set(n, c);
+      n.firstCluster = c[0];
+    }
+  }
+  // Second pass: encode with the real cluster numbers and write.
+  order.length = 0;
+  const writeDir = async (n: Node, parentCluster: number) => {
+    encodeDir(n, parentCluster);
+    const buf = encoded.get(n)!;
+    if (n !== root) {
+      dirCluster(n.firstCluster, parentCluster, n.mtime, cs).copy(buf, 0, 0, 2 * DIRENT_SIZE);
+    }
+    let i = 0;
+    for (const [, first, len] of runs(chains.get(n)!)) {
+      await dev.write(vol.clusterOffset(first), buf.subarray(i * cs, (i + len) * cs));
+      i += len;
+    }
+    encoded.delete(n);
+    for (const k of [...n.children!.values()].sort(byName)) if (k.dir) await writeDir(k, n === root ? 0 : n.firstCluster);
+  };
+  await writeDir(root, 0);
+  await fat.flush(dev, true);
+  await vol.writeFsInfo();
+  await dev.flush();
+  return vol;
+}
+
+async function* copyClusters(vol: Fat32Volume, chain: number[], size: number): AsyncGenerator<Buffer> {
+  const cs = vol.geometry.clusterSize;
+  let left = size;
+  for (const [, first, len] of runs(chain, Math.max(1, (1 << 20) / cs))) {
+    if (left <= 0) return;
+    const buf = Buffer.alloc(Math.min(len * cs, left));
+    await vol.dev.read(vol.clusterOffset(first), buf);
+    left -= buf.length;
+    yield buf;
+  }
+}
+
+/** mkfs + populate in one step: the ESP writer. */
+export async function createFat32(dev: Device, tree: AsyncIterable<TreeEntry>, opts: FormatOptions & PopulateOptions = {}): Promise<Fat32Volume> {
+  await formatFat32(dev, { ...opts, now: opts.now ?? opts.sourceDateEpoch });
+  return populateFat32(dev, tree, opts);
+}

@@ -1,0 +1,471 @@
+import { FormatError, InputError, buildTime } from '@diskimg/partitions';
+import type { Device } from '../device/device.js';
+import { decodeBootSector, geometry, type BootSector, type Geometry } from './boot-sector.js';
+import { decodeFsInfo, encodeFsInfo } from './fsinfo.js';
+import { FatTable, FAT_EOC } from './fat.js';
+import { ATTR_ARCHIVE, ATTR_DIRECTORY, DIRENT_SIZE, encodeDirent, encodeFatTime, makeDirent, type Dirent } from './dirent.js';
+import { DirBuffer, nameFor, splitPath, type Fat32Entry, type SlotEntry } from './dir.js';
+
+export interface WriteOptions {
+  /** Last-write time in seconds; default SOURCE_DATE_EPOCH or now. */
+  mtime?: number;
+  /** Byte length of `data` when it is a stream (required then). */
+  size?: number;
+}
+
+export type FileData = Uint8Array | AsyncIterable<Uint8Array>;
+
+const MiB = 2 ** 20;
+const fmtMiB = (b: number) => (b / MiB).toFixed(1).replace(/\.0$/, '');
+const STAGE = 1 << 20;
+
+/**
+ * An existing FAT32 filesystem on a Device (a partition region or an image
+ * of just the filesystem): read it, and edit it in place keeping both FATs
+ * and FSInfo consistent. Writes happen in an order that leaves the volume
+ * valid after a crash at any write, at worst with lost clusters.
+ */
+export class Fat32Volume {
+  readonly geometry: Geometry;
+  private fsInfoValid: boolean;
+
+  private constructor(
+    readonly dev: Device,
+    readonly bootSector: BootSector,
+    readonly fat: FatTable,
+    fsInfoValid: boolean,
+  ) {
+    this.geometry = geometry(bootSector);
+    this.fsInfoValid = fsInfoValid;
+  }
+
+  static async open(dev: Device): Promise<Fat32Volume> {
+    if (dev.size < 512) throw new FormatError('FAT32 boot sector', `device of ${dev.size} bytes is too small for a FAT32 volume`);
+    const head = Buffer.alloc(512);
+    await dev.read(0, head);
+    const bps0 = head.readUInt16LE(11);
+    let sector0 = head;
+    if (bps0 > 512 && bps0 <= 4096 && dev.size >= bps0) {
+      sector0 = Buffer.alloc(bps0);
+      await dev.read(0, sector0);
+    }
+    const bs = decodeBootSector(sector0, dev.size);
+    const g = geometry(bs);
+    const mirroringOff = (bs.BPB_ExtFlags & 0x80) !== 0;
+    const fat = await FatTable.load(dev, g, mirroringOff ? bs.BPB_ExtFlags & 0x0f : 0);
+    let fsInfoValid = false;
+    if (bs.BPB_FSInfo > 0 && bs.BPB_FSInfo < bs.BPB_RsvdSecCnt) {
+      const fi = Buffer.alloc(bs.BPB_BytsPerSec);
+      await dev.read(bs.BPB_FSInfo * bs.BPB_BytsPerSec, fi);
+      try {
+        const info = decodeFsInfo(fi);
+        fsInfoValid = true;
+        if (fat.isValidCluster(info.FSI_Nxt_Free)) fat.nextFree = info.FSI_Nxt_Free;
+      } catch {
+        /* an absent FSInfo is legal; we then never write one */
+      }
+    }
+    return new Fat32Volume(dev, bs, fat, fsInfoValid);
+  }
+
+  /** The label from the BPB, trimmed ("" when unlabeled). */
+  get label(): string {
+    const l = this.bootSector.BS_VolLab.trimEnd();
+    return l === 'NO NAME' ? '' : l;
+  }
+
+  get volumeId(): number {
+    return this.bootSector.BS_VolID;
+  }
+
+  get freeBytes(): number {
+    return this.fat.freeCount * this.geometry.clusterSize;
+  }
+
+  clusterOffset(c: number): number {
+    return this.geometry.dataOffset + (c - 2) * this.geometry.clusterSize;
+  }
+
+  // ---- reading -------------------------------------------------------------
+
+  /** Read a directory (all its clusters) starting at `cluster`. */
+  async loadDir(cluster: number): Promise<DirBuffer> {
+    const chain = this.fat.chain(cluster, `directory at cluster ${cluster}`);
+    const cs = this.geometry.clusterSize;
+    const buf = Buffer.alloc(chain.length * cs);
+    for (const [i, run, len] of runs(chain)) await this.dev.read(this.clusterOffset(run), buf.subarray(i * cs, (i + len) * cs));
+    return new DirBuffer(cluster, chain, buf, this.geometry.bytesPerSector);
+  }
+
+  /** Walk `parts`; returns the directory holding the last part and the entry (if any). */
+  private async walk(path: string, parts: string[]): Promise<{ dir: DirBuffer; entry?: SlotEntry; parents: number[] }> {
+    let dir = await this.loadDir(this.geometry.rootCluster);
+    const parents = [dir.cluster];
+    for (let i = 0; i < parts.length - 1; i++) {
+      const e = dir.find(parts[i]);
+      if (!e) throw new InputError(`${path}: no such directory "${parts.slice(0, i + 1).join('/')}" on the FAT volume`);
+      if (!e.isDirectory) throw new InputError(`${path}: "${parts.slice(0, i + 1).join('/')}" is a file, not a directory`);
+      dir = await this.loadDir(e.firstCluster || this.geometry.rootCluster);
+      parents.push(dir.cluster);
+    }
+    const entry = parts.length ? dir.find(parts[parts.length - 1]) : undefined;
+    return { dir, entry, parents };
+  }
+
+  private rootEntry(): Fat32Entry {
+    return { name: '', shortName: '', isDirectory: true, size: 0, firstCluster: this.geometry.rootCluster, mtime: 0, attr: ATTR_DIRECTORY };
+  }
+
+  /** stat; undefined when the path does not exist. */
+  async lookup(path: string): Promise<Fat32Entry | undefined> {
+    const parts = splitPath(path);
+    if (parts.length === 0) return this.rootEntry();
+    try {
+      return strip((await this.walk(path, parts)).entry);
+    } catch (e) {
+      if (e instanceof InputError && /no such directory|is a file/.test(e.message)) return undefined;
+      throw e;
+    }
+  }
+
+  async stat(path: string): Promise<Fat32Entry> {
+    const e = await this.lookup(path);
+    if (!e) throw new InputError(`${path}: no such file or directory on the FAT volume`);
+    return e;
+  }
+
+  /** Entries of a directory in on-disk order (no "." / ".." / volume label). */
+  async readdir(path: string): Promise<Fat32Entry[]> {
+    const e = await this.stat(path);
+    if (!e.isDirectory) throw new InputError(`${path}: not a directory`);
+    const dir = await this.loadDir(e.firstCluster || this.geometry.rootCluster);
+    return dir.entries.map((x) => strip(x)!);
+  }
+
+  /** Stream a file's bytes (reads up to 1 MiB at a time). */
+  async *readFile(path: string): AsyncGenerator<Buffer> {
+    const e = await this.stat(path);
+    if (e.isDirectory) throw new InputError(`${path}: is a directory`);
+    const chain = this.fat.chain(e.firstCluster, path);
+    const cs = this.geometry.clusterSize;
+    if (chain.length < Math.ceil(e.size / cs)) throw new FormatError('FAT32 directory entry', `${path}: size ${e.size} exceeds its cluster chain (${chain.length} clusters)`);
+    let left = e.size;
+    const maxRun = Math.max(1, Math.floor(STAGE / cs));
+    for (const [, first, len] of runs(chain, maxRun)) {
+      if (left <= 0) break;
+      const n = Math.min(len * cs, left);
+      const buf = Buffer.alloc(n);
+      await this.dev.read(this.clusterOffset(first), buf);
+      left -= n;
+      yield buf;
+    }
+  }
+
+  /** Whole small file in memory (grub.cfg, grubenv). */
+  async readFileBuffer(path: string): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const b of this.readFile(path)) parts.push(b);
+    return Buffer.concat(parts);
+  }
+
+  // ---- writing -------------------------------------------------------------
+
+  /**
+   * Stream `size` bytes from `data` into `clusters` (picked, not yet linked),
+   * zero-padding the last cluster so the image is deterministic.
+   */
+  async writeData(clusters: number[], data: FileData, size: number, what: string): Promise<void> {
+    const cs = this.geometry.clusterSize;
+    const stageClusters = Math.max(1, Math.floor(STAGE / cs));
+    const stage = Buffer.alloc(Math.min(stageClusters, Math.max(clusters.length, 1)) * cs);
+    let fill = 0;
+    let next = 0; // index into clusters of the stage's first cluster
+    let total = 0;
+    const spill = async (final: boolean) => {
+      const n = final ? Math.ceil(fill / cs) : fill / cs;
+      if (n === 0) return;
+      if (final) stage.fill(0, fill, n * cs);
+      let i = 0;
+      for (const [, first, len] of runs(clusters.slice(next, next + n))) {
+        await this.dev.write(this.clusterOffset(first), stage.subarray(i * cs, (i + len) * cs));
+        i += len;
+      }
+      next += n;
+      fill = 0;
+    };
+    const chunks: AsyncIterable<Uint8Array> | Uint8Array[] = data instanceof Uint8Array ? [data] : data;
+    for await (const chunk of chunks) {
+      if (total + chunk.length > size) throw new InputError(`${what}: more data than its declared size of ${size} bytes`);
+      total += chunk.length;
+      let off = 0;
+      while (off < chunk.length) {
+        const n = Math.min(chunk.length - off, stage.length - fill);
+        stage.set(chunk.subarray(off, off + n), fill);
+        fill += n;
+        off += n;
+        if (fill === stage.length) await spill(false);
+      }
+    }
+    if (total !== size) throw new InputError(`${what}: got ${total} bytes, expected ${size} (input truncated?)`);
+    await spill(true);
+  }
+
+  private clustersFor(size: number): number {
+    return Math.ceil(size / this.geometry.clusterSize);
+  }
+
+  private spaceError(path: string, needClusters: number): InputError {
+    return new InputError(
+      `${path}: needs ${fmtMiB(needClusters * this.geometry.clusterSize)} MiB, volume has ${fmtMiB(this.freeBytes)} MiB free; free space or use a larger ESP`,
+    );
+  }
+
+  /** Write changed sectors of a directory, one sector per write. */
+  private async commitDir(dir: DirBuffer): Promise<void> {
+    const bps = this.geometry.bytesPerSector;
+    const cs = this.geometry.clusterSize;
+    for (const s of [...dir.dirtySectors].sort((a, b) => a - b)) {
+      const byte = s * bps;
+      const c = dir.clusters[Math.floor(byte / cs)];
+      await this.dev.write(this.clusterOffset(c) + (byte % cs), dir.buf.subarray(byte, byte + bps));
+    }
+    dir.dirtySectors.clear();
+  }
+
+  /** Rewrite FSInfo's free count and next-free hint from the in-memory FAT. */
+  async writeFsInfo(): Promise<void> {
+    if (!this.fsInfoValid) return;
+    const bps = this.geometry.bytesPerSector;
+    const next = this.fat.isValidCluster(this.fat.nextFree) ? this.fat.nextFree : 0xffffffff;
+    const buf = Buffer.alloc(bps);
+    await this.dev.read(this.bootSector.BPB_FSInfo * bps, buf);
+    // keep whatever else the sector holds; rewrite only the two counters
+    encodeFsInfo({ FSI_Free_Count: this.fat.freeCount, FSI_Nxt_Free: next }, bps).copy(buf, 484, 484, 496);
+    await this.dev.write(this.bootSector.BPB_FSInfo * bps, buf);
+  }
+
+  /**
+   * Place a new entry in `dir`, growing the directory by zeroed clusters when
+   * it is full. Returns the clusters it had to allocate (already linked).
+   */
+  private async addEntry(dir: DirBuffer, name: string, d: Dirent, path: string): Promise<void> {
+    const sn = nameFor(name, dir.taken, path);
+    const need = DirBuffer.slotsFor(name, sn.needsLfn);
+    let slot = dir.findFree(need);
+    if (slot < 0) {
+      const cs = this.geometry.clusterSize;
+      const grow = Math.ceil((need * DIRENT_SIZE) / cs);
+      const picked = this.fat.pick(grow);
+      if (!picked) throw this.spaceError(path, grow);
+      for (const c of picked) await this.dev.write(this.clusterOffset(c), Buffer.alloc(cs));
+      this.fat.link(picked);
+      this.fat.set(dir.clusters[dir.clusters.length - 1], picked[0]);
+      await this.fat.flush(this.dev);
+      await this.dev.flush();
+      dir.grow(picked, cs);
+      slot = dir.findFree(need);
+    }
+    dir.place(slot, name, d, sn);
+    await this.commitDir(dir);
+  }
+
+  /** Directory-growth clusters an insertion of `name` may need (for up-front space checks). */
+  private growthFor(dir: DirBuffer, name: string): number {
+    const slots = Math.ceil(name.length / 13) + 1;
+    return dir.findFree(slots) < 0 ? Math.ceil((slots * DIRENT_SIZE) / this.geometry.clusterSize) : 0;
+  }
+
+  private dataSize(data: FileData, opts: WriteOptions, path: string): number {
+    const size = data instanceof Uint8Array ? data.length : opts.size;
+    if (size === undefined) throw new InputError(`${path}: streaming write needs its size up front`);
+    if (size > 0xffffffff) throw new InputError(`${path}: ${size} bytes; FAT32 files are at most 4 GiB - 1`);
+    return size;
+  }
+
+  /** Create or replace a regular file. Replacing goes through replaceFile (crash-safe). */
+  async writeFile(path: string, data: FileData, opts: WriteOptions = {}): Promise<void> {
+    const parts = splitPath(path);
+    if (parts.length === 0) throw new InputError(`${path}: is the root directory`);
+    const { dir, entry } = await this.walk(path, parts);
+    if (entry) return this.replaceFile(path, data, opts);
+    const name = parts[parts.length - 1];
+    nameFor(name, dir.taken, path); // validate before touching anything
+    const size = this.dataSize(data, opts, path);
+    const n = this.clustersFor(size);
+    if (n + this.growthFor(dir, name) > this.fat.freeCount) throw this.spaceError(path, n + this.growthFor(dir, name));
+    const clusters = this.fat.pick(n)!;
+    await this.writeData(clusters, data, size, path);
+    this.fat.link(clusters);
+    await this.fat.flush(this.dev);
+    await this.dev.flush();
+    const mtime = opts.mtime ?? buildTime();
+    await this.addEntry(dir, name, makeDirent(Buffer.alloc(11), ATTR_ARCHIVE, 0, clusters[0] ?? 0, size, mtime), path);
+    await this.dev.flush();
+    await this.writeFsInfo();
+    await this.dev.flush();
+  }
+
+  /**
+   * Replace an existing file's content, crash-safe: (1) new data into free
+   * clusters and their chain into every FAT, flush; (2) one sector write that
+   * switches the short entry's first cluster and size, flush; (3) free the old
+   * chain and update FSInfo. A crash leaves the old or the new file whole and
+   * at worst lost clusters.
+   */
+  async replaceFile(path: string, data: FileData, opts: WriteOptions = {}): Promise<void> {
+    const parts = splitPath(path);
+    const { dir, entry } = await this.walk(path, parts);
+    if (!entry) throw new InputError(`${path}: no such file on the FAT volume`);
+    if (entry.isDirectory) throw new InputError(`${path}: is a directory, not a file`);
+    const size = this.dataSize(data, opts, path);
+    const n = this.clustersFor(size);
+    if (n > this.fat.freeCount) throw this.spaceError(path, n);
+    const oldChain = this.fat.chain(entry.firstCluster, path);
+    const clusters = this.fat.pick(n)!;
+    await this.writeData(clusters, data, size, path);
+    this.fat.link(clusters);
+    await this.fat.flush(this.dev);
+    await this.dev.flush();
+    const t = encodeFatTime(opts.mtime ?? buildTime());
+    dir.update(entry, { ...entry.dirent, firstCluster: clusters[0] ?? 0, DIR_FileSize: size, DIR_WrtDate: t.date, DIR_WrtTime: t.time, DIR_LstAccDate: t.date, DIR_Attr: entry.dirent.DIR_Attr | ATTR_ARCHIVE });
+    await this.commitDir(dir);
+    await this.dev.flush();
+    this.fat.release(oldChain);
+    await this.fat.flush(this.dev);
+    await this.writeFsInfo();
+    await this.dev.flush();
+  }
+
+  /** Delete a file or an empty directory. */
+  async unlink(path: string): Promise<void> {
+    const parts = splitPath(path);
+    if (parts.length === 0) throw new InputError(`${path}: cannot delete the root directory`);
+    const { dir, entry } = await this.walk(path, parts);
+    if (!entry) throw new InputError(`${path}: no such file or directory on the FAT volume`);
+    const chain = this.fat.chain(entry.firstCluster, path);
+    if (entry.isDirectory && entry.firstCluster) {
+      const sub = await this.loadDir(entry.firstCluster);
+      if (sub.entries.length) throw new InputError(`${path}: directory not empty`);
+    }
+    dir.remove(entry);
+    await this.commitDir(dir);
+    await this.dev.flush();
+    this.fat.release(chain);
+    await this.fat.flush(this.dev);
+    await this.writeFsInfo();
+    await this.dev.flush();
+  }
+
+  /** Create a directory (and missing parents with `recursive`). */
+  async mkdir(path: string, opts: { recursive?: boolean; mtime?: number } = {}): Promise<void> {
+    const parts = splitPath(path);
+    if (parts.length === 0) {
+      if (opts.recursive) return;
+      throw new InputError(`${path}: the root directory exists`);
+    }
+    if (opts.recursive && parts.length > 1) {
+      const parent = await this.lookup(parts.slice(0, -1).join('/'));
+      if (!parent) await this.mkdir(parts.slice(0, -1).join('/'), opts);
+    }
+    const { dir, entry } = await this.walk(path, parts);
+    if (entry) {
+      if (opts.recursive && entry.isDirectory) return;
+      throw new InputError(`${path}: already exists`);
+    }
+    const name = parts[parts.length - 1];
+    nameFor(name, dir.taken, path);
+    const need = 1 + this.growthFor(dir, name);
+    if (need > this.fat.freeCount) throw this.spaceError(path, need);
+    const mtime = opts.mtime ?? buildTime();
+    const [c] = this.fat.pick(1)!;
+    const parentCluster = dir.cluster === this.geometry.rootCluster ? 0 : dir.cluster;
+    await this.dev.write(this.clusterOffset(c), dirCluster(c, parentCluster, mtime, this.geometry.clusterSize));
+    this.fat.link([c]);
+    await this.fat.flush(this.dev);
+    await this.dev.flush();
+    await this.addEntry(dir, name, makeDirent(Buffer.alloc(11), ATTR_DIRECTORY, 0, c, 0, mtime), path);
+    await this.dev.flush();
+    await this.writeFsInfo();
+    await this.dev.flush();
+  }
+
+  /** Rename or move; an existing file at `to` is replaced. */
+  async rename(from: string, to: string): Promise<void> {
+    const fp = splitPath(from);
+    const tp = splitPath(to);
+    if (fp.length === 0 || tp.length === 0) throw new InputError(`${from} -> ${to}: cannot rename the root directory`);
+    const src = await this.walk(from, fp);
+    if (!src.entry) throw new InputError(`${from}: no such file or directory on the FAT volume`);
+    const dst = await this.walk(to, tp);
+    const sameDir = dst.dir.cluster === src.dir.cluster;
+    if (src.entry.isDirectory && dst.parents.includes(src.entry.firstCluster)) {
+      throw new InputError(`${from} -> ${to}: cannot move a directory into itself`);
+    }
+    const name = tp[tp.length - 1];
+    let replaced: number[] = [];
+    const target = dst.entry && !(sameDir && dst.entry.slot === src.entry.slot) ? dst.entry : undefined;
+    if (target) {
+      if (target.isDirectory || src.entry.isDirectory) throw new InputError(`${to}: already exists`);
+      replaced = this.fat.chain(target.firstCluster, to);
+    }
+    const dir = sameDir ? src.dir : dst.dir;
+    // Validate the new name and space before any write.
+    nameFor(name, dir.taken, to);
+    if (!target && !sameDir && this.growthFor(dir, name) > this.fat.freeCount) throw this.spaceError(to, this.growthFor(dir, name));
+    const moved = src.entry;
+    if (target) dir.remove(dir.find(name)!);
+    if (sameDir) dir.remove(dir.entries.find((e) => e.slot === moved.slot)!);
+    await this.addEntry(dir, name, { ...moved.dirent }, to);
+    if (!sameDir) {
+      await this.dev.flush();
+      src.dir.remove(src.dir.entries.find((e) => e.slot === moved.slot)!);
+      await this.commitDir(src.dir);
+      if (moved.isDirectory && moved.firstCluster) {
+        // the moved directory's ".." must name its new parent (0 for the root)
+        const sub = await this.loadDir(moved.firstCluster);
+        const dotdot = sub.buf.subarray(DIRENT_SIZE, 2 * DIRENT_SIZE);
+        const parent = dir.cluster === this.geometry.rootCluster ? 0 : dir.cluster;
+        dotdot.writeUInt16LE(parent >>> 16, 20);
+        dotdot.writeUInt16LE(parent & 0xffff, 26);
+        sub.dirtySectors.add(0);
+        await this.commitDir(sub);
+      }
+    }
+    await this.dev.flush();
+    if (replaced.length) {
+      this.fat.release(replaced);
+      await this.fat.flush(this.dev);
+      await this.writeFsInfo();
+      await this.dev.flush();
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (this.fat.hasChanges) await this.fat.flush(this.dev);
+    await this.dev.flush();
+  }
+}
+
+/** A fresh directory cluster holding "." and "..". */
+export function dirCluster(self: number, parent: number, mtime: number, clusterSize: number): Buffer {
+  const buf = Buffer.alloc(clusterSize);
+  encodeDirent(makeDirent(Buffer.from('.          ', 'latin1'), ATTR_DIRECTORY, 0, self, 0, mtime), buf, 0);
+  encodeDirent(makeDirent(Buffer.from('..         ', 'latin1'), ATTR_DIRECTORY, 0, parent, 0, mtime), buf, DIRENT_SIZE);
+  return buf;
+}
+
+function strip(e: SlotEntry | undefined): Fat32Entry | undefined {
+  if (!e) return undefined;
+  const { name, shortName, isDirectory, size, firstCluster, mtime, attr } = e;
+  return { name, shortName, isDirectory, size, firstCluster, mtime, attr };
+}
+
+/** Runs of consecutive clusters: [index in list, first cluster, length], each at most `max` long. */
+export function* runs(clusters: number[], max = Infinity): Generator<[number, number, number]> {
+  for (let i = 0; i < clusters.length; ) {
+    let j = i + 1;
+    while (j < clusters.length && clusters[j] === clusters[j - 1] + 1 && j - i < max) j++;
+    yield [i, clusters[i], j - i];
+    i = j;
+  }
+}
