@@ -1,0 +1,13 @@
+// ext4: codecs (one module per on-disk structure) and the reader.
+export * from './crc32c.js';
+export { cString, toCString } from './struct.js';
+export * from './features.js';
+export * from './checksum.js';
+export * from './superblock.js';
+export * from './group-desc.js';
+export * from './bitmap.js';
+export * from './inode.js';
+export * from './extent.js';
+export * from './dirent.js';
+export * from './journal-superblock.js';
+export * from './blockmap.js';
