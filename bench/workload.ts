@@ -1,0 +1,173 @@
+/**
+ * The benchmark payload of issues 4 and 5, generated deterministically and cached under
+ * bench/out/workload-v<N>/ (gitignored):
+ *   os/      ~452 MiB like a psyopsOS slot: kernel 14 MiB, initramfs 24 MiB, modloop 100 MiB,
+ *            squashfs 300 MiB (all incompressible, as the real ones are compressed), System.map
+ *            (~5 MiB text), config (~250 KiB text), boot/dtbs/*.dtb (200 files, 8–72 KiB)
+ *   os.tar   the same as an uncompressed tar (sorted, uid/gid 0, fixed mtimes)
+ *   esp/     EFI/BOOT/BOOTX64.EFI 4 MiB, memtest64.efi 160 KiB, manifest.json naming memtest
+ *   esp.tar
+ * Bytes come from AES-128-CTR over zeros keyed by the file name and WORKLOAD_SEED: fast and the same
+ * on every machine. CLI: `node --import=tsx bench/workload.ts` builds (if needed) and prints the
+ * paths as JSON; `--force` rebuilds.
+ */
+import { spawnSync } from 'node:child_process';
+import { createCipheriv, createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/** Bump when the content changes, so caches rebuild. */
+export const WORKLOAD_VERSION = 1;
+export const WORKLOAD_SEED = 'diskimg-bench-workload';
+/** mtime of every file and directory: 2026-11-29 00:00:00 UTC. */
+export const WORKLOAD_MTIME = 1795910400;
+
+const MiB = 2 ** 20;
+const KiB = 1024;
+
+export interface Workload {
+  /** Directory with the OS payload (kernel, initramfs, modloop, squashfs, …). */
+  osTree: string;
+  /** Uncompressed tar of osTree's contents (entries `./kernel`, …). */
+  osTar: string;
+  /** Directory with the ESP payload (EFI/BOOT/BOOTX64.EFI, memtest64.efi, manifest.json). */
+  espTree: string;
+  espTar: string;
+  /** Sum of the regular files' sizes in osTree / espTree (what a writer must at least write). */
+  osBytes: number;
+  espBytes: number;
+}
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+export const WORKLOAD_DIR = join(BENCH_DIR, 'out', `workload-v${WORKLOAD_VERSION}`);
+
+/** Pseudorandom stream for `name`: AES-128-CTR keystream (incompressible, ~1 GB/s). */
+function keystream(name: string) {
+  const d = createHash('sha256').update(`${WORKLOAD_SEED}\0${name}`).digest();
+  return createCipheriv('aes-128-ctr', d.subarray(0, 16), d.subarray(16, 32));
+}
+
+const ZEROS = Buffer.alloc(MiB);
+
+/** Write `size` incompressible bytes derived from `name` to `path`, 1 MiB at a time. */
+export function writeRandomFile(path: string, size: number, name = path): void {
+  const c = keystream(name);
+  const fd = openSync(path, 'w', 0o644);
+  try {
+    for (let left = size; left > 0; left -= MiB) {
+      const n = Math.min(MiB, left);
+      writeSync(fd, c.update(n === MiB ? ZEROS : ZEROS.subarray(0, n)));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Deterministic text lines until `size` bytes (System.map / config look-alikes, compressible). */
+function writeTextFile(path: string, size: number, line: (i: number) => string): void {
+  const fd = openSync(path, 'w', 0o644);
+  try {
+    let written = 0;
+    let chunk: string[] = [];
+    let chunkLen = 0;
+    for (let i = 0; written + chunkLen < size; i++) {
+      const l = line(i);
+      chunk.push(l);
+      chunkLen += l.length;
+      if (chunkLen >= 256 * KiB) { written += writeSync(fd, chunk.join('')); chunk = []; chunkLen = 0; }
+    }
+    const rest = Buffer.from(chunk.join('')).subarray(0, size - written);
+    writeSync(fd, rest);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** DTB sizes: 8–72 KiB, fixed by index. */
+function dtbSize(i: number): number {
+  return (8 + ((i * 37) % 65)) * KiB;
+}
+
+function buildOsTree(root: string): void {
+  mkdirSync(join(root, 'boot', 'dtbs'), { recursive: true });
+  writeRandomFile(join(root, 'kernel'), 14 * MiB, 'kernel');
+  writeRandomFile(join(root, 'initramfs'), 24 * MiB, 'initramfs');
+  writeRandomFile(join(root, 'modloop'), 100 * MiB, 'modloop');
+  writeRandomFile(join(root, 'squashfs'), 300 * MiB, 'squashfs');
+  writeTextFile(join(root, 'System.map'), 5 * MiB, (i) =>
+    `ffffffff${(0x81000000 + i * 16).toString(16).padStart(8, '0')} ${'TtDdBbRr'[i % 8]} psyops_symbol_${i}\n`);
+  writeTextFile(join(root, 'config'), 250 * KiB, (i) =>
+    i % 7 === 0 ? `# CONFIG_PSYOPS_OPTION_${i} is not set\n` : `CONFIG_PSYOPS_OPTION_${i}=${i % 3 === 0 ? 'm' : 'y'}\n`);
+  for (let i = 0; i < 200; i++) {
+    const name = `psyops-board-${String(i).padStart(3, '0')}.dtb`;
+    writeRandomFile(join(root, 'boot', 'dtbs', name), dtbSize(i), `dtb-${i}`);
+  }
+}
+
+function buildEspTree(root: string): void {
+  mkdirSync(join(root, 'EFI', 'BOOT'), { recursive: true });
+  writeRandomFile(join(root, 'EFI', 'BOOT', 'BOOTX64.EFI'), 4 * MiB, 'BOOTX64.EFI');
+  writeRandomFile(join(root, 'memtest64.efi'), 160 * KiB, 'memtest64.efi');
+  writeFileSync(join(root, 'manifest.json'), JSON.stringify({ extra_programs: { '/memtest64.efi': 'Memtest86+' } }) + '\n');
+}
+
+/** Pin modes (0644 files, 0755 dirs, whatever the umask) and every mtime under `root` (children first). */
+function pinTimes(root: string): void {
+  const m = spawnSync('chmod', ['-R', 'u=rwX,go=rX', root], { encoding: 'utf8' });
+  if (m.status !== 0) throw new Error(`workload: chmod failed: ${m.stderr}`);
+  const r = spawnSync('find', [root, '-depth', '-exec', 'touch', '-h', '-d', `@${WORKLOAD_MTIME}`, '{}', '+'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`workload: touch failed: ${r.stderr}`);
+  utimesSync(root, WORKLOAD_MTIME, WORKLOAD_MTIME);
+}
+
+/** Deterministic uncompressed tar of `dir`'s contents (GNU tar: sorted, owner 0, fixed mtime). */
+function makeTar(dir: string, out: string): void {
+  const r = spawnSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--mtime=@${WORKLOAD_MTIME}`,
+    '--format=gnu', '-C', dir, '-cf', out, '.'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`workload: tar of ${dir} failed: ${r.stderr}`);
+}
+
+function sumFiles(dir: string): number {
+  const r = spawnSync('find', [dir, '-type', 'f', '-printf', '%s\n'], { encoding: 'utf8' });
+  return r.stdout.trim().split('\n').reduce((a, s) => a + Number(s), 0);
+}
+
+function paths(dir: string): Workload {
+  const meta = JSON.parse(readFileSync(join(dir, 'done'), 'utf8')) as { osBytes: number; espBytes: number };
+  return { osTree: join(dir, 'os'), osTar: join(dir, 'os.tar'), espTree: join(dir, 'esp'), espTar: join(dir, 'esp.tar'), ...meta };
+}
+
+/**
+ * Build the workload once (about 1 GiB on disk with the tars; a few seconds) and return its paths.
+ * Built in a private temp directory and renamed into place, so concurrent callers are safe.
+ */
+export function ensureWorkload(opts: { force?: boolean } = {}): Workload {
+  if (opts.force) rmSync(WORKLOAD_DIR, { recursive: true, force: true });
+  if (existsSync(join(WORKLOAD_DIR, 'done'))) return paths(WORKLOAD_DIR);
+  mkdirSync(dirname(WORKLOAD_DIR), { recursive: true });
+  const tmp = `${WORKLOAD_DIR}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    buildOsTree(join(tmp, 'os'));
+    buildEspTree(join(tmp, 'esp'));
+    pinTimes(join(tmp, 'os'));
+    pinTimes(join(tmp, 'esp'));
+    makeTar(join(tmp, 'os'), join(tmp, 'os.tar'));
+    makeTar(join(tmp, 'esp'), join(tmp, 'esp.tar'));
+    writeFileSync(join(tmp, 'done'), JSON.stringify({ osBytes: sumFiles(join(tmp, 'os')), espBytes: sumFiles(join(tmp, 'esp')) }) + '\n');
+    if (!existsSync(join(WORKLOAD_DIR, 'done'))) rmSync(WORKLOAD_DIR, { recursive: true, force: true });
+    renameSync(tmp, WORKLOAD_DIR); // fails if another process put a finished one there first
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (existsSync(join(WORKLOAD_DIR, 'done'))) return paths(WORKLOAD_DIR); // another process won the race
+    throw e;
+  }
+  return paths(WORKLOAD_DIR);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const t0 = Date.now();
+  const w = ensureWorkload({ force: process.argv.includes('--force') });
+  console.log(JSON.stringify({ ...w, seconds: (Date.now() - t0) / 1000 }, null, 2));
+}
