@@ -148,7 +148,10 @@ export class FatTable {
    */
   async flush(dev: Device, coalesce = false): Promise<void> {
     const bps = this.g.bytesPerSector;
-    const sectors = [...this.dirty].sort((a, b) => a - b);
+    // Without coalescing, write the highest sector first: chains are allocated
+    // upwards, so any prefix of these writes leaves only whole chain tails
+    // (ending in EOC) — lost clusters at worst, never a link into a free cluster.
+    const sectors = [...this.dirty].sort((a, b) => (coalesce ? a - b : b - a));
     for (let copy = 0; copy < this.g.numFats; copy++) {
       const base = this.g.fatOffset + copy * this.g.fatBytes;
       for (let i = 0; i < sectors.length; ) {

@@ -64,3 +64,45 @@ export function makeTree(bigBytes = 300_000): string {
   w('psyopsESP.tar.minisig', 'sig\n');
   return d;
 }
+
+import type { Device } from '../device/device.js';
+import { openSync, writeSync, closeSync } from 'node:fs';
+
+/**
+ * Copy-on-write view of a base device, so crash tests can replay many runs
+ * on a large image without copying it each time. All I/O must be aligned to
+ * `grain` bytes (FAT32 I/O is sector-aligned).
+ */
+export class CowDevice implements Device {
+  readonly size: number;
+  readonly sectorSize: number;
+  readonly overlay = new Map<number, Buffer>();
+  constructor(private readonly base: Device, private readonly grain = 512) {
+    this.size = base.size;
+    this.sectorSize = base.sectorSize;
+  }
+  async read(offset: number, buf: Uint8Array): Promise<void> {
+    await this.base.read(offset, buf);
+    for (let o = 0; o < buf.length; o += this.grain) {
+      const ov = this.overlay.get(offset + o);
+      if (ov) buf.set(ov.subarray(0, Math.min(this.grain, buf.length - o)), o);
+    }
+  }
+  async write(offset: number, buf: Uint8Array): Promise<void> {
+    if (offset % this.grain || buf.length % this.grain) throw new Error(`unaligned write ${offset}+${buf.length}`);
+    for (let o = 0; o < buf.length; o += this.grain) this.overlay.set(offset + o, Buffer.from(buf.subarray(o, o + this.grain)));
+  }
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+  /** Write the overlay into a copy of the base image at `path`; returns a function restoring it from `baseBytesAt`. */
+  applyTo(path: string, baseBytesAt: (offset: number, n: number) => Buffer): () => void {
+    const fd = openSync(path, 'r+');
+    for (const [o, b] of this.overlay) writeSync(fd, b, 0, b.length, o);
+    closeSync(fd);
+    return () => {
+      const fd2 = openSync(path, 'r+');
+      for (const [o, b] of this.overlay) writeSync(fd2, baseBytesAt(o, b.length), 0, b.length, o);
+      closeSync(fd2);
+    };
+  }
+}

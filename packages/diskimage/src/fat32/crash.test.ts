@@ -1,0 +1,72 @@
+import test from 'ava';
+import { closeSync, copyFileSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeEntropy } from '@diskimg/partitions';
+import { FileDevice } from '../device/file.js';
+import { FaultDevice, PowerCut } from '../device/fault.js';
+import { readDirTree } from '../source/dir.js';
+import { createFat32 } from './populate.js';
+import { Fat32Volume } from './volume.js';
+import { CowDevice, fsckProblems, makeTree, tmp } from './test-util.js';
+
+const MiB = 2 ** 20;
+/** What fsck.fat -n may say after a crash: only lost/unused clusters, the free count, and FAT copies that differ. */
+const ACCEPTED = [
+  /unused clusters|lost cluster|Reclaimed|Free cluster summary|really|Auto-correcting|Leaving filesystem unchanged|FATs differ but appear to be intact|Using first FAT|Checking for unused clusters/i,
+];
+
+for (const ss of [512, 4096]) {
+  test(`replace /grub/grub.cfg: a power cut after any write (and a torn last write) leaves old or new, fsck-clean but lost clusters (${ss})`, async (t) => {
+    const src = makeTree(20_000);
+    const d = tmp();
+    const img = join(d, 'base.img');
+    const dev0 = await FileDevice.create(img, (ss === 512 ? 34 : 258) * MiB, ss);
+    await createFat32(dev0, readDirTree(src), { label: 'PSYOPSOSEFI', entropy: makeEntropy('c'), sourceDateEpoch: 1700000000, now: 1700000000 });
+    await dev0.close();
+    const baseDev = await FileDevice.open(img, { sectorSize: ss });
+    const baseFd = openSync(img, 'r');
+    const baseBytesAt = (o: number, n: number) => {
+      const b = Buffer.alloc(n);
+      readSync(baseFd, b, 0, n, o);
+      return b;
+    };
+    const crashed = join(d, 'crash.img');
+    copyFileSync(img, crashed);
+    const oldCfg = readFileSync(join(src, 'grub/grub.cfg'));
+    const newCfg = Buffer.from('# new grub.cfg\n'.repeat(400)); // several clusters, so data writes can tear
+
+    const replace = async (fd: FaultDevice) => (await Fat32Volume.open(fd)).replaceFile('/grub/grub.cfg', newCfg, { mtime: 1700000001 });
+    const clean = new FaultDevice(new CowDevice(baseDev));
+    await replace(clean);
+    const n = clean.writes;
+    t.log(`clean replace: ${n} writes: ${clean.log.map((w) => `${w.offset}+${w.length}`).join(' ')}`);
+    t.true(n >= 5);
+    const seen = new Set<string>();
+    const outcomes = { old: 0, new: 0 };
+    for (let k = 0; k < n; k++) {
+      for (const torn of [0, 1]) {
+        const cow = new CowDevice(baseDev);
+        const fd = new FaultDevice(cow, { failAtWrite: k, tornSectors: torn });
+        await t.throwsAsync(replace(fd), { instanceOf: PowerCut });
+        const restore = cow.applyTo(crashed, baseBytesAt);
+        const all = fsckProblems(crashed);
+        restore();
+        for (const l of all) seen.add(l.replace(/\d+/g, 'N'));
+        t.deepEqual(all.filter((l) => !ACCEPTED.some((re) => re.test(l))), [], `k=${k} torn=${torn}`);
+        const vol = await Fat32Volume.open(cow);
+        const got = await vol.readFileBuffer('/grub/grub.cfg');
+        const which = got.equals(oldCfg) ? 'old' : got.equals(newCfg) ? 'new' : 'neither';
+        t.not(which, 'neither', `k=${k} torn=${torn}`);
+        if (which !== 'neither') outcomes[which]++;
+      }
+    }
+    // the work copy went back to the base after every run
+    t.deepEqual(fsckProblems(crashed), []);
+    closeSync(baseFd);
+    await baseDev.close();
+    t.log(`outcomes ${JSON.stringify(outcomes)}; fsck messages seen: ${[...seen].join(' | ') || 'none'}`);
+    t.true(outcomes.old > 0 && outcomes.new > 0);
+    rmSync(d, { recursive: true, force: true });
+    rmSync(src, { recursive: true, force: true });
+  });
+}
