@@ -69,7 +69,7 @@ test('minisign -S (prehashed, default) → we verify and parse the trusted comme
   t.is(r.trustedComment, TRUSTED);
   t.deepEqual(r.fields, FIELDS);
   t.is(r.bytes, payload.length);
-  t.is(r.keyId, readFileSync(p('k.pub'), 'utf8').split('\n')[0]!.split(' ').pop());
+  t.is(r.keyId, readFileSync(p('k.pub'), 'utf8').split('\n')[0]!.split(' ').pop()!);
   // The same from a stream instead of a path.
   const r2 = await verifyFile(Readable.from([payload.subarray(0, 1000), payload.subarray(1000)]), readFileSync(p('ms.minisig')), pub());
   t.is(r2.trustedComment, TRUSTED);

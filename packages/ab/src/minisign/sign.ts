@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { InputError } from '@diskimg/partitions';
 import { ed25519PrivateKey, parseSecretKeyFile, unlockSecretKey, type SecretKey } from './keys.js';
 import { checkComment, DEFAULT_UNTRUSTED_COMMENT, encodeSignature, type Signature } from './signature.js';
-import { LEGACY_MAX_BYTES, openInput, type FileInput } from './verify.js';
+import { LEGACY_MAX_BYTES, missing, openInput, type FileInput } from './verify.js';
 
 export interface SignOptions {
   /** Sign the file itself (minisign -l) instead of its BLAKE2b-512 hash. */
@@ -63,5 +63,8 @@ export async function signToSignature(
 
 /** Read and unlock a secret key file (password only for encrypted keys). */
 export async function readSecretKeyFile(path: string, password?: string): Promise<SecretKey> {
-  return unlockSecretKey(parseSecretKeyFile(await readFile(path, 'utf8'), path), password);
+  const text = await readFile(path, 'utf8').catch((e) => {
+    throw missing(e, path, 'no such secret key file');
+  });
+  return unlockSecretKey(parseSecretKeyFile(text, path), password);
 }

@@ -127,7 +127,9 @@ export async function verifyFile(
 
 /** Read a .minisig file (bounded: a signature file is small). */
 export async function readSignatureFile(path: string): Promise<Signature> {
-  const fh = await open(path, 'r');
+  const fh = await open(path, 'r').catch((e) => {
+    throw missing(e, path, 'no such signature file; give it with --sig FILE or sign the file first');
+  });
   try {
     const buf = Buffer.alloc(MAX_SIGNATURE_FILE_BYTES + 1);
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
@@ -138,7 +140,15 @@ export async function readSignatureFile(path: string): Promise<Signature> {
 }
 
 export async function readPublicKeyFile(path: string): Promise<PublicKey> {
-  return decodePublicKey(await readFile(path, 'utf8'), path);
+  const text = await readFile(path, 'utf8').catch((e) => {
+    throw missing(e, path, 'no such public key file');
+  });
+  return decodePublicKey(text, path);
+}
+
+/** ENOENT as a one-line InputError naming the file; other errors unchanged. */
+export function missing(e: unknown, path: string, what: string): unknown {
+  return (e as NodeJS.ErrnoException)?.code === 'ENOENT' ? new InputError(`${path}: ${what}`) : e;
 }
 
 /** `FILE.minisig`, minisign's default signature path. */

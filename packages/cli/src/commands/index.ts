@@ -1,6 +1,9 @@
 import type { CommandModule } from 'yargs';
 import { createCommand } from './create.js';
 import { showCommand } from './show.js';
+import { signCommand } from './sign.js';
+import { verifyCommand } from './verify.js';
+import { keygenCommand } from './keygen.js';
 
 // Each command lives in its own module; register it here.
-export const commands: CommandModule<any, any>[] = [createCommand, showCommand];
+export const commands: CommandModule<any, any>[] = [createCommand, showCommand, signCommand, verifyCommand, keygenCommand];
