@@ -6,43 +6,52 @@ import { SafetyError } from '@diskimg/partitions';
  * Kernel block-device names that belong to `name`: itself, its partitions,
  * and whatever is stacked on them (dm-crypt, LVM: the "holders").
  */
-function family(name: string, seen = new Set<string>()): Set<string> {
+function family(name: string, sysBlock: string, seen = new Set<string>()): Set<string> {
   if (seen.has(name)) return seen;
   seen.add(name);
-  const sys = `/sys/class/block/${name}`;
+  const sys = `${sysBlock}/${name}`;
   let kids: string[] = [];
   try {
     kids = readdirSync(sys);
   } catch {
     return seen;
   }
-  for (const k of kids) if (k.startsWith(name) && existsSync(`${sys}/${k}/partition`)) family(k, seen);
+  for (const k of kids) if (k.startsWith(name) && existsSync(`${sys}/${k}/partition`)) family(k, sysBlock, seen);
   try {
-    for (const h of readdirSync(`${sys}/holders`)) family(h, seen);
+    for (const h of readdirSync(`${sys}/holders`)) family(h, sysBlock, seen);
   } catch {
     /* no holders directory */
   }
   return seen;
 }
 
+/** Where mountsOf looks; replaceable for tests. */
+export interface MountSources {
+  mounts: string;
+  swaps: string;
+  sysBlock: string;
+}
+const SYSTEM: MountSources = { mounts: '/proc/self/mounts', swaps: '/proc/swaps', sysBlock: '/sys/class/block' };
+
 /** Mount points and swap areas that use the block device `devPath` or any of its partitions. */
-export function mountsOf(devPath: string): string[] {
-  const names = family(basename(realpathSync(devPath)));
-  const uses = (src: string) => {
-    if (!src.startsWith('/dev/')) return false;
+export function mountsOf(devPath: string, where: MountSources = SYSTEM): string[] {
+  // /dev/disk/by-id/… and /dev/mapper/… are symlinks to the kernel name.
+  const kernelName = (p: string) => {
     try {
-      return names.has(basename(realpathSync(src)));
+      return basename(realpathSync(p));
     } catch {
-      return names.has(basename(src));
+      return basename(p);
     }
   };
+  const names = family(kernelName(devPath), where.sysBlock);
+  const uses = (src: string) => src.startsWith('/dev/') && names.has(kernelName(src));
   const out: string[] = [];
   const unescape = (s: string) => s.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  for (const line of readText('/proc/self/mounts').split('\n')) {
+  for (const line of readText(where.mounts).split('\n')) {
     const [src, target] = line.split(' ');
     if (src && target && uses(unescape(src))) out.push(`${unescape(src)} on ${unescape(target)}`);
   }
-  for (const line of readText('/proc/swaps').split('\n').slice(1)) {
+  for (const line of readText(where.swaps).split('\n').slice(1)) {
     const src = line.split(/\s+/)[0];
     if (src && uses(src)) out.push(`${src} (swap)`);
   }
@@ -50,8 +59,8 @@ export function mountsOf(devPath: string): string[] {
 }
 
 /** Throws SafetyError when the block device or one of its partitions is mounted or used as swap. */
-export function assertNotMounted(devPath: string): void {
-  const m = mountsOf(devPath);
+export function assertNotMounted(devPath: string, where?: MountSources): void {
+  const m = mountsOf(devPath, where);
   if (m.length) throw new SafetyError(`${devPath}: in use (${m.join('; ')}); unmount it first`);
 }
 
