@@ -108,7 +108,11 @@ export class FatTable {
     if (n === 0) return [];
     if (n > this.freeCount) return undefined;
     const run = this.findRun(n, this.nextFree) ?? this.findRun(n, 2);
-    if (run !== undefined) return Array.from({ length: n }, (_, i) => run + i);
+    if (run !== undefined) {
+      const out = new Array<number>(n);
+      for (let i = 0; i < n; i++) out[i] = run + i;
+      return out;
+    }
     const out: number[] = [];
     for (let c = 2; c <= this.maxCluster && out.length < n; c++) if (this.get(c) === FAT_FREE) out.push(c);
     return out.length === n ? out : undefined;

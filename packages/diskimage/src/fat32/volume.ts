@@ -185,10 +185,11 @@ export class Fat32Volume {
       const n = final ? Math.ceil(fill / cs) : fill / cs;
       if (n === 0) return;
       if (final) stage.fill(0, fill, n * cs);
-      let i = 0;
-      for (const [, first, len] of runs(clusters.slice(next, next + n))) {
-        await this.dev.write(this.clusterOffset(first), stage.subarray(i * cs, (i + len) * cs));
-        i += len;
+      for (let i = 0; i < n; ) {
+        let j = i + 1;
+        while (j < n && clusters[next + j] === clusters[next + j - 1] + 1) j++;
+        await this.dev.write(this.clusterOffset(clusters[next + i]), stage.subarray(i * cs, j * cs));
+        i = j;
       }
       next += n;
       fill = 0;
