@@ -50,6 +50,14 @@ test('4096-byte sectors, damaged primary header: show uses the backup; sgdisk -v
   t.is(r.json.sectorSize, 4096);
   t.is(r.json.header, 'backup');
   t.is(r.json.partitions.length, 4);
+  // Even with the primary's signature gone, the sector size is found from the backup.
+  const wiped = join(s.dir, '4k-wiped.img');
+  sh('cp', ['--sparse=always', img, wiped]);
+  sh('sh', ['-c', `printf 'XXXXXXXX' | dd of=${wiped} bs=1 seek=4096 conv=notrunc status=none`]);
+  const w = await runCli(['show', wiped, '--json']);
+  t.is(w.code, 0, w.stderr);
+  t.is(w.json.sectorSize, 4096);
+  t.is(w.json.header, 'backup');
   const loop = losetup(t, img, 4096);
   if (!loop) return t.pass();
   try {

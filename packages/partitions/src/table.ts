@@ -163,13 +163,17 @@ export function readDiskTableFromBytes(bytes: Uint8Array, sectorSize: number): P
 }
 
 /**
- * Guess the logical sector size of an image file from its first 8 KiB:
- * 4096 when a GPT signature sits at byte 4096 (LBA 1 of 4K sectors) and not at
- * byte 512, else 512.
+ * Guess the logical sector size of an image file from its first 8 KiB (and,
+ * optionally, its last 4 KiB): 4096 when a GPT signature sits at byte 4096
+ * (LBA 1 of 4K sectors) and not at byte 512, or, with the primary gone, when
+ * the backup signature sits 4096 bytes before the end and not 512; else 512.
  */
-export function guessSectorSize(first8k: Uint8Array): 512 | 4096 {
-  const at = (o: number) => first8k.length >= o + 8 && hasGptSignature(first8k.subarray(o, o + 8));
-  return !at(512) && at(4096) ? 4096 : 512;
+export function guessSectorSize(first8k: Uint8Array, last4k?: Uint8Array): 512 | 4096 {
+  const sig = (b: Uint8Array | undefined, o: number) => !!b && o >= 0 && b.length >= o + 8 && hasGptSignature(b.subarray(o, o + 8));
+  if (sig(first8k, 512)) return 512;
+  if (sig(first8k, 4096)) return 4096;
+  if (last4k && last4k.length === 4096 && !sig(last4k, 4096 - 512) && sig(last4k, 0)) return 4096;
+  return 512;
 }
 
 /** Everything needed to encode a GPT disk. */

@@ -51,7 +51,7 @@ export async function openDisk(target: string | Device, opts: { writable?: boole
   if (typeof target === 'string') {
     let f = await FileDevice.open(target, { writable: opts.writable });
     if (!f.isBlockDevice && f.size >= 8192) {
-      const ss = guessSectorSize(await readAt(f, 0, 8192));
+      const ss = guessSectorSize(await readAt(f, 0, 8192), await readAt(f, f.size - 4096, 4096));
       if (ss !== f.sectorSize) {
         await f.close();
         f = await FileDevice.open(target, { writable: opts.writable, sectorSize: ss });
