@@ -31,8 +31,13 @@ export interface ParsedGrubCfg {
   entries: GrubMenuEntry[];
   /** The entries that boot an OS slot, in menu order. */
   slots: GrubMenuEntry[];
-  /** The label GRUB boots by default: the info line's default_boot_label, else `set default` when it names a slot. */
+  /**
+   * The slot label GRUB boots by default: the slot `set default` selects (by title or index),
+   * else the info line's default_boot_label.
+   */
   defaultLabel?: string;
+  /** Inconsistencies worth showing (e.g. the info line and `set default` disagree). */
+  warnings: string[];
   /** True when the file has our grubenv one-shot (next_entry) block. */
   bootOnce: boolean;
 }
@@ -55,7 +60,7 @@ export function parseInfoLine(line: string): Record<string, string> {
  * nothing in it looks like a psyopsOS grub.cfg.
  */
 export function parseGrubCfg(text: string, name = 'grub.cfg'): ParsedGrubCfg {
-  const result: ParsedGrubCfg = { entries: [], slots: [], bootOnce: false };
+  const result: ParsedGrubCfg = { entries: [], slots: [], bootOnce: false, warnings: [] };
   for (const line of text.split('\n')) {
     if (line.startsWith(INFO_PREFIX)) {
       const fields = parseInfoLine(line.replace(/\r$/, ''));
@@ -104,12 +109,18 @@ export function parseGrubCfg(text: string, name = 'grub.cfg'): ParsedGrubCfg {
   if (!result.info && result.slots.length === 0) {
     throw new FormatError(name, 'no neuralupgrade-info line and no psyopsOS menu entry: not a psyopsOS grub.cfg');
   }
+  // What GRUB boots is decided by `set default` (a title or a menu index); the info line is
+  // upstream's record of it. When they disagree GRUB wins, and we say so.
   const byInfo = result.info?.default_boot_label;
-  if (byInfo) result.defaultLabel = byInfo;
-  else if (result.default !== undefined) {
+  let bySet: string | undefined;
+  if (result.default !== undefined) {
     const d = result.default;
-    const slot = result.slots.find((s) => s.title === d || s.psyopsos === d);
-    result.defaultLabel = slot?.psyopsos ?? slot?.searchLabel;
+    const entry = /^\d+$/.test(d) ? result.entries[Number(d)] : result.entries.find((e) => e.title === d);
+    if (entry?.kind === 'slot') bySet = entry.psyopsos;
+  }
+  result.defaultLabel = bySet ?? byInfo;
+  if (bySet && byInfo && bySet !== byInfo) {
+    result.warnings.push(`${name}: set default selects ${bySet} but the neuralupgrade-info line says ${byInfo}; GRUB boots ${bySet}`);
   }
   return result;
 }

@@ -145,6 +145,15 @@ test('parse tolerates an upstream file without the info line (default from set d
   t.is(p.defaultLabel, 'psyopsOS-B');
 });
 
+test('parse: set default decides (title or index); a disagreeing info line is a warning', (t) => {
+  const p = parseGrubCfg(fixture.replace('set default="psyopsOS-A"', 'set default="psyopsOS-B"'), 'x.cfg');
+  t.is(p.defaultLabel, 'psyopsOS-B');
+  t.is(p.info?.default_boot_label, 'psyopsOS-A');
+  t.deepEqual(p.warnings, ['x.cfg: set default selects psyopsOS-B but the neuralupgrade-info line says psyopsOS-A; GRUB boots psyopsOS-B']);
+  t.is(parseGrubCfg(fixture.replace('set default="psyopsOS-A"', 'set default=3')).defaultLabel, 'psyopsOS-B');
+  t.deepEqual(parseGrubCfg(fixture).warnings, []);
+});
+
 test('parse rejects unbalanced braces and files that are not psyopsOS grub.cfg', (t) => {
   t.throws(() => parseGrubCfg('menuentry "x" {\n echo\n', 'ESP:/grub/grub.cfg'), {
     instanceOf: FormatError,
