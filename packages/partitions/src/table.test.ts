@@ -57,6 +57,14 @@ for (const ss of [512, 4096] as const) {
   });
 }
 
+test('an enlarged disk: backup found where the primary says, with a warning', async (t) => {
+  const disk = Buffer.concat([smallDisk(512), Buffer.alloc(1 << 20)]);
+  const r = (await readDiskTableFromBytes(disk, 512)) as GptDiskTable;
+  t.is(r.used, 'primary');
+  t.true(r.backup.ok);
+  t.regex(r.warnings.join('\n'), /not at the end of the disk/);
+});
+
 test('blank, MBR-only and too small', async (t) => {
   t.is((await readDiskTableFromBytes(Buffer.alloc(1 << 20), 512)).kind, 'blank');
   const mbr = Buffer.alloc(1 << 20);

@@ -99,6 +99,9 @@ export async function readDiskTable(read: SectorReader, geo: Geometry): Promise<
       warnings.push('primary and backup GPT headers disagree; using the primary');
     }
   }
+  if (primary.ok && primary.header!.alternateLba < totalSectors - 1) {
+    warnings.push(`backup GPT is at LBA ${primary.header!.alternateLba}, not at the end of the disk (LBA ${totalSectors - 1}); was the disk enlarged? (sgdisk -e moves it)`);
+  }
   if (chosen.header!.alternateLba >= totalSectors) {
     warnings.push(`${used} GPT header's AlternateLBA ${chosen.header!.alternateLba} is beyond the end of the disk (${totalSectors} sectors)`);
   }
