@@ -58,6 +58,12 @@ export function decodeBase64(s: string, what: string, expectedLen: number): Buff
   return b;
 }
 
+/** True when `b64` is valid base64 of exactly `len` bytes (to tell a .pub from a .key). */
+function looksLike(b64: string, len: number): boolean {
+  const t = b64.trim();
+  return /^[A-Za-z0-9+/]*={0,2}$/.test(t) && t.length % 4 === 0 && Buffer.from(t, 'base64').length === len;
+}
+
 function lines(text: string): string[] {
   return text.split('\n').map((l) => l.replace(/\r$/, ''));
 }
@@ -74,6 +80,7 @@ export function decodePublicKey(text: string, name = 'public key'): PublicKey {
   if (b64 === undefined) {
     throw new FormatError(name, 'not a minisign public key (expected "untrusted comment: …" then the base64 key)');
   }
+  if (looksLike(b64, SK_BYTES)) throw new InputError(`${name}: is a minisign secret key; give the public key file (.pub) here`);
   const b = decodeBase64(b64.trim(), `${name}: public key line`, PK_BYTES);
   if (b.subarray(0, 2).toString('latin1') !== SIG_ALG) {
     throw new FormatError(name, `unsupported signature algorithm ${JSON.stringify(b.subarray(0, 2).toString('latin1'))} (minisign keys use "Ed")`);
@@ -92,6 +99,7 @@ export function parseSecretKeyFile(text: string, name = 'secret key'): SecretKey
   if (ls.length < 2 || !ls[0]!.startsWith('untrusted comment:')) {
     throw new FormatError(name, 'not a minisign secret key (expected "untrusted comment: …" then the base64 key)');
   }
+  if (looksLike(ls[1]!, PK_BYTES)) throw new InputError(`${name}: is a minisign public key; give the secret key file (.key) here`);
   const b = decodeBase64(ls[1]!.trim(), `${name}: secret key line`, SK_BYTES);
   const alg = b.subarray(0, 2).toString('latin1');
   const kdf = b.subarray(2, 4).toString('latin1');

@@ -210,6 +210,11 @@ test('format errors name the file', async (t) => {
     message: /x\.minisig: line 2 \(signature\): is not valid base64/,
   });
   t.throws(() => decodePublicKey('untrusted comment: x\nRWQ=\n', 'k.pub'), { instanceOf: FormatError, message: /k\.pub: public key line: decodes to/ });
+  if (hasMinisign) {
+    await t.throwsAsync(readSecretKeyFile(p('k.pub')), { instanceOf: InputError, message: /k\.pub: is a minisign public key; give the secret key file/ });
+    t.throws(() => decodePublicKey(readFileSync(p('k.key'), 'utf8'), 'k.key'), { instanceOf: InputError, message: /is a minisign secret key/ });
+  }
+  await t.throwsAsync(readSecretKeyFile(p('absent.key')), { instanceOf: InputError, message: /absent\.key: no such secret key file/ });
   writeFileSync(p('huge.minisig'), Buffer.alloc(100000, 0x41));
   await t.throwsAsync(readSignatureFile(p('huge.minisig')), { instanceOf: FormatError, message: /not a minisign signature file/ });
   await t.throwsAsync(decodeSecretKey('nothing', { name: 's.key' }), { instanceOf: FormatError, message: /^s\.key: not a minisign secret key/ });
