@@ -136,6 +136,8 @@ class Writer {
   private files = 0;
   private journalRuns: Run[] = [];
   private readonly zero = Buffer.alloc(CHUNK);
+  /** Gathers small input chunks into larger writes; reused for every file. */
+  private readonly stage = Buffer.allocUnsafe(CHUNK);
 
   constructor(
     private readonly dev: Device,
@@ -332,61 +334,58 @@ class Writer {
   }
 
   /**
-   * Copy exactly `size` bytes from `body` to the runs, through two 1 MiB
-   * buffers so one fills while the other is being written. The last block is
-   * zero-padded (nothing of an older filesystem stays inside a file's blocks).
+   * Copy exactly `size` bytes from `body` to the file's runs. Large chunks are
+   * written where they belong as they come (several writes in flight while
+   * the next chunk is parsed); small ones are gathered in a 1 MiB buffer
+   * first. The tail of the last block is zeroed, so nothing of an older
+   * filesystem stays inside a file's blocks.
    */
   private async streamInto(runs: Run[], size: number, body: AsyncIterable<Buffer> | Iterable<Buffer> | undefined): Promise<void> {
-    const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
-    let cur = 0;
-    let fill = 0;
-    let pending: Promise<void> = Promise.resolve();
+    const inflight: Promise<void>[] = [];
     let runIdx = 0;
-    let runOff = 0; // blocks consumed in runs[runIdx]
-    let got = 0;
-    const flush = async (final: boolean) => {
-      const buf = bufs[cur]!;
-      let len = fill;
-      if (final && len % BLOCK_SIZE) {
-        const pad = BLOCK_SIZE - (len % BLOCK_SIZE);
-        buf.fill(0, len, len + pad);
-        len += pad;
-      }
-      await pending;
-      const writes: Promise<void>[] = [];
-      let off = 0;
-      while (off < len) {
+    let runFirst = 0; // file offset where runs[runIdx] begins
+    // Write `buf` at file offset `off` (≥ every earlier offset), split at run boundaries.
+    const put = async (buf: Buffer, off: number) => {
+      let p = 0;
+      while (p < buf.length) {
+        const at = off + p;
+        while (at >= runFirst + runs[runIdx]!.len * BLOCK_SIZE) runFirst += runs[runIdx++]!.len * BLOCK_SIZE;
         const r = runs[runIdx]!;
-        const n = Math.min((len - off) / BLOCK_SIZE, r.len - runOff);
-        writes.push(this.dev.write((r.start + runOff) * BLOCK_SIZE, buf.subarray(off, off + n * BLOCK_SIZE)));
-        off += n * BLOCK_SIZE;
-        runOff += n;
-        if (runOff === r.len) {
-          runIdx++;
-          runOff = 0;
-        }
+        const n = Math.min(buf.length - p, runFirst + r.len * BLOCK_SIZE - at);
+        inflight.push(this.dev.write(r.start * BLOCK_SIZE + (at - runFirst), buf.subarray(p, p + n)));
+        p += n;
       }
-      pending = Promise.all(writes).then(() => undefined);
-      cur ^= 1;
+      while (inflight.length > 2) await inflight.shift();
+    };
+    const stage = this.stage;
+    let stageOff = 0;
+    let fill = 0;
+    const flushStage = async () => {
+      if (!fill) return;
+      await put(stage.subarray(0, fill), stageOff);
+      await Promise.all(inflight.splice(0)); // the stage is reused next
       fill = 0;
     };
+    let got = 0;
     if (body) {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         if (got + chunk.length > size) throw new InputError(`ext4: input file is longer than its declared size ${size}`);
-        got += chunk.length;
-        let p = 0;
-        while (p < chunk.length) {
-          const n = Math.min(CHUNK - fill, chunk.length - p);
-          chunk.copy(bufs[cur]!, fill, p, p + n);
-          fill += n;
-          p += n;
-          if (fill === CHUNK) await flush(false);
+        if (chunk.length >= 64 * 1024) {
+          await flushStage();
+          await put(chunk, got);
+        } else {
+          if (fill + chunk.length > stage.length) await flushStage();
+          if (!fill) stageOff = got;
+          chunk.copy(stage, fill);
+          fill += chunk.length;
         }
+        got += chunk.length;
       }
     }
     if (got !== size) throw new InputError(`ext4: input file ended after ${got} of ${size} bytes (truncated input?)`);
-    if (fill) await flush(true);
-    await pending;
+    await flushStage();
+    if (size % BLOCK_SIZE) await put(this.zero.subarray(0, BLOCK_SIZE - (size % BLOCK_SIZE)), size);
+    await Promise.all(inflight);
   }
 
   /**
