@@ -1,10 +1,11 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { InputError, makeEntropy } from '@diskimg/partitions';
 import { FileDevice } from '../device/file.js';
+import { Region } from '../device/region.js';
 import { readDirTree } from '../source/dir.js';
 import { readTarTree } from '../source/tar.js';
 import { createFat32, populateFat32 } from './populate.js';
@@ -150,4 +151,39 @@ test('bad input: too-large payload, unholdable names, case clashes, symlinks', a
   t.deepEqual(skipped, ['l']);
   t.deepEqual(fsckProblems(join(d, 'e.img')), []);
   for (const x of [d, big, weird, clash, links]) rmSync(x, { recursive: true, force: true });
+});
+
+test('hard links become copies; archives without directory entries get implicit directories; a partition region at an offset', async (t) => {
+  const src = tmp('fat32src-');
+  mkdirSync(join(src, 'EFI/BOOT'), { recursive: true });
+  writeFileSync(join(src, 'EFI/BOOT/BOOTX64.EFI'), Buffer.alloc(5000, 3));
+  linkSync(join(src, 'EFI/BOOT/BOOTX64.EFI'), join(src, 'EFI/BOOT/grubx64.efi'));
+  const d = tmp();
+  // The volume lives inside a disk image at 1 MiB, as a partition does.
+  const img = join(d, 'disk.img');
+  const disk = await FileDevice.create(img, 42 * MiB);
+  const part = new Region(disk, MiB, 40 * MiB, 'PSYOPSOSEFI');
+  const vol = await createFat32(part, readDirTree(src), { label: 'PSYOPSOSEFI', entropy: makeEntropy('r'), sourceDateEpoch: EPOCH, now: EPOCH });
+  t.deepEqual(await vol.readFileBuffer('/EFI/BOOT/grubx64.efi'), Buffer.alloc(5000, 3));
+  await disk.close();
+  const raw = readFileSync(img);
+  t.true(raw.subarray(0, MiB).every((b) => b === 0) && raw.subarray(41 * MiB).every((b) => b === 0), 'nothing written outside the partition');
+  const m = run('mdir', ['-b', '-i', `${img}@@${MiB}`, '::/EFI/BOOT']);
+  t.is(m.status, 0, m.out);
+  t.deepEqual(m.out.trim().split('\n').sort(), ['::/EFI/BOOT/BOOTX64.EFI', '::/EFI/BOOT/grubx64.efi']);
+  const out = join(d, 'g.efi');
+  t.is(run('mcopy', ['-i', `${img}@@${MiB}`, '::/EFI/BOOT/grubx64.efi', out]).status, 0);
+  t.deepEqual(readFileSync(out), Buffer.alloc(5000, 3));
+  writeFileSync(join(d, 'part.img'), raw.subarray(MiB, 41 * MiB));
+  t.deepEqual(fsckProblems(join(d, 'part.img')), []);
+
+  // Only file entries in the archive: parents are created implicitly.
+  const tarBytes = execFileSync('tar', ['-C', src, '-cf', '-', 'EFI/BOOT/BOOTX64.EFI']);
+  const dev = await FileDevice.create(join(d, 't.img'), 40 * MiB);
+  const v2 = await createFat32(dev, readTarTree(Readable.from([tarBytes]), 'esp.tar'), { sourceDateEpoch: EPOCH });
+  t.is((await v2.stat('/efi/boot/bootx64.efi')).size, 5000);
+  await dev.close();
+  t.deepEqual(fsckProblems(join(d, 't.img')), []);
+  rmSync(d, { recursive: true, force: true });
+  rmSync(src, { recursive: true, force: true });
 });

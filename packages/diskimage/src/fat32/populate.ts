@@ -4,7 +4,7 @@ import { drain, type TreeEntry } from '../source/tree.js';
 import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_VOLUME_ID, DIRENT_SIZE, makeDirent } from './dirent.js';
 import { encodeEntryRun } from './dir.js';
 import { checkLongName, makeShortName } from './shortname.js';
-import { Fat32Volume, dirCluster, runs } from './volume.js';
+import { Fat32Volume, MAX_DIR_SLOTS, dirCluster, runs } from './volume.js';
 import { formatFat32, type FormatOptions } from './format.js';
 
 export interface PopulateOptions {
@@ -141,6 +141,9 @@ export async function populateFat32(dev: Device, tree: AsyncIterable<TreeEntry>,
       runsOut.push(encodeEntryRun(k.name, d, sn));
     }
     const body = Buffer.concat(runsOut);
+    if (body.length / DIRENT_SIZE > MAX_DIR_SLOTS) {
+      throw new InputError(`${input}: directory "${n.name || '/'}" needs ${body.length / DIRENT_SIZE} entries; FAT allows ${MAX_DIR_SLOTS}, split it`);
+    }
     const len = Math.max(1, Math.ceil(body.length / cs)) * cs;
     const buf = Buffer.alloc(len);
     body.copy(buf);

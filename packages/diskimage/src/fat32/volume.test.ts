@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { FormatError, InputError, makeEntropy } from '@diskimg/partitions';
 import { FileDevice } from '../device/file.js';
@@ -143,7 +143,16 @@ test('refused edits leave the volume byte-identical', async (t) => {
   const bad = Buffer.from(data);
   bad.writeUInt16LE(3, 11);
   await t.throwsAsync(Fat32Volume.open(new MemoryDevice(bad.length, 512, bad)), { instanceOf: FormatError, message: /^FAT32 boot sector: BPB_BytsPerSec 3/ });
-  writeFileSync(join(d, 'unused'), '');
+  // A FAT16 volume made by mkfs.fat: "not FAT32", and the file is untouched.
+  const f16 = join(d, 'f16.img');
+  run('mkfs.fat', ['-C', '-F', '16', f16, String(20 * 1024)]);
+  const h16 = sha256(readFileSync(f16));
+  const dev16 = await FileDevice.open(f16, { writable: true });
+  const err = await t.throwsAsync(Fat32Volume.open(dev16), { instanceOf: FormatError });
+  t.regex(err!.message, /^FAT32 boot sector: not FAT32 .*FAT12\/16/);
+  t.false(err!.message.includes('\n'));
+  await dev16.close();
+  t.is(sha256(readFileSync(f16)), h16);
   rmSync(d, { recursive: true, force: true });
   rmSync(src, { recursive: true, force: true });
 });

@@ -18,6 +18,8 @@ export type FileData = Uint8Array | AsyncIterable<Uint8Array>;
 const MiB = 2 ** 20;
 const fmtMiB = (b: number) => (b / MiB).toFixed(1).replace(/\.0$/, '');
 const STAGE = 1 << 20;
+/** A FAT directory holds at most 65536 32-byte entries (2 MiB; fatgen103 §6). */
+export const MAX_DIR_SLOTS = 65536;
 
 /**
  * An existing FAT32 filesystem on a Device (a partition region or an image
@@ -221,11 +223,17 @@ export class Fat32Volume {
     );
   }
 
-  /** Write changed sectors of a directory, one sector per write. */
-  private async commitDir(dir: DirBuffer): Promise<void> {
+  /**
+   * Write changed sectors of a directory, one sector per write. New entries
+   * go last sector first (the short entry before its long-name entries), and
+   * removals first sector first (long-name entries before the short entry):
+   * either way a crash between the sectors leaves a valid 8.3 entry, never
+   * orphaned long-name entries.
+   */
+  private async commitDir(dir: DirBuffer, order: 'adding' | 'removing' = 'removing'): Promise<void> {
     const bps = this.geometry.bytesPerSector;
     const cs = this.geometry.clusterSize;
-    for (const s of [...dir.dirtySectors].sort((a, b) => a - b)) {
+    for (const s of [...dir.dirtySectors].sort((a, b) => (order === 'adding' ? b - a : a - b))) {
       const byte = s * bps;
       const c = dir.clusters[Math.floor(byte / cs)];
       await this.dev.write(this.clusterOffset(c) + (byte % cs), dir.buf.subarray(byte, byte + bps));
@@ -266,8 +274,9 @@ export class Fat32Volume {
       dir.grow(picked, cs);
       slot = dir.findFree(need);
     }
+    if (slot + need > MAX_DIR_SLOTS) throw new InputError(`${path}: the directory would exceed FAT's ${MAX_DIR_SLOTS} entries`);
     dir.place(slot, name, d, sn);
-    await this.commitDir(dir);
+    await this.commitDir(dir, 'adding');
   }
 
   /** Directory-growth clusters an insertion of `name` may need (for up-front space checks). */
