@@ -7,12 +7,12 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildUpstreamImage, getBootFixtures, skipReason, upstreamLayout } from '../../../test/helpers/fixtures.js';
 import { bootImage, parseInitReport, type BootResult } from '../../../test/helpers/qemu.js';
-import { decodeGrubenv, encodeGrubenv, renderGrubCfg } from './index.js';
+import { decodeGrubenv, encodeGrubenv, parseGrubCfg, predictBoot, renderGrubCfg } from './index.js';
 
 const skip = skipReason({ image: true });
 const work = mkdtempSync(join(tmpdir(), 'boot-once-'));
@@ -43,6 +43,8 @@ test.serial('boot-once: without grubenv A boots; next_entry in grubenv boots B o
   const esp = `${img}@@${upstreamLayout().esp.offset}`;
 
   // No grubenv at all (an upstream-made ESP): load_env fails inside the if, the default boots.
+  const parsed = parseGrubCfg(readFileSync(cfg, 'utf8'));
+  t.is(predictBoot(parsed).label, 'psyopsOS-A');
   const plain = await bootImage(img);
   t.false(plain.timedOut, tail(plain));
   t.is(parseInitReport(plain.log).psyopsos, 'psyopsOS-A', tail(plain));
@@ -51,6 +53,7 @@ test.serial('boot-once: without grubenv A boots; next_entry in grubenv boots B o
   writeFileSync(env, encodeGrubenv({ next_entry: 'psyopsOS-B' }));
   run('mcopy', ['-o', '-i', esp, env, '::/grub/grubenv']);
 
+  t.is(predictBoot(parsed, decodeGrubenv(readFileSync(env))).label, 'psyopsOS-B'); // the model agrees with GRUB below
   const first = await bootImage(img);
   t.false(first.timedOut, tail(first));
   const r1 = parseInitReport(first.log);
@@ -64,6 +67,7 @@ test.serial('boot-once: without grubenv A boots; next_entry in grubenv boots B o
   writeFileSync(env, after);
   t.is(run('grub-editenv', [env, 'list']).toString(), 'next_entry=\n');
 
+  t.is(predictBoot(parsed, decodeGrubenv(after)).label, 'psyopsOS-A');
   const second = await bootImage(img);
   t.false(second.timedOut, tail(second));
   const r2 = parseInitReport(second.log);

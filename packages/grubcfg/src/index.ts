@@ -2,3 +2,4 @@ export * from './script.js';
 export * from './render.js';
 export * from './parse.js';
 export * from './grubenv.js';
+export * from './decision.js';

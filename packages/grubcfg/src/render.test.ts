@@ -13,6 +13,7 @@ import {
   tokenize,
   DEFAULT_KERNEL_PARAMS,
   splitKernelParams,
+  predictBoot,
   type RenderGrubCfgOptions,
 } from './index.js';
 
@@ -152,6 +153,21 @@ test('parse: set default decides (title or index); a disagreeing info line is a 
   t.deepEqual(p.warnings, ['x.cfg: set default selects psyopsOS-B but the neuralupgrade-info line says psyopsOS-A; GRUB boots psyopsOS-B']);
   t.is(parseGrubCfg(fixture.replace('set default="psyopsOS-A"', 'set default=3')).defaultLabel, 'psyopsOS-B');
   t.deepEqual(parseGrubCfg(fixture).warnings, []);
+});
+
+test('predictBoot: default, one-shot next_entry only with the boot-once block, unknown names fall to entry 0', (t) => {
+  const plain = parseGrubCfg(renderGrubCfg(base));
+  const once = parseGrubCfg(renderGrubCfg({ ...base, bootOnce: true }));
+  const env = new Map([['next_entry', 'psyopsOS-B']]);
+  t.like(predictBoot(plain), { label: 'psyopsOS-A', reason: 'default' });
+  t.like(predictBoot(plain, env), { label: 'psyopsOS-A', reason: 'default' });
+  t.like(predictBoot(once, env), { label: 'psyopsOS-B', reason: 'next_entry' });
+  t.like(predictBoot(once, new Map([['next_entry', '']])), { label: 'psyopsOS-A', reason: 'default' });
+  t.like(predictBoot(once, new Map([['next_entry', '3']])), { label: 'psyopsOS-B' });
+  const lost = predictBoot(once, new Map([['next_entry', 'psyopsOS-C']]));
+  t.is(lost.label, undefined);
+  t.regex(lost.entry!.title, /^Welcome/);
+  t.like(predictBoot(parseGrubCfg(fixture)), { label: 'psyopsOS-A' });
 });
 
 test('parse rejects unbalanced braces and files that are not psyopsOS grub.cfg', (t) => {
