@@ -53,7 +53,8 @@ const BUILD_TOOLS: Record<string, string> = {
 };
 /** Tools upstream-image.sh needs. */
 const IMAGE_TOOLS: Record<string, string> = {
-  sgdisk: 'gdisk', fdisk: 'fdisk', 'mkfs.fat': 'dosfstools', mcopy: 'mtools', 'mkfs.ext4': 'e2fsprogs',
+  sgdisk: 'gdisk', fdisk: 'fdisk', 'mkfs.fat': 'dosfstools', 'fsck.fat': 'dosfstools', mcopy: 'mtools', mdir: 'mtools',
+  'mkfs.ext4': 'e2fsprogs', e2fsck: 'e2fsprogs',
 };
 
 function missingTools(tools: Record<string, string>): string | undefined {

@@ -4,6 +4,10 @@
  * vars, the disk as virtio-blk-pci with bootindex 0, no network, no display, serial to a file,
  * -no-reboot so a guest `poweroff -f` (or a reboot) ends QEMU. A hard timeout kills QEMU, because
  * a GRUB that finds nothing to boot sits at its menu forever.
+ *
+ * `-icount shift=auto` by default: on a loaded host plain TCG lets guest time jump, and the kernel
+ * then panics early ("IO-APIC + timer doesn't work!", seen here at load average 15). Tying the guest
+ * clock to executed instructions makes that check, and the boot, independent of host load.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -21,6 +25,8 @@ export interface BootOptions {
   snapshot?: boolean;
   /** Stop as soon as the serial log contains this (QEMU is killed, timedOut stays false). */
   until?: RegExp;
+  /** Guest clock from the instruction count (-icount shift=auto); default true, see above. */
+  icount?: boolean;
 }
 
 export interface BootResult {
@@ -29,8 +35,12 @@ export interface BootResult {
   /** QEMU's exit code; null when it was killed. */
   exitCode: number | null;
   timedOut: boolean;
+  /** The kernel panicked (QEMU was stopped right away instead of waiting for the timeout). */
+  panicked: boolean;
   durationMs: number;
 }
+
+const PANIC = /---\[ end Kernel panic/;
 
 const OVMF_PAIRS: [code: string, vars: string][] = [
   ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd'],
@@ -60,7 +70,7 @@ export function qemuArgs(image: string, varsCopy: string, log: string, opts: Boo
   const disk = `virtio-blk-pci,drive=d0,bootindex=0` + (ss === 512 ? '' : `,logical_block_size=${ss},physical_block_size=${ss}`);
   const drive = `file=${image},format=raw,if=none,id=d0` + (opts.snapshot ? ',snapshot=on' : '');
   return [
-    '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-m', String(opts.memoryMiB ?? 512),
+    '-machine', 'q35', '-accel', 'tcg', ...(opts.icount === false ? [] : ['-icount', 'shift=auto']), '-cpu', 'max', '-m', String(opts.memoryMiB ?? 512),
     '-drive', `if=pflash,format=raw,readonly=on,file=${fw[0]}`,
     '-drive', `if=pflash,format=raw,file=${varsCopy}`,
     '-drive', drive,
@@ -89,16 +99,20 @@ export async function bootImage(imagePath: string, opts: BootOptions = {}): Prom
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
     let timedOut = false;
     const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
-    const poll = opts.until
-      ? setInterval(() => { if (opts.until!.test(readLog())) child.kill('SIGKILL'); }, 250)
-      : undefined;
+    let panicked = false;
+    const poll = setInterval(() => {
+      const log = readLog();
+      if (PANIC.test(log)) panicked = true;
+      if (panicked || opts.until?.test(log)) child.kill('SIGKILL');
+    }, 500);
     const exitCode = await new Promise<number | null>((resolve, reject) => {
       child.on('error', reject);
       child.on('exit', (code) => resolve(code));
-    }).finally(() => { clearTimeout(timer); if (poll) clearInterval(poll); });
+    }).finally(() => { clearTimeout(timer); clearInterval(poll); });
     let log = readLog();
+    panicked ||= PANIC.test(log);
     if (stderr.trim() && exitCode !== 0) log += `\n[qemu stderr] ${stderr.trim()}\n`;
-    return { log, exitCode, timedOut, durationMs: Date.now() - started };
+    return { log, exitCode, timedOut, panicked, durationMs: Date.now() - started };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
