@@ -80,3 +80,18 @@ test.serial('4096-byte logical sectors: OVMF and GRUB boot an upstream-recipe im
   t.is(rep.psyopsos, 'psyopsOS-B', tail(r));
   t.is(rep.version, f.versionB, tail(r));
 });
+
+test('parseInitReport reads the init lines even with a kernel message interleaved into one copy', (t) => {
+  const log = [
+    '[    0.000000] Command line: BOOT_IMAGE=/kernel ro psyopsos=psyopsOS-B console=ttyS0,115200',
+    'PSYOPS-TEST-INIT cmdline: BOOT_IMAGE=/kernel ro psyopsos=psyopsOS-B console=ttyS0,115200[    2.608041] tsc: Refined TSC',
+    'PSYOPS-TEST-INIT cmdline: BOOT_IMAGE=/kernel ro psyopsos=psyopsOS-B console=ttyS0,115200\r',
+    'PSYOPS-TEST-INIT version: VERSION=B-20261129-000000\r',
+  ].join('\n');
+  t.deepEqual(parseInitReport(log), {
+    cmdline: 'BOOT_IMAGE=/kernel ro psyopsos=psyopsOS-B console=ttyS0,115200',
+    psyopsos: 'psyopsOS-B',
+    version: 'VERSION=B-20261129-000000',
+  });
+  t.deepEqual(parseInitReport('GRUB error: no such device: psyopsOS-A.\n'), {});
+});
