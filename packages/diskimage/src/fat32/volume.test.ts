@@ -52,6 +52,7 @@ for (const ss of [512, 4096]) {
     const dev = await FileDevice.open(img);
     const vol = await Fat32Volume.open(dev);
     t.is(vol.label, 'UPSTREAM');
+    t.is(await vol.readLabel(), 'UPSTREAM');
     const files = listFiles(src);
     t.deepEqual(await walkVolume(vol), [...files, '/extra/Mixed Case Dir/Über lang Näme.TXT'].sort());
     for (const f of files) t.deepEqual(await vol.readFileBuffer(f), readFileSync(join(src, f)), f);

@@ -3,7 +3,7 @@ import type { Device } from '../device/device.js';
 import { decodeBootSector, geometry, type BootSector, type Geometry } from './boot-sector.js';
 import { decodeFsInfo, encodeFsInfo } from './fsinfo.js';
 import { FatTable, FAT_EOC } from './fat.js';
-import { ATTR_ARCHIVE, ATTR_DIRECTORY, DIRENT_SIZE, encodeDirent, encodeFatTime, makeDirent, type Dirent } from './dirent.js';
+import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_VOLUME_ID, DIRENT_SIZE, encodeDirent, encodeFatTime, makeDirent, type Dirent } from './dirent.js';
 import { DirBuffer, nameFor, splitPath, type Fat32Entry, type SlotEntry } from './dir.js';
 
 export interface WriteOptions {
@@ -74,6 +74,20 @@ export class Fat32Volume {
   get label(): string {
     const l = this.bootSector.BS_VolLab.trimEnd();
     return l === 'NO NAME' ? '' : l;
+  }
+
+  /**
+   * The label as blkid reports it: the root directory's volume-label entry
+   * when there is one (Windows updates only that), else the BPB's.
+   */
+  async readLabel(): Promise<string> {
+    const root = await this.loadDir(this.geometry.rootCluster);
+    for (let i = 0; i < root.slots; i++) {
+      const s = root.buf.subarray(i * DIRENT_SIZE, (i + 1) * DIRENT_SIZE);
+      if (s[0] === 0) break;
+      if (s[0] !== 0xe5 && (s[11] & 0x3f) === ATTR_VOLUME_ID) return s.toString('latin1', 0, 11).trimEnd();
+    }
+    return this.label;
   }
 
   get volumeId(): number {
