@@ -141,3 +141,19 @@ test('names FAT cannot hold are InputErrors', (t) => {
   t.notThrows(() => checkLongName('x'.repeat(255)));
   t.notThrows(() => checkLongName('ünïcödé and spaces [1].txt'));
 });
+
+test('long-name entries round-trip any valid name up to 255 UTF-16 units', (t) => {
+  fc.assert(
+    fc.property(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 120 }), (raw) => {
+      const name = raw.replace(/["*/:<>?\\|\x00-\x1f\x7f]/g, '_').replace(/[. ]+$/, '').slice(0, 255);
+      if (!name || name === '.' || name === '..') return;
+      const sn = makeShortName(name, new Set());
+      const run = encodeLfnEntries(name, sn.name11);
+      const asm = new LfnAssembler();
+      for (let i = 0; i < run.length / 32; i++) asm.feed(run, i * 32, i);
+      const got = asm.take(sn.name11);
+      if (got?.name !== name) throw new Error(`${JSON.stringify(name)} -> ${JSON.stringify(got)}`);
+    }),
+  );
+  t.pass();
+});
