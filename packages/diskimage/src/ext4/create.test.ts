@@ -214,6 +214,11 @@ test('bad inputs fail with one-line InputErrors', async (t) => {
   const opts = { label: 'x', entropy: makeEntropy('s'), now: EPOCH };
   const big = await t.throwsAsync(createExt4(dev(), gen([file('a', 10 * MiB), file('b', 9 * MiB), file('c', 1 * MiB)]), opts), { instanceOf: InputError });
   t.regex(big!.message, /payload needs 2\d MiB, partition has 16 MiB/);
+  // Data fits, the directory blocks written at the end do not.
+  const names: TreeEntry[] = [file('fill', 2790 * 4096)];
+  for (let i = 0; i < 500; i++) names.push({ path: `${'n'.repeat(240)}${i}`, type: 'fifo', mode: 0o600, uid: 0, gid: 0, mtime: 0, size: 0 });
+  const dirs = await t.throwsAsync(createExt4(dev(), gen(names), opts), { instanceOf: InputError });
+  t.regex(dirs!.message, /payload needs 1\d MiB, partition has 16 MiB/);
   const many: TreeEntry[] = [];
   for (let i = 0; i < 5000; i++) many.push({ path: `f${i}`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 0 });
   const inodes = await t.throwsAsync(createExt4(dev(), gen(many), opts), { instanceOf: InputError });

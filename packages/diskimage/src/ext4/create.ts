@@ -166,6 +166,7 @@ class Writer {
     this.paths.set('lost+found', FIRST_INO);
 
     const iter = entries?.[Symbol.asyncIterator]();
+    this.streaming = true;
     try {
       if (iter) for (let r = await iter.next(); !r.done; r = await iter.next()) await this.add(r.value);
       for (const f of this.opts.extraFiles ?? []) await this.add(extraEntry(f, this.now));
@@ -173,6 +174,7 @@ class Writer {
       if (e instanceof OutOfSpace || e instanceof OutOfInodes) await this.overflow(e, iter);
       throw e;
     }
+    this.streaming = false;
     await this.writeDirectories();
     await this.writeInodeTables();
     await this.writeGroupMetadata();
@@ -320,10 +322,15 @@ class Writer {
   }
 
   private pendingBlocks = 0;
+  /** While reading the input, running out of space is reported after draining it (to say how much is needed). */
+  private streaming = false;
 
   private async extentTree(ino: number, runs: Run[]): Promise<{ iblock: Buffer; treeBlocks: number }> {
     const need = treeBlocksNeeded(runsToExtents(runs).length, BLOCK_SIZE);
-    if (need && need > this.alloc.free) throw new OutOfSpace();
+    if (need && need > this.alloc.free) {
+      if (this.streaming) throw new OutOfSpace();
+      this.tooBig(this.geo.blocksCount - this.alloc.free + need);
+    }
     const tree = buildExtentTree(runs, BLOCK_SIZE, { csumSeed: this.csumSeed, ino, gen: 0 }, (n) => {
       const out: number[] = [];
       for (const r of this.alloc.alloc(n)!) for (let i = 0; i < r.len; i++) out.push(r.start + i);
@@ -411,6 +418,10 @@ class Writer {
     if (e instanceof OutOfInodes) {
       throw new InputError(`ext4 "${this.opts.label}": the payload has ${inodes} files and directories but the filesystem has ${this.geo.inodesCount} inodes; use a larger partition`);
     }
+    this.tooBig(blocks);
+  }
+
+  private tooBig(blocks: number): never {
     const have = Math.floor((this.geo.blocksCount * BLOCK_SIZE) / MiB);
     throw new InputError(`ext4 "${this.opts.label}": payload needs ${Math.ceil((blocks * BLOCK_SIZE) / MiB)} MiB, partition has ${have} MiB; use a larger partition or a smaller payload`);
   }
@@ -443,10 +454,13 @@ class Writer {
   private async writeDirectories(): Promise<void> {
     // Inode order keeps the output deterministic and the blocks of a directory tree together.
     const dirs = [...this.dirs.values()].sort((a, b) => a.ino - b.ino);
-    for (const d of dirs) {
-      const n = Math.max(d.minBlocks, dirBlockCount(d.entries, BLOCK_SIZE));
+    const sizes = dirs.map((d) => Math.max(d.minBlocks, dirBlockCount(d.entries, BLOCK_SIZE)));
+    const need = sizes.reduce((a, b) => a + b, 0);
+    if (need > this.alloc.free) this.tooBig(this.geo.blocksCount - this.alloc.free + need);
+    for (const [di, d] of dirs.entries()) {
+      const n = sizes[di]!;
       const runs = this.alloc.alloc(n);
-      if (!runs) throw new InputError(`ext4 "${this.opts.label}": no room left for the directories; use a larger partition`);
+      if (!runs) this.tooBig(this.geo.blocksCount - this.alloc.free + n);
       const blocks = buildDirBlocks(d.entries, d.ino, d.parent, n, BLOCK_SIZE, { csumSeed: this.csumSeed, ino: d.ino, gen: 0 });
       let i = 0;
       for (const r of runs) {
