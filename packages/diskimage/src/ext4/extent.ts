@@ -9,8 +9,10 @@ export const EXT_INIT_MAX_LEN = 32768;
 export const EXT_UNINIT_MAX_LEN = 32767;
 /** Entries that fit in the 60-byte i_block: (60 - 12) / 12. */
 export const EXT4_IBLOCK_MAX_ENTRIES = 4;
-/** Deepest tree the kernel accepts (EXT4_MAX_EXTENT_DEPTH). */
+/** Deepest tree the kernel accepts (EXT4_MAX_EXTENT_DEPTH); e2fsprogs reads deeper ones (it only suggests flattening). */
 export const EXT4_MAX_EXTENT_DEPTH = 5;
+/** Deepest tree we decode: far beyond any real one, small enough to bound recursion. */
+export const EXTENT_DEPTH_LIMIT = 32;
 
 /** struct ext4_extent (leaf), ee_start = ee_start_lo + ee_start_hi << 32, ee_len decoded. */
 export interface ExtentLeaf {
@@ -71,7 +73,7 @@ export function decodeExtentNode(bytes: Uint8Array, opts: { csum?: ExtentChecksu
   const room = Math.floor((b.length - 12) / 12);
   if (eh_max > room) throw new FormatError(S, `eh_max ${eh_max} exceeds the ${room} entries that fit`);
   if (eh_entries > eh_max) throw new FormatError(S, `eh_entries ${eh_entries} exceeds eh_max ${eh_max}`);
-  if (eh_depth > EXT4_MAX_EXTENT_DEPTH) throw new FormatError(S, `eh_depth ${eh_depth} exceeds ${EXT4_MAX_EXTENT_DEPTH}`);
+  if (eh_depth > EXTENT_DEPTH_LIMIT) throw new FormatError(S, `eh_depth ${eh_depth} exceeds ${EXTENT_DEPTH_LIMIT}`);
   if (opts.csum && b.length > 60) {
     const tail = 12 + 12 * eh_max;
     if (tail + 4 > b.length) throw new FormatError(S, `no room for the extent tail after eh_max ${eh_max} entries`);

@@ -11,6 +11,8 @@ export * from './extent.js';
 export * from './dirent.js';
 export * from './journal-superblock.js';
 export * from './blockmap.js';
+export * from './reader.js';
+export * from './xattr.js';
 // ext4 writer (create side).
 export { createExt4, EXT4_FEATURES, type CreateExt4Options, type CreateExt4Summary, type ExtraFile } from './create.js';
 export { planGeometry, type Geometry, type GroupPlan } from './geometry.js';
