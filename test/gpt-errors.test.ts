@@ -23,7 +23,7 @@ function oneLineError(t: ExecutionContext, r: CliResult, code: number, re: RegEx
 
 async function smallImage(name: string, extra: string[] = []): Promise<string> {
   const img = join(s.dir, name);
-  const r = await runCli(['create', img, '--seed', name, ...SMALL, ...extra]);
+  const r = await runCli(['create', '--layout-only', img, '--seed', name, ...SMALL, ...extra]);
   if (r.code !== 0) throw new Error(r.stderr);
   return img;
 }
@@ -45,18 +45,18 @@ test('library: a 37-character partition name or a layout larger than the disk is
 test('create with a 0-size partition: one-line error, existing target untouched', async (t) => {
   const img = await smallImage('zero.img');
   const before = await sha256(img);
-  oneLineError(t, await runCli(['create', img, '--esp-size', '0']), 1, /size is 0/);
-  oneLineError(t, await runCli(['create', img, '--slot-size', '12Q']), 1, /slot|size "12Q"/);
-  oneLineError(t, await runCli(['create', img, '--secret-size', '1000']), 1, /multiple of the 512-byte sector size/);
+  oneLineError(t, await runCli(['create', '--layout-only', img, '--esp-size', '0']), 1, /size is 0/);
+  oneLineError(t, await runCli(['create', '--layout-only', img, '--slot-size', '12Q']), 1, /slot|size "12Q"/);
+  oneLineError(t, await runCli(['create', '--layout-only', img, '--secret-size', '1000']), 1, /multiple of the 512-byte sector size/);
   t.is(await sha256(img), before);
 });
 
 test('usage errors exit 2 with one line', async (t) => {
   oneLineError(t, await runCli(['create']), 2, /see diskimg --help/);
-  oneLineError(t, await runCli(['create', join(s.dir, 'u.img'), '--sector-size', '1024']), 2, /sector-size/);
+  oneLineError(t, await runCli(['create', '--layout-only', join(s.dir, 'u.img'), '--sector-size', '1024']), 2, /sector-size/);
   oneLineError(t, await runCli(['show', join(s.dir, 'u.img'), '--bogus']), 2, /bogus/);
   oneLineError(t, await runCli(['frobnicate']), 2, /frobnicate/);
-  const help = await runCli(['create', '--help']);
+  const help = await runCli(['create', '--layout-only', '--help']);
   t.is(help.code, 0);
   t.regex(help.stdout, /--esp-size/);
 });
@@ -78,7 +78,7 @@ test('show on things that are not disks: one-line error, exit 1, file untouched'
   const dir = join(s.dir, 'adir');
   mkdirSync(dir);
   oneLineError(t, await runCli(['show', dir]), 1, /directory/);
-  oneLineError(t, await runCli(['create', dir]), 1, /not a regular file/);
+  oneLineError(t, await runCli(['create', '--layout-only', dir]), 1, /not a regular file/);
 });
 
 test('show on an MBR-only disk made by sfdisk: one-line "not supported" error', async (t) => {

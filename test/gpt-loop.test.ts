@@ -15,7 +15,7 @@ for (const [label, args] of [
   test(`${label} layout, 4096-byte sectors: sgdisk -v on a 4K loop device finds no problems; sfdisk agrees`, async (t) => {
     if (!needTools(t, 'sgdisk', 'sfdisk')) return;
     const img = join(s.dir, `4k-${label}.img`);
-    const c = await runCli(['create', img, '--sector-size', '4096', '--seed', label, ...args]);
+    const c = await runCli(['create', '--layout-only', img, '--sector-size', '4096', '--seed', label, ...args]);
     t.is(c.code, 0, c.stderr);
     const shown = await runCli(['show', img, '--json']);
     t.is(shown.code, 0, shown.stderr);
@@ -43,7 +43,7 @@ for (const [label, args] of [
 test('4096-byte sectors, damaged primary header: show uses the backup; sgdisk -v sees a problem', async (t) => {
   if (!needTools(t, 'sgdisk')) return;
   const img = join(s.dir, '4k-damaged.img');
-  t.is((await runCli(['create', img, '--sector-size', '4096', '--esp-size', '8M', '--secret-size', '1M', '--slot-size', '16M'])).code, 0);
+  t.is((await runCli(['create', '--layout-only', img, '--sector-size', '4096', '--esp-size', '8M', '--secret-size', '1M', '--slot-size', '16M'])).code, 0);
   sh('sh', ['-c', `printf 'XX' | dd of=${img} bs=1 seek=${4096 + 16} conv=notrunc status=none`]);
   const r = await runCli(['show', img, '--json']);
   t.is(r.code, 0, r.stderr);
@@ -77,16 +77,16 @@ test('block device: layout larger than the device is refused with nothing writte
   if (!loop) return t.pass();
   try {
     const before = await sha256(loop);
-    const r = await runCli(['create', loop]);
+    const r = await runCli(['create', '--layout-only', loop]);
     t.is(r.code, 1);
     t.regex(r.stderr, /^diskimg: layout needs 3491758080 bytes \(3\.3 GiB\) but the disk is 67108864 bytes/);
     t.is(r.stderr.trimEnd().split('\n').length, 1);
-    const r2 = await runCli(['create', loop, '--sector-size', '4096']);
+    const r2 = await runCli(['create', '--layout-only', loop, '--sector-size', '4096']);
     t.is(r2.code, 1);
     t.regex(r2.stderr, /512-byte sectors/);
     t.is(await sha256(loop), before);
 
-    const ok = await runCli(['create', loop, '--esp-size', '8M', '--secret-size', '1M', '--slot-size', '20M', '--json']);
+    const ok = await runCli(['create', '--layout-only', loop, '--esp-size', '8M', '--secret-size', '1M', '--slot-size', '20M', '--json']);
     t.is(ok.code, 0, ok.stderr);
     t.is(ok.json.target, 'block-device');
     t.is(ok.json.totalSectors, 131072);
@@ -100,7 +100,7 @@ test('block device: layout larger than the device is refused with nothing writte
 test('block device with a mounted partition (or mounted whole): create refuses, nothing written', async (t) => {
   if (!needTools(t, 'mkfs.ext4', 'mount', 'umount')) return;
   const img = join(s.dir, 'mounted.img');
-  t.is((await runCli(['create', img, '--esp-size', '8M', '--secret-size', '4M', '--slot-size', '16M'])).code, 0);
+  t.is((await runCli(['create', '--layout-only', img, '--esp-size', '8M', '--secret-size', '4M', '--slot-size', '16M'])).code, 0);
   const loop = losetup(t, img, 512, true);
   if (!loop) return t.pass();
   const mnt = mkdtempSync(join(s.dir, 'mnt-'));
@@ -119,7 +119,7 @@ test('block device with a mounted partition (or mounted whole): create refuses, 
     if (m.code !== 0) return void (t.log(`skipped: mount failed: ${m.err.trim()}`), t.pass());
     mounted = true;
     const before = await sha256(loop);
-    const r = await runCli(['create', loop, '--esp-size', '8M', '--secret-size', '4M', '--slot-size', '16M']);
+    const r = await runCli(['create', '--layout-only', loop, '--esp-size', '8M', '--secret-size', '4M', '--slot-size', '16M']);
     t.is(r.code, 1);
     t.is(r.stderr, `diskimg: ${loop}: in use (${target} on ${mnt}); unmount it first\n`);
     t.is(await sha256(loop), before);

@@ -18,7 +18,7 @@ for (const [label, args] of layouts) {
   test(`${label} layout, 512-byte sectors: sgdisk -v finds no problems; sfdisk --json agrees with show --json`, async (t) => {
     if (!needTools(t, 'sgdisk', 'sfdisk')) return;
     const img = join(s.dir, `${label}.img`);
-    const c = await runCli(['create', img, '--seed', label, '--json', ...args]);
+    const c = await runCli(['create', '--layout-only', img, '--seed', label, '--json', ...args]);
     t.is(c.code, 0, c.stderr);
     t.is(c.stderr, '');
     const v = run('sgdisk', ['-v', img]);
@@ -39,7 +39,7 @@ for (const [label, args] of layouts) {
 
 test('default sizes: 128M, 128M, 1536M, 1536M; image ends with the backup GPT', async (t) => {
   const img = join(s.dir, 'sizes.img');
-  const c = await runCli(['create', img, '--json']);
+  const c = await runCli(['create', '--layout-only', img, '--json']);
   t.is(c.code, 0, c.stderr);
   t.deepEqual(c.json.partitions.map((p: any) => p.sizeBytes / 2 ** 20), [128, 128, 1536, 1536]);
   t.is(c.json.backupHeader.lba, c.json.totalSectors - 1);
@@ -51,14 +51,14 @@ test('same --seed twice: byte-identical images that occupy only a few KiB', asyn
   const b = join(s.dir, 'seed-b.img');
   // Small slots so hashing stays quick; the default-size image is checked for sparseness below.
   const small = ['--esp-size', '8M', '--secret-size', '1M', '--slot-size', '16M'];
-  t.is((await runCli(['create', a, '--seed', 'same', ...small])).code, 0);
-  t.is((await runCli(['create', b, '--seed', 'same', ...small])).code, 0);
+  t.is((await runCli(['create', '--layout-only', a, '--seed', 'same', ...small])).code, 0);
+  t.is((await runCli(['create', '--layout-only', b, '--seed', 'same', ...small])).code, 0);
   t.is(await sha256(a), await sha256(b));
   const c = join(s.dir, 'seed-c.img');
-  t.is((await runCli(['create', c, '--seed', 'other', ...small])).code, 0);
+  t.is((await runCli(['create', '--layout-only', c, '--seed', 'other', ...small])).code, 0);
   t.not(await sha256(a), await sha256(c));
   const d = join(s.dir, 'seed-d.img');
-  t.is((await runCli(['create', d, '--seed', 'same'])).code, 0);
+  t.is((await runCli(['create', '--layout-only', d, '--seed', 'same'])).code, 0);
   const st = statSync(d);
   t.true(st.size > 3 * 2 ** 30);
   t.log(`apparent ${st.size} bytes, allocated ${st.blocks * 512} bytes`);

@@ -1,2 +1,4 @@
 export {};
 export * from './minisign/index.js';
+export * from './build.js';
+export * from './inspect.js';

@@ -1,0 +1,276 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { buildTime, InputError, makeEntropy, sourceDateEpoch, type LayoutPlan } from '@diskimg/partitions';
+import {
+  CountingDevice,
+  createExt4,
+  createFat32,
+  createImage,
+  openDisk,
+  openTarFile,
+  planRegions,
+  PSYOPS_NAMES,
+  readDirTree,
+  type CreateSummary,
+  type ExtraFile,
+  type Device,
+  type Region,
+  type TreeEntry,
+} from '@diskimg/diskimage';
+import { encodeGrubenv, extraProgramsFromManifest, renderGrubCfg, DEFAULT_KERNEL_PARAMS } from '@diskimg/grubcfg';
+import { decodeSignature, parseTrustedComment, readPublicKeyFile, verifyFile, type VerifyResult } from './minisign/index.js';
+
+/** What `diskimg create` builds: DESIGN.md §2's four partitions, filled. */
+export interface BuildImageOptions {
+  output: string;
+  /** OS tarball (plain or gzip); must hold `kernel` and `initramfs`. */
+  osTar: string;
+  /** Default: OS_TAR.minisig when it exists. */
+  osSig?: string;
+  espTar?: string;
+  espDir?: string;
+  /** Default: ESP_TAR.minisig when it exists; verified when present. */
+  espSig?: string;
+  secretTar?: string;
+  secretDir?: string;
+  pubkey?: string;
+  /** Skip signature checks (the signatures, when given, are still copied in). */
+  noVerify?: boolean;
+  espSize?: string;
+  secretSize?: string;
+  slotSize?: string;
+  sectorSize?: number;
+  defaultSlot?: 'a' | 'b';
+  kernelParams?: string;
+  seed?: string;
+  /** sha256 of every partition in the summary (reads the whole image back). */
+  digests?: boolean;
+  onProgress?: (p: { partition: string; written: number; size: number; done?: boolean }) => void;
+  /** Warnings (e.g. a payload grub.cfg replaced by ours). */
+  onWarning?: (msg: string) => void;
+}
+
+export interface SlotSummary {
+  label: string;
+  /** Trusted-comment fields of the slot's psyopsOS.tar.minisig, if any. */
+  signature?: Record<string, string>;
+  files: number;
+  usedBytes: number;
+}
+
+export interface BuildSummary extends CreateSummary {
+  defaultSlot: string;
+  verified: { os?: VerifyResult; esp?: VerifyResult };
+  esp: { label: string; files: number; extraPrograms: string[] };
+  secret: { label: string; files: number; usedBytes: number };
+  slots: SlotSummary[];
+  /** Partition GPT name → sha256 of its bytes (with `digests`). */
+  digests?: Record<string, string>;
+}
+
+const SLOT_SIG = 'psyopsOS.tar.minisig';
+const ESP_SIG = 'psyopsESP.tar.minisig';
+
+/**
+ * Build a complete psyopsOS image. Checks every input and verifies every
+ * signature before the first byte is written; the image appears under its
+ * name only when complete (see createImage).
+ */
+export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
+  const inputs = await checkInputs(o);
+  const entropy = makeEntropy(o.seed);
+  const now = buildTime();
+  const epoch = sourceDateEpoch();
+  const defaultLabel = o.defaultSlot === 'b' ? PSYOPS_NAMES.b : PSYOPS_NAMES.a;
+  const verified: BuildSummary['verified'] = {};
+  if (!o.noVerify) {
+    const pub = await readPublicKeyFile(o.pubkey!);
+    verified.os = await verifyFile(o.osTar, inputs.osSig!.sig, pub, { sig: inputs.osSig!.path, pubkey: o.pubkey });
+    if (inputs.espSig) verified.esp = await verifyFile(o.espTar!, inputs.espSig.sig, pub, { sig: inputs.espSig.path, pubkey: o.pubkey });
+  }
+
+  const partial: Omit<BuildSummary, keyof CreateSummary | 'digests'> = {
+    defaultSlot: defaultLabel,
+    verified,
+    esp: { label: PSYOPS_NAMES.esp, files: 0, extraPrograms: [] },
+    secret: { label: PSYOPS_NAMES.secret, files: 0, usedBytes: 0 },
+    slots: [],
+  };
+
+  const fill = async (dev: Device, plan: LayoutPlan) => {
+    const regions = planRegions(dev, plan);
+    const part = (name: string) => progressRegion(regions.get(name)!, plan, name, o.onProgress);
+    const startLba = (name: string) => plan.partitions.find((p) => p.name === name)!.firstLba;
+
+    // ESP: payload, then our grub.cfg, grubenv and the ESP signature.
+    const esp = part(PSYOPS_NAMES.esp);
+    const espTree = o.espTar ? openTarFile(o.espTar) : o.espDir ? readDirTree(o.espDir) : emptyTree();
+    const vol = await createFat32(esp, countEntries(espTree, (n) => (partial.esp.files = n)), {
+      label: PSYOPS_NAMES.esp,
+      entropy,
+      hiddenSectors: startLba(PSYOPS_NAMES.esp),
+      now,
+      sourceDateEpoch: epoch,
+      inputName: o.espTar ?? o.espDir ?? 'ESP',
+      onSkip: (path, reason) => o.onWarning?.(`ESP: skipped ${path}: ${reason}`),
+    });
+    const manifest = (await vol.lookup('/manifest.json')) ? (await vol.readFileBuffer('/manifest.json')).toString('utf8') : undefined;
+    const extra = manifest ? extraProgramsFromManifest(manifest, `${o.espTar ?? o.espDir}:/manifest.json`) : [];
+    partial.esp.extraPrograms = extra.map(([p]) => p);
+    const grubCfg = renderGrubCfg({
+      slots: [PSYOPS_NAMES.a, PSYOPS_NAMES.b],
+      defaultLabel,
+      lastUpdated: now,
+      kernelParams: o.kernelParams ?? DEFAULT_KERNEL_PARAMS,
+      extraPrograms: extra,
+    });
+    if (await vol.lookup('/grub/grub.cfg')) o.onWarning?.('ESP payload had /grub/grub.cfg; replaced by the generated one');
+    await vol.mkdir('/grub', { recursive: true, mtime: now });
+    await vol.writeFile('/grub/grub.cfg', Buffer.from(grubCfg), { mtime: now });
+    await vol.writeFile('/grub/grubenv', encodeGrubenv({}), { mtime: now });
+    if (inputs.espSig) await vol.writeFile(`/${ESP_SIG}`, Buffer.from(inputs.espSig.text), { mtime: now });
+    done(o, PSYOPS_NAMES.esp, esp);
+
+    // Secret: a tarball, a directory, or an empty filesystem.
+    const secret = part(PSYOPS_NAMES.secret);
+    const secretTree = o.secretTar ? openTarFile(o.secretTar) : o.secretDir ? readDirTree(o.secretDir) : undefined;
+    const s = await createExt4(secret, secretTree, { label: PSYOPS_NAMES.secret, entropy, now, sourceDateEpoch: epoch });
+    partial.secret.files = s.files;
+    partial.secret.usedBytes = s.usedBlocks * s.blockSize;
+    done(o, PSYOPS_NAMES.secret, secret);
+
+    // Slots A and B: the same OS tarball, each with its side file and signature.
+    for (const label of [PSYOPS_NAMES.a, PSYOPS_NAMES.b]) {
+      const slot = part(label);
+      const extraFiles: ExtraFile[] = [{ path: label, data: label }];
+      if (inputs.osSig) extraFiles.push({ path: SLOT_SIG, data: inputs.osSig.text });
+      const r = await createExt4(slot, requireOsFiles(openTarFile(o.osTar), o.osTar), {
+        label,
+        entropy,
+        now,
+        sourceDateEpoch: epoch,
+        extraFiles,
+      });
+      partial.slots.push({
+        label,
+        signature: inputs.osSig ? parseTrustedComment(inputs.osSig.sig.trustedComment) : undefined,
+        files: r.files,
+        usedBytes: r.usedBlocks * r.blockSize,
+      });
+      done(o, label, slot);
+    }
+  };
+
+  const created = await createImage({
+    output: o.output,
+    espSize: o.espSize,
+    secretSize: o.secretSize,
+    slotSize: o.slotSize,
+    sectorSize: o.sectorSize,
+    entropy,
+    fill,
+  });
+  const summary: BuildSummary = { ...created, ...partial };
+  if (o.digests) summary.digests = await partitionDigests(o.output);
+  return summary;
+}
+
+interface SigInput {
+  path: string;
+  text: string;
+  sig: ReturnType<typeof decodeSignature>;
+}
+
+/** Every input exists and has the right kind; signatures are found and parse. No writes. */
+async function checkInputs(o: BuildImageOptions): Promise<{ osSig?: SigInput; espSig?: SigInput }> {
+  await mustBeFile(o.osTar, '--os-tar', 'the OS tarball (kernel, initramfs, modloop, squashfs…)');
+  if (o.espTar && o.espDir) throw new InputError('give --esp-tar or --esp-dir, not both');
+  if (o.secretTar && o.secretDir) throw new InputError('give --secret-tar or --secret-dir, not both');
+  if (o.espTar) await mustBeFile(o.espTar, '--esp-tar', 'the ESP tarball');
+  if (o.secretTar) await mustBeFile(o.secretTar, '--secret-tar', 'the secrets tarball');
+  if (o.espDir) await mustBeDir(o.espDir, '--esp-dir');
+  if (o.secretDir) await mustBeDir(o.secretDir, '--secret-dir');
+  const osSigPath = o.osSig ?? (existsSync(`${o.osTar}.minisig`) ? `${o.osTar}.minisig` : undefined);
+  const espSigPath = o.espSig ?? (o.espTar && existsSync(`${o.espTar}.minisig`) ? `${o.espTar}.minisig` : undefined);
+  if (o.espSig && !o.espTar) throw new InputError('--esp-sig needs --esp-tar (a directory payload has no signature)');
+  if (!o.noVerify) {
+    if (!o.pubkey) throw new InputError('no --pubkey: give the minisign public key that signed the OS tarball, or --no-verify to build from unsigned inputs');
+    if (!osSigPath) {
+      throw new InputError(`${o.osTar}: no signature (${o.osTar}.minisig not found); give --os-sig FILE, sign it with "diskimg sign", or pass --no-verify`);
+    }
+  }
+  return { osSig: osSigPath ? await readSig(osSigPath) : undefined, espSig: espSigPath ? await readSig(espSigPath) : undefined };
+}
+
+async function readSig(path: string): Promise<SigInput> {
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new InputError(`${path}: cannot read the signature file`);
+  });
+  return { path, text, sig: decodeSignature(text, path) };
+}
+
+async function mustBeFile(path: string, option: string, what: string): Promise<void> {
+  const st = await stat(path).catch(() => undefined);
+  if (!st) throw new InputError(`${option} ${path}: no such file (${what})`);
+  if (!st.isFile()) throw new InputError(`${option} ${path}: not a regular file (${what})`);
+}
+
+async function mustBeDir(path: string, option: string): Promise<void> {
+  const st = await stat(path).catch(() => undefined);
+  if (!st?.isDirectory()) throw new InputError(`${option} ${path}: no such directory`);
+}
+
+/** The OS tarball must hold kernel and initramfs at its root: pass entries through, check at the end. */
+async function* requireOsFiles(tree: AsyncIterable<TreeEntry>, name: string): AsyncGenerator<TreeEntry> {
+  const need = new Set(['kernel', 'initramfs']);
+  for await (const e of tree) {
+    if (e.type === 'file' || e.type === 'hardlink' || e.type === 'symlink') need.delete(e.path);
+    yield e;
+  }
+  if (need.size) {
+    throw new InputError(`${name}: missing ${[...need].join(' and ')} at the top of the OS tarball; psyopsOS boots /kernel and /initramfs from the slot`);
+  }
+}
+
+async function* countEntries(tree: AsyncIterable<TreeEntry>, set: (n: number) => void): AsyncGenerator<TreeEntry> {
+  let n = 0;
+  for await (const e of tree) {
+    if (e.type === 'file') set(++n);
+    yield e;
+  }
+}
+
+async function* emptyTree(): AsyncGenerator<TreeEntry> {}
+
+function progressRegion(r: Region, plan: LayoutPlan, name: string, onProgress: BuildImageOptions['onProgress']): Device {
+  if (!onProgress) return r;
+  const size = plan.partitions.find((p) => p.name === name)!.sizeBytes;
+  return new CountingDevice(r, (written) => onProgress({ partition: name, written, size }));
+}
+
+function done(o: BuildImageOptions, partition: string, dev: Device): void {
+  if (o.onProgress && dev instanceof CountingDevice) o.onProgress({ partition, written: dev.written, size: dev.size, done: true });
+}
+
+/** sha256 of each partition's bytes, read back in 1 MiB pieces. */
+async function partitionDigests(path: string): Promise<Record<string, string>> {
+  const disk = await openDisk(path);
+  try {
+    const out: Record<string, string> = {};
+    const buf = Buffer.alloc(1 << 20);
+    for (const p of disk.partitions) {
+      const h = createHash('sha256');
+      const r = p.region();
+      for (let off = 0; off < r.size; off += buf.length) {
+        const n = Math.min(buf.length, r.size - off);
+        await r.read(off, buf.subarray(0, n));
+        h.update(buf.subarray(0, n));
+      }
+      out[p.name] = h.digest('hex');
+    }
+    return out;
+  } finally {
+    await disk.close();
+  }
+}
