@@ -4,6 +4,9 @@ import { showCommand } from './show.js';
 import { signCommand } from './sign.js';
 import { verifyCommand } from './verify.js';
 import { keygenCommand } from './keygen.js';
+import { lsCommand } from './ls.js';
+import { catCommand } from './cat.js';
 
 // Each command lives in its own module; register it here.
 export const commands: CommandModule<any, any>[] = [createCommand, showCommand, signCommand, verifyCommand, keygenCommand];
+commands.push(lsCommand, catCommand);

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { openDisk, summarizeDisk, type DiskSummary } from '@diskimg/diskimage';
+import { type DiskSummary } from '@diskimg/diskimage';
+import { inspectDisk, type DiskInspection } from '@diskimg/ab';
 import { fmtBytes } from '@diskimg/partitions';
 
 interface ShowArgs {
@@ -12,13 +13,7 @@ export const showCommand: CommandModule<object, ShowArgs> = {
   describe: 'print the partition table of an image file or block device (GPT header used, partitions, types, GUIDs, attributes)',
   builder: (y) => y.positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' }),
   handler: async (argv) => {
-    const disk = await openDisk(argv.disk);
-    let summary: DiskSummary;
-    try {
-      summary = summarizeDisk(disk);
-    } finally {
-      await disk.close();
-    }
+    const summary = await inspectDisk(argv.disk);
     if (argv.json) {
       process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       return;
@@ -34,8 +29,49 @@ export const showCommand: CommandModule<object, ShowArgs> = {
     // Also on stderr, so a damaged disk is noticed even when stdout is piped away.
     for (const w of s.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
     printTable(s);
+    printInspection(s);
   },
 };
+
+const meta = (m: Record<string, string>) =>
+  ['version', 'kernel', 'alpine', 'architecture', 'type', 'filename']
+    .filter((k) => m[k] !== undefined)
+    .map((k) => `${k}=${m[k]}`)
+    .join(' ');
+
+/** Filesystems, slots and ESP contents (from @diskimg/ab inspectDisk). */
+export function printInspection(s: DiskInspection): void {
+  const out: string[] = ['', 'filesystems:'];
+  for (const p of s.partitions) {
+    const f = p.filesystem;
+    const parts = [`  ${p.number} ${p.name || '-'}: ${f.type}`];
+    if (f.label !== undefined) parts.push(`label ${f.label}`);
+    if (f.uuid !== undefined) parts.push(`uuid ${f.uuid}`);
+    if (f.error) parts.push(`ERROR ${f.error}`);
+    out.push(parts.join(', '));
+  }
+  out.push('slots:');
+  for (const sl of s.slots) {
+    const where = sl.partition === null ? 'missing' : `partition ${sl.partition}`;
+    const what = sl.error ? `ERROR ${sl.error}` : sl.signature ? meta(sl.signature.metadata) || sl.signature.trustedComment : 'no signature';
+    out.push(`  ${sl.slot.toUpperCase()} ${sl.label} (${where}): ${what}`);
+  }
+  const e = s.esp;
+  out.push(`ESP ${e.label} (${e.partition === null ? 'missing' : `partition ${e.partition}`}):`);
+  if (e.error) out.push(`  ERROR ${e.error}`);
+  else {
+    out.push(`  signature: ${e.signature ? meta(e.signature.metadata) || e.signature.trustedComment : 'no signature'}`);
+    if (e.grubCfg) {
+      out.push(`  grub.cfg: default ${e.grubCfg.defaultLabel ?? '(none)'}${e.grubCfg.default !== null ? ` (set default=${e.grubCfg.default})` : ''}`);
+      if (e.grubCfg.info) out.push(`  neuralupgrade-info: ${Object.entries(e.grubCfg.info).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+      for (const w of e.grubCfg.warnings) out.push(`  grub.cfg warning: ${w}`);
+    } else out.push('  grub.cfg: none');
+    if (e.grubenv) out.push(`  grubenv: ${Object.entries(e.grubenv).map(([k, v]) => `${k}=${v}`).join(' ') || '(empty)'}`);
+    if (e.nextBoot) out.push(`  next boot: ${e.nextBoot.label ?? '(not a slot)'}${e.nextBoot.reason === 'next_entry' ? ' (one-shot next_entry)' : ''}`);
+    for (const x of e.errors) out.push(`  ERROR ${x}`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
 
 /** The partition table as aligned columns on stdout. */
 export function printTable(s: DiskSummary): void {

@@ -1,0 +1,219 @@
+/**
+ * What `diskimg show` reports beyond the partition table: each partition's
+ * filesystem, each slot's signed metadata (the trusted comment of
+ * /psyopsOS.tar.minisig), and the ESP's signed metadata, grub.cfg default and
+ * grubenv. Read-only; a part that cannot be read is reported as an error
+ * string, never thrown, so a damaged partition does not hide the others.
+ */
+import {
+  findFilesystemPartition,
+  openDisk,
+  openFilesystem,
+  PSYOPS_NAMES,
+  probePartition,
+  summarizeDisk,
+  type Device,
+  type Disk,
+  type DiskPartition,
+  type DiskSummary,
+  type FsProbe,
+  type FsReader,
+  type PartitionSummary,
+} from '@diskimg/diskimage';
+import { decodeGrubenv, GRUBENV_SIZE, parseGrubCfg, predictBoot } from '@diskimg/grubcfg';
+import { InputError } from '@diskimg/partitions';
+import { decodeSignature, MAX_SIGNATURE_FILE_BYTES } from './minisign/signature.js';
+import { parseTrustedComment } from './minisign/trusted.js';
+import { keyIdHex } from './minisign/keys.js';
+
+export const OS_SIGNATURE_PATH = '/psyopsOS.tar.minisig';
+export const ESP_SIGNATURE_PATH = '/psyopsESP.tar.minisig';
+export const GRUB_CFG_PATH = '/grub/grub.cfg';
+export const GRUBENV_PATH = '/grub/grubenv';
+const MAX_GRUB_CFG_BYTES = 1 << 20;
+
+/** The trusted comment of a signature file, and its key=value fields. */
+export interface SignatureInfo {
+  path: string;
+  trustedComment: string;
+  /** Parsed key=value pairs: type, filename, version, kernel, alpine, architecture, … */
+  metadata: Record<string, string>;
+  /** Key id (hex, as minisign -V prints it, most significant byte first). */
+  keyId: string;
+}
+
+export interface SlotInfo {
+  slot: 'a' | 'b';
+  label: string;
+  /** Partition number, null when the disk has no such slot. */
+  partition: number | null;
+  /** null: no signature file in the slot ("no signature"). */
+  signature: SignatureInfo | null;
+  /** Shortcuts into signature.metadata. */
+  version: string | null;
+  /** Set when the slot's filesystem or its signature could not be read. */
+  error?: string;
+}
+
+export interface GrubCfgInfo {
+  /** The slot label GRUB boots by default. */
+  defaultLabel: string | null;
+  /** `set default=` value. */
+  default: string | null;
+  /** The `# neuralupgrade-info:` line's fields. */
+  info: Record<string, string> | null;
+  /** Menu entries that boot a slot: title and psyopsos= label. */
+  slots: { title: string; label: string | null }[];
+  warnings: string[];
+}
+
+export interface EspInfo {
+  label: string;
+  partition: number | null;
+  signature: SignatureInfo | null;
+  grubCfg: GrubCfgInfo | null;
+  /** grubenv variables, null when there is no /grub/grubenv. */
+  grubenv: Record<string, string> | null;
+  /** The slot GRUB boots next (grubenv next_entry one-shot, else the default). */
+  nextBoot: { label: string | null; reason: 'next_entry' | 'default' } | null;
+  /** Errors reading parts of the ESP (each "what: message"). */
+  errors: string[];
+  error?: string;
+}
+
+export interface InspectedPartition extends PartitionSummary {
+  filesystem: FsProbe;
+}
+
+export interface DiskInspection extends DiskSummary {
+  partitions: InspectedPartition[];
+  slots: SlotInfo[];
+  esp: EspInfo;
+}
+
+const errMsg = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+async function exists(fs: FsReader, path: string): Promise<boolean> {
+  try {
+    await fs.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof InputError && /no such file or directory$/.test(e.message)) return false;
+    throw e;
+  }
+}
+
+/** Read a signature file's trusted comment; null when the file does not exist. */
+export async function readSignatureInfo(fs: FsReader, path: string): Promise<SignatureInfo | null> {
+  if (!(await exists(fs, path))) return null;
+  const sig = decodeSignature(await fs.readFileBuffer(path, MAX_SIGNATURE_FILE_BYTES), `${fs.name}:${path}`);
+  return {
+    path,
+    trustedComment: sig.trustedComment,
+    metadata: parseTrustedComment(sig.trustedComment),
+    keyId: keyIdHex(sig.keyId),
+  };
+}
+
+async function locate(disk: Disk, label: string): Promise<DiskPartition | undefined> {
+  try {
+    return await findFilesystemPartition(disk, label);
+  } catch (e) {
+    if (e instanceof InputError) return undefined;
+    throw e;
+  }
+}
+
+async function inspectSlot(disk: Disk, slot: 'a' | 'b'): Promise<SlotInfo> {
+  const label = PSYOPS_NAMES[slot];
+  const out: SlotInfo = { slot, label, partition: null, signature: null, version: null };
+  try {
+    const p = await locate(disk, label);
+    if (!p) {
+      out.error = `no partition labelled ${label}`;
+      return out;
+    }
+    out.partition = p.number;
+    const fs = await openFilesystem(p);
+    out.signature = await readSignatureInfo(fs, OS_SIGNATURE_PATH);
+    out.version = out.signature?.metadata.version ?? null;
+  } catch (e) {
+    out.error = errMsg(e);
+  }
+  return out;
+}
+
+async function inspectEsp(disk: Disk): Promise<EspInfo> {
+  const label = PSYOPS_NAMES.esp;
+  const out: EspInfo = { label, partition: null, signature: null, grubCfg: null, grubenv: null, nextBoot: null, errors: [] };
+  let fs: FsReader;
+  try {
+    const p = await locate(disk, label);
+    if (!p) {
+      out.error = `no partition labelled ${label}`;
+      return out;
+    }
+    out.partition = p.number;
+    fs = await openFilesystem(p);
+  } catch (e) {
+    out.error = errMsg(e);
+    return out;
+  }
+  // Each part separately: a bad grubenv must not hide the grub.cfg default.
+  const part = async (what: string, f: () => Promise<void>) => {
+    try {
+      await f();
+    } catch (e) {
+      out.errors.push(`${what}: ${errMsg(e)}`);
+    }
+  };
+  await part(ESP_SIGNATURE_PATH, async () => {
+    out.signature = await readSignatureInfo(fs, ESP_SIGNATURE_PATH);
+  });
+  let cfg: ReturnType<typeof parseGrubCfg> | undefined;
+  await part(GRUB_CFG_PATH, async () => {
+    if (!(await exists(fs, GRUB_CFG_PATH))) return;
+    const text = (await fs.readFileBuffer(GRUB_CFG_PATH, MAX_GRUB_CFG_BYTES)).toString('utf8');
+    cfg = parseGrubCfg(text, `${fs.name}:${GRUB_CFG_PATH}`);
+    out.grubCfg = {
+      defaultLabel: cfg.defaultLabel ?? null,
+      default: cfg.default ?? null,
+      info: cfg.info?.fields ?? null,
+      slots: cfg.slots.map((s) => ({ title: s.title, label: s.psyopsos ?? null })),
+      warnings: cfg.warnings,
+    };
+  });
+  let env: Map<string, string> | undefined;
+  await part(GRUBENV_PATH, async () => {
+    if (!(await exists(fs, GRUBENV_PATH))) return;
+    env = decodeGrubenv(await fs.readFileBuffer(GRUBENV_PATH, GRUBENV_SIZE * 4), { name: `${fs.name}:${GRUBENV_PATH}`, size: null });
+    out.grubenv = Object.fromEntries(env);
+  });
+  if (cfg) {
+    const d = predictBoot(cfg, env);
+    out.nextBoot = { label: d.label ?? null, reason: d.reason };
+  }
+  return out;
+}
+
+/** Inspect an opened disk (see DiskInspection). */
+export async function inspectOpenDisk(disk: Disk): Promise<DiskInspection> {
+  const summary = summarizeDisk(disk);
+  const partitions: InspectedPartition[] = [];
+  for (const [i, p] of summary.partitions.entries()) {
+    partitions.push({ ...p, filesystem: await probePartition(disk.partitions[i]!) });
+  }
+  const slots = [await inspectSlot(disk, 'a'), await inspectSlot(disk, 'b')];
+  const esp = await inspectEsp(disk);
+  return { ...summary, partitions, slots, esp };
+}
+
+/** Open DISK (image file, block device or Device) read-only and inspect it. */
+export async function inspectDisk(target: string | Device): Promise<DiskInspection> {
+  const disk = await openDisk(target);
+  try {
+    return await inspectOpenDisk(disk);
+  } finally {
+    await disk.close();
+  }
+}

@@ -1,0 +1,60 @@
+import type { CommandModule } from 'yargs';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { findFilesystemPartition, openDisk, openFilesystem, parseFsSpec } from '@diskimg/diskimage';
+
+interface CatArgs {
+  disk: string;
+  spec: string;
+  json?: boolean;
+}
+
+/** Write chunks to stdout with backpressure; a closed pipe (`| head`) ends quietly. */
+async function toStdout(chunks: AsyncIterable<Buffer>): Promise<void> {
+  let closed = false;
+  const onError = (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') closed = true;
+    else throw e;
+  };
+  process.stdout.on('error', onError);
+  try {
+    for await (const c of chunks) {
+      if (closed) return;
+      if (!process.stdout.write(c)) await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')]);
+    }
+  } finally {
+    process.stdout.off('error', onError);
+  }
+}
+
+export const catCommand: CommandModule<object, CatArgs> = {
+  command: 'cat <disk> <spec>',
+  describe: 'write a file from inside a partition to stdout, without mounting (--json: its size and sha256 instead)',
+  builder: (y) =>
+    y
+      .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
+      .positional('spec', { type: 'string', demandOption: true, describe: 'LABEL:/path, e.g. PSYOPSOSEFI:/grub/grub.cfg' }),
+  handler: async (argv) => {
+    const { label, path } = parseFsSpec(argv.spec);
+    const disk = await openDisk(argv.disk);
+    try {
+      const fs = await openFilesystem(await findFilesystemPartition(disk, label));
+      // stat first, so a directory or a missing file fails before anything is written.
+      await fs.stat(path);
+      const data = fs.readFile(path);
+      if (argv.json) {
+        const h = createHash('sha256');
+        let size = 0;
+        for await (const c of data) {
+          h.update(c);
+          size += c.length;
+        }
+        process.stdout.write(`${JSON.stringify({ disk: argv.disk, label, path, size, sha256: h.digest('hex') }, null, 2)}\n`);
+        return;
+      }
+      await toStdout(data);
+    } finally {
+      await disk.close();
+    }
+  },
+};

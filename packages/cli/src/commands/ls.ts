@@ -1,0 +1,58 @@
+import type { CommandModule } from 'yargs';
+import { findFilesystemPartition, openDisk, openFilesystem, parseFsSpec, type FsEntry } from '@diskimg/diskimage';
+
+interface LsArgs {
+  disk: string;
+  spec: string;
+  json?: boolean;
+}
+
+const TYPE_CHAR: Record<FsEntry['type'], string> = {
+  file: '-', directory: 'd', symlink: 'l', char: 'c', block: 'b', fifo: 'p', socket: 's', unknown: '?',
+};
+
+/** "drwxr-xr-x" from st_mode, with setuid/setgid/sticky as ls shows them. */
+export function modeString(type: FsEntry['type'], mode: number): string {
+  const rwx = (bits: number, special: boolean, ch: string) =>
+    `${bits & 4 ? 'r' : '-'}${bits & 2 ? 'w' : '-'}${special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? 'x' : '-'}`;
+  return (
+    TYPE_CHAR[type] +
+    rwx((mode >> 6) & 7, (mode & 0o4000) !== 0, 's') +
+    rwx((mode >> 3) & 7, (mode & 0o2000) !== 0, 's') +
+    rwx(mode & 7, (mode & 0o1000) !== 0, 't')
+  );
+}
+
+const fmtTime = (s: number) => new Date(s * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
+
+export const lsCommand: CommandModule<object, LsArgs> = {
+  command: 'ls <disk> <spec>',
+  describe: 'list a directory (or one file) inside a partition, without mounting: LABEL:/path, LABEL a filesystem label or GPT name',
+  builder: (y) =>
+    y
+      .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
+      .positional('spec', { type: 'string', demandOption: true, describe: 'LABEL:/path, e.g. psyopsOS-A:/ or PSYOPSOSEFI:/grub' }),
+  handler: async (argv) => {
+    const { label, path } = parseFsSpec(argv.spec);
+    const disk = await openDisk(argv.disk);
+    let entries: FsEntry[];
+    let isDir: boolean;
+    try {
+      const fs = await openFilesystem(await findFilesystemPartition(disk, label));
+      const st = await fs.stat(path);
+      isDir = st.type === 'directory';
+      entries = isDir ? (await fs.readdir(path)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) : [st];
+    } finally {
+      await disk.close();
+    }
+    if (argv.json) {
+      process.stdout.write(`${JSON.stringify({ disk: argv.disk, label, path, directory: isDir, entries }, null, 2)}\n`);
+      return;
+    }
+    const w = Math.max(1, ...entries.map((e) => String(e.size).length));
+    const lines = entries.map(
+      (e) => `${modeString(e.type, e.mode)} ${String(e.size).padStart(w)} ${fmtTime(e.mtime)} ${e.name}${e.target !== undefined ? ` -> ${e.target}` : ''}`,
+    );
+    if (lines.length) process.stdout.write(`${lines.join('\n')}\n`);
+  },
+};

@@ -1,0 +1,218 @@
+/**
+ * One small read-only interface over the filesystems a psyopsOS disk holds
+ * (FAT32 and ext4), for `diskimg ls` / `cat` / `show`. Paths are named
+ * "LABEL:/path" in errors, which are one-line InputErrors for bad paths and
+ * the readers' FormatErrors for damaged structures.
+ */
+import { FormatError, InputError } from '@diskimg/partitions';
+import { openExt4, type Ext4Reader, type Ext4Stat } from '../ext4/reader.js';
+import { Fat32Volume } from '../fat32/volume.js';
+import type { Fat32Entry } from '../fat32/dir.js';
+import { findPartition, type Disk, type DiskPartition } from './disk.js';
+import { probePartition, probeLabel, type FsProbe } from './probe.js';
+
+export type FsEntryType = 'file' | 'directory' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket' | 'unknown';
+
+export interface FsEntry {
+  name: string;
+  type: FsEntryType;
+  size: number;
+  /** st_mode: type and permission bits (FAT: synthesised, 0755 directories, 0644 files, 0444 read-only). */
+  mode: number;
+  /** Last modification, seconds since the epoch (UTC). */
+  mtime: number;
+  uid: number;
+  gid: number;
+  /** Symbolic link target. */
+  target?: string;
+}
+
+export interface FsReader {
+  type: 'fat32' | 'ext4';
+  /** What errors call the filesystem: its label, else the GPT name. */
+  name: string;
+  readdir(path: string): Promise<FsEntry[]>;
+  /** stat, following symbolic links. */
+  stat(path: string): Promise<FsEntry>;
+  /** A regular file's bytes, streamed in chunks of at most 1 MiB. */
+  readFile(path: string): AsyncIterable<Buffer>;
+  /** A small regular file in memory; an InputError when it is larger than maxBytes. */
+  readFileBuffer(path: string, maxBytes: number): Promise<Buffer>;
+}
+
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const FAT_ATTR_READ_ONLY = 0x01;
+
+/** "/a/b" for any of "a/b", "/a//b/", "" (the root is "/"). */
+export function normalizePath(path: string): string {
+  return `/${path.split('/').filter((p) => p !== '' && p !== '.').join('/')}`;
+}
+
+const baseName = (path: string) => normalizePath(path).split('/').pop() ?? '';
+
+function fatEntry(e: Fat32Entry, name = e.name): FsEntry {
+  const ro = (e.attr & FAT_ATTR_READ_ONLY) !== 0;
+  const perm = e.isDirectory ? (ro ? 0o555 : 0o755) : ro ? 0o444 : 0o644;
+  return {
+    name,
+    type: e.isDirectory ? 'directory' : 'file',
+    size: e.isDirectory ? 0 : e.size,
+    mode: (e.isDirectory ? S_IFDIR : S_IFREG) | perm,
+    mtime: e.mtime,
+    uid: 0,
+    gid: 0,
+  };
+}
+
+class FatReader implements FsReader {
+  readonly type = 'fat32' as const;
+  constructor(
+    private readonly vol: Fat32Volume,
+    readonly name: string,
+  ) {}
+
+  private async need(path: string): Promise<Fat32Entry> {
+    const e = await this.vol.lookup(normalizePath(path));
+    if (!e) throw new InputError(`${this.name}:${normalizePath(path)}: no such file or directory`);
+    return e;
+  }
+
+  async readdir(path: string): Promise<FsEntry[]> {
+    const p = normalizePath(path);
+    const e = await this.need(p);
+    if (!e.isDirectory) throw new InputError(`${this.name}:${p}: not a directory`);
+    return (await this.vol.readdir(p)).map((x) => fatEntry(x));
+  }
+
+  async stat(path: string): Promise<FsEntry> {
+    return fatEntry(await this.need(path), baseName(path));
+  }
+
+  async *readFile(path: string): AsyncGenerator<Buffer> {
+    const p = normalizePath(path);
+    const e = await this.need(p);
+    if (e.isDirectory) throw new InputError(`${this.name}:${p}: is a directory`);
+    yield* this.vol.readFile(p);
+  }
+
+  async readFileBuffer(path: string, maxBytes: number): Promise<Buffer> {
+    return await bufferOf(this, path, maxBytes);
+  }
+}
+
+function ext4Entry(s: Ext4Stat, name: string, target?: string): FsEntry {
+  const e: FsEntry = { name, type: s.type, size: s.size, mode: s.mode, mtime: s.mtime, uid: s.uid, gid: s.gid };
+  if (target !== undefined) e.target = target;
+  return e;
+}
+
+class Ext4FsReader implements FsReader {
+  readonly type = 'ext4' as const;
+  constructor(
+    private readonly fs: Ext4Reader,
+    readonly name: string,
+  ) {}
+
+  /** Run a path operation, restating the reader's path errors as "LABEL:/path: …". */
+  private async at<T>(path: string, op: (p: string) => Promise<T>): Promise<T> {
+    const p = normalizePath(path);
+    try {
+      return await op(p);
+    } catch (e) {
+      if (e instanceof InputError) {
+        const m = /: (no such file or directory|not a directory|not a regular file|too many levels of symbolic links)$/.exec(e.message);
+        if (m) throw new InputError(`${this.name}:${p}: ${m[1]}`);
+      }
+      throw e;
+    }
+  }
+
+  async readdir(path: string): Promise<FsEntry[]> {
+    return await this.at(path, async (p) => {
+      const out: FsEntry[] = [];
+      for (const d of await this.fs.readdir(p)) {
+        if (d.name === '.' || d.name === '..') continue;
+        const i = await this.fs.inode(d.ino);
+        const st = this.fs.statInode(d.ino, i);
+        const target = st.type === 'symlink' ? (await this.fs.readlinkInode(d.ino, i)).toString('utf8') : undefined;
+        out.push(ext4Entry(st, d.name, target));
+      }
+      return out;
+    });
+  }
+
+  async stat(path: string): Promise<FsEntry> {
+    return await this.at(path, async (p) => ext4Entry(await this.fs.stat(p), baseName(p)));
+  }
+
+  async *readFile(path: string): AsyncGenerator<Buffer> {
+    const p = normalizePath(path);
+    const st = await this.stat(p);
+    if (st.type === 'directory') throw new InputError(`${this.name}:${p}: is a directory`);
+    if (st.type !== 'file') throw new InputError(`${this.name}:${p}: not a regular file (${st.type})`);
+    const it = this.fs.readFile(p)[Symbol.asyncIterator]();
+    for (;;) {
+      const r = await this.at(p, () => it.next());
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+
+  async readFileBuffer(path: string, maxBytes: number): Promise<Buffer> {
+    return await bufferOf(this, path, maxBytes);
+  }
+}
+
+async function bufferOf(r: FsReader, path: string, maxBytes: number): Promise<Buffer> {
+  const p = normalizePath(path);
+  const st = await r.stat(p);
+  if (st.type === 'file' && st.size > maxBytes) throw new InputError(`${r.name}:${p}: ${st.size} bytes, larger than the ${maxBytes} expected`);
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const b of r.readFile(p)) {
+    n += b.length;
+    if (n > maxBytes) throw new InputError(`${r.name}:${p}: larger than the ${maxBytes} bytes expected`);
+    parts.push(b);
+  }
+  return Buffer.concat(parts);
+}
+
+/** Open the filesystem of a partition for reading. Throws a one-line error when it holds none we can read. */
+export async function openFilesystem(p: DiskPartition, probe?: FsProbe): Promise<FsReader> {
+  const pr = probe ?? (await probePartition(p));
+  const name = pr.label || p.name || `partition ${p.number}`;
+  if (pr.type === 'ext4') return new Ext4FsReader(await openExt4(p.region(), { name }), name);
+  if (pr.type === 'fat32') return new FatReader(await Fat32Volume.open(p.region()), name);
+  if (pr.error) throw new FormatError(`${name}`, pr.error);
+  throw new InputError(`${name} (partition ${p.number}): no FAT32 or ext4 filesystem found (unformatted or damaged)`);
+}
+
+/**
+ * Find a partition by filesystem label (exact), then GPT name, then FAT label
+ * ignoring case (FAT labels are upper case, but users type them in any case).
+ * An unknown label is an InputError listing the labels present.
+ */
+export async function findFilesystemPartition(disk: Disk, label: string): Promise<DiskPartition> {
+  try {
+    return await findPartition(disk, label, probeLabel);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+  }
+  const probes = await Promise.all(disk.partitions.map((p) => probePartition(p)));
+  const i = probes.findIndex((pr) => pr.type === 'fat32' && pr.label?.toUpperCase() === label.toUpperCase());
+  if (i >= 0) return disk.partitions[i]!;
+  const names = new Set<string>();
+  disk.partitions.forEach((p, k) => {
+    if (probes[k]!.label) names.add(probes[k]!.label!);
+    if (p.name) names.add(p.name);
+  });
+  throw new InputError(`${disk.path ?? 'disk'}: no partition labelled "${label}" (labels: ${[...names].join(', ') || 'none'})`);
+}
+
+/** Parse "LABEL:/path" (path defaults to "/"). */
+export function parseFsSpec(spec: string): { label: string; path: string } {
+  const c = spec.indexOf(':');
+  if (c <= 0) throw new InputError(`"${spec}": expected LABEL:/path, e.g. psyopsOS-A:/ or PSYOPSOSEFI:/grub/grub.cfg`);
+  return { label: spec.slice(0, c), path: normalizePath(spec.slice(c + 1)) };
+}
