@@ -286,3 +286,20 @@ test('the e2fsck judge reports a damaged image', async (t) => {
   t.true(r.extra.length > 0);
   rmSync(dir, { recursive: true, force: true });
 });
+
+test('extra files, nanosecond times and times past 2038 reach the inodes', async (t) => {
+  if (skip(t)) return;
+  const dir = tmp('extra');
+  const img = join(dir, 'fs.img');
+  const e: TreeEntry = { path: 'etc/stamp', type: 'file', mode: 0o600, uid: 7, gid: 8, mtime: 1_600_000_000.25, atime: 2_200_000_000, ctime: 1_600_000_001.5, size: 3, body: (async function* () { yield Buffer.from('abc'); })() };
+  await makeImage(img, 16 * MiB, gen([e]), { sourceDateEpoch: undefined, now: 1_750_000_000, extraFiles: [{ path: 'psyopsOS-A', data: 'psyopsOS-A' }, { path: '/psyopsOS.tar.minisig', data: Buffer.from('sig\n'), mode: 0o600 }] });
+  t.deepEqual(fsck(img).extra, []);
+  const s = debugfs(img, 'stat /etc/stamp');
+  t.regex(s, /mtime: 0x5f5e1000:3b9aca00/); // 0.25 s = 250000000 ns, << 2 in i_mtime_extra
+  t.regex(s, /ctime: 0x5f5e1001:77359400/);
+  t.regex(s, /atime: 0x83215600:00000001/); // 2200000000 = 2^32 * 1 epoch bit - 2094967296
+  t.regex(s, /crtime: 0x684ee180:00000000/);
+  t.is(debugfs(img, 'cat /psyopsOS-A'), 'psyopsOS-A');
+  t.like(stat(img, '/psyopsOS.tar.minisig'), { mode: 0o600, size: 4, mtime: 1_750_000_000 });
+  rmSync(dir, { recursive: true, force: true });
+});
