@@ -2,3 +2,4 @@ export {};
 export * from './minisign/index.js';
 export * from './build.js';
 export * from './inspect.js';
+export * from './slots.js';

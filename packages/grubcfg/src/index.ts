@@ -3,3 +3,4 @@ export * from './render.js';
 export * from './parse.js';
 export * from './grubenv.js';
 export * from './decision.js';
+export * from './edit.js';

@@ -10,3 +10,5 @@ import { catCommand } from './cat.js';
 // Each command lives in its own module; register it here.
 export const commands: CommandModule<any, any>[] = [createCommand, showCommand, signCommand, verifyCommand, keygenCommand];
 commands.push(lsCommand, catCommand);
+import { setDefaultCommand } from './set-default.js';
+commands.push(setDefaultCommand);

@@ -71,3 +71,37 @@ function readText(p: string): string {
     return '';
   }
 }
+
+/**
+ * The kernel's device node for partition `number` of the block device
+ * `diskPath` (e.g. /dev/sda, 3 → /dev/sda3; /dev/nvme0n1, 1 → /dev/nvme0n1p1),
+ * found through sysfs; undefined when the kernel has no node for it.
+ */
+export function partitionDevicePath(diskPath: string, number: number, sysBlock = SYSTEM.sysBlock): string | undefined {
+  let name: string;
+  try {
+    name = basename(realpathSync(diskPath));
+  } catch {
+    name = basename(diskPath);
+  }
+  let kids: string[] = [];
+  try {
+    kids = readdirSync(`${sysBlock}/${name}`);
+  } catch {
+    return undefined;
+  }
+  for (const k of kids) {
+    if (k.startsWith(name) && readText(`${sysBlock}/${name}/${k}/partition`).trim() === String(number)) return `/dev/${k}`;
+  }
+  return undefined;
+}
+
+/**
+ * Refuse to edit partition `number` of `diskPath` in place while the kernel
+ * has it mounted: its cached view would silently undo our writes (and ours
+ * its). Image files are not checked (a loop-mounted image is the user's call).
+ */
+export function assertPartitionNotMounted(diskPath: string, number: number, where?: MountSources): void {
+  const part = partitionDevicePath(diskPath, number, where?.sysBlock);
+  if (part) assertNotMounted(part, where);
+}

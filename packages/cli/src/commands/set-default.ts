@@ -1,0 +1,22 @@
+import type { CommandModule } from 'yargs';
+import { setDefaultSlot } from '@diskimg/ab';
+
+interface Args {
+  disk: string;
+  slot: string;
+  json?: boolean;
+}
+
+export const setDefaultCommand: CommandModule<object, Args> = {
+  command: 'set-default <disk> <slot>',
+  describe: 'make slot a or b the default GRUB boot entry (edits /grub/grub.cfg on the ESP, crash-safe)',
+  builder: (y) =>
+    y
+      .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
+      .positional('slot', { type: 'string', demandOption: true, choices: ['a', 'b'], describe: 'slot to boot by default' }),
+  handler: async (argv) => {
+    const r = await setDefaultSlot(argv.disk, argv.slot);
+    if (argv.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    else process.stdout.write(`default slot: ${r.defaultLabel}${r.previous && r.previous !== r.defaultLabel ? ` (was ${r.previous})` : ''}\n`);
+  },
+};
