@@ -194,13 +194,21 @@ async function arr<T>(it: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-const variants: { name: string; args: string[]; reindex?: boolean; check?: (t: import('ava').ExecutionContext, fs: Ext4Reader) => void }[] = [
+const variants: { name: string; args: string[]; reindex?: boolean; check?: (t: import('ava').ExecutionContext, fs: Ext4Reader) => Promise<void> }[] = [
   { name: 'defaults, 4 KiB blocks, htree', args: ['-b', '4096'], reindex: true },
   { name: 'defaults at 256 MiB (1 KiB blocks), metadata_csum_seed, orphan_file', args: ['-O', 'metadata_csum_seed,orphan_file'], reindex: true },
   { name: 'legacy block maps (^extent), 1 KiB blocks, no metadata_csum', args: ['-b', '1024', '-O', '^extent,^64bit,^metadata_csum,^flex_bg'], reindex: true },
   { name: '64 KiB blocks', args: ['-b', '65536'] },
   { name: 'inline_data', args: ['-O', 'inline_data', '-b', '4096'] },
-  { name: 'meta_bg, ^resize_inode, 2 KiB blocks', args: ['-b', '2048', '-O', 'meta_bg,^resize_inode'] },
+  {
+    name: 'meta_bg, ^resize_inode, ^flex_bg, 1 KiB blocks',
+    args: ['-b', '1024', '-O', 'meta_bg,^resize_inode,^flex_bg'],
+    // 40 MiB across 8 MiB groups that each start with their own inode table:
+    // more extents than i_block holds, so a tree with checksummed leaf blocks.
+    check: async (t, fs) => {
+      t.true((await fs.inode(await fs.lookup('/big40'))).i_block.readUInt16LE(6) >= 1, 'big40 has an extent tree of depth ≥ 1');
+    },
+  },
 ];
 
 for (const v of variants) {
@@ -212,6 +220,7 @@ for (const v of variants) {
     }
     await withImage(v.name.replace(/\W+/g, '-'), v.args, async (fs, img) => {
       if (v.reindex) t.truthy((await fs.inode(await fs.lookup('/many'))).i_flags & 0x1000, 'many/ is an htree');
+      await v.check?.(t, fs);
       await checkAll(t, fs, img);
     }, v.reindex);
   });
