@@ -169,3 +169,52 @@ export class FatTable {
     this.dirty.clear();
   }
 }
+
+const WINDOW_CHUNK = 64 * 1024;
+
+/**
+ * Read-only, windowed view of a FAT for reading big volumes: entries are
+ * fetched in 64 KiB chunks on demand and at most `budget` chunks are kept
+ * (4 MiB by default), whatever the size of the FAT.
+ */
+export class FatWindow {
+  private readonly cache = new Map<number, Buffer>();
+  private readonly maxCluster: number;
+  private readonly base: number;
+
+  constructor(private readonly dev: Device, private readonly g: Geometry, active = 0, private readonly budget = 64) {
+    this.maxCluster = g.clusterCount + 1;
+    this.base = g.fatOffset + active * g.fatBytes;
+  }
+
+  private async get(c: number): Promise<number> {
+    const byte = c * 4;
+    const ci = Math.floor(byte / WINDOW_CHUNK);
+    let b = this.cache.get(ci);
+    if (b) {
+      this.cache.delete(ci); // keep Map order = least recently used first
+    } else {
+      b = Buffer.alloc(Math.min(WINDOW_CHUNK, this.g.fatBytes - ci * WINDOW_CHUNK));
+      await this.dev.read(this.base + ci * WINDOW_CHUNK, b);
+      if (this.cache.size >= this.budget) this.cache.delete(this.cache.keys().next().value!);
+    }
+    this.cache.set(ci, b);
+    return decodeFatEntry(b, (byte - ci * WINDOW_CHUNK) / 4);
+  }
+
+  /** Same contract as FatTable.chain. */
+  async chain(first: number, what = 'cluster chain'): Promise<number[]> {
+    const out: number[] = [];
+    if (first === 0) return out;
+    let c = first;
+    for (;;) {
+      if (c < 2 || c > this.maxCluster) throw new FormatError('FAT32 FAT', `${what} points to cluster ${c}, outside 2..${this.maxCluster}`);
+      out.push(c);
+      if (out.length > this.maxCluster) throw new FormatError('FAT32 FAT', `${what} loops`);
+      const n = await this.get(c);
+      if (n >= FAT_EOC_MIN) return out;
+      if (n === FAT_FREE || n === FAT_BAD) throw new FormatError('FAT32 FAT', `${what} runs into a ${n === FAT_FREE ? 'free' : 'bad'} cluster after ${c}`);
+      c = n;
+    }
+  }
+}

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { FormatError, InputError, makeEntropy } from '@diskimg/partitions';
+import { FormatError, InputError, UsageError, makeEntropy } from '@diskimg/partitions';
 import { FileDevice } from '../device/file.js';
 import { MemoryDevice } from '../device/memory.js';
 import { readDirTree } from '../source/dir.js';
@@ -50,7 +50,7 @@ for (const ss of [512, 4096]) {
     const c = run('sh', ['-c', `cd ${src} && mcopy -s -i ${img} * .hidden ::/ && mcopy -i ${img} Makefile "::/extra/Mixed Case Dir/Über lang Näme.TXT"`]);
     t.is(c.status, 0, c.out);
     const dev = await FileDevice.open(img);
-    const vol = await Fat32Volume.open(dev);
+    const vol = await Fat32Volume.open(dev, { readOnly: ss === 4096 }); // both FAT paths: whole table and window
     t.is(vol.label, 'UPSTREAM');
     t.is(await vol.readLabel(), 'UPSTREAM');
     const files = listFiles(src);
@@ -154,6 +154,37 @@ test('refused edits leave the volume byte-identical', async (t) => {
   t.false(err!.message.includes('\n'));
   await dev16.close();
   t.is(sha256(readFileSync(f16)), h16);
+  rmSync(d, { recursive: true, force: true });
+  rmSync(src, { recursive: true, force: true });
+});
+
+test('read-only open reads through a small FAT window and refuses edits', async (t) => {
+  const src = makeTree(3 * MiB);
+  const d = tmp();
+  const img = await freshVolume(4096, src, d);
+  const inner = await FileDevice.open(img, { writable: true, sectorSize: 4096 });
+  const g = (await Fat32Volume.open(inner, { readOnly: true })).geometry;
+  let fatBytesRead = 0;
+  let wrote = false;
+  // the same device, counting FAT reads and any write
+  const counting = Object.assign(Object.create(inner) as FileDevice, {
+    read: (off: number, buf: Uint8Array) => {
+      if (off >= g.fatOffset && off < g.fatOffset + g.numFats * g.fatBytes) fatBytesRead += buf.length;
+      return inner.read(off, buf);
+    },
+    write: async () => {
+      wrote = true;
+    },
+  });
+  const vol = await Fat32Volume.open(counting, { readOnly: true });
+  t.true(vol.readOnly);
+  t.deepEqual(await vol.readFileBuffer('/EFI/BOOT/BOOTX64.EFI'), readFileSync(join(src, 'EFI/BOOT/BOOTX64.EFI')));
+  t.is((await vol.readdir('/many')).length, 20);
+  t.true(fatBytesRead > 0 && fatBytesRead < g.fatBytes, `read ${fatBytesRead} of ${g.fatBytes} FAT bytes`);
+  await t.throwsAsync(vol.writeFile('/x', Buffer.from('x')), { instanceOf: UsageError, message: /read-only/ });
+  await t.throwsAsync(vol.rename('/Makefile', '/Makefile2'), { instanceOf: UsageError });
+  t.false(wrote);
+  await inner.close();
   rmSync(d, { recursive: true, force: true });
   rmSync(src, { recursive: true, force: true });
 });

@@ -1,8 +1,8 @@
-import { FormatError, InputError, buildTime } from '@diskimg/partitions';
+import { FormatError, InputError, UsageError, buildTime } from '@diskimg/partitions';
 import type { Device } from '../device/device.js';
 import { decodeBootSector, geometry, type BootSector, type Geometry } from './boot-sector.js';
 import { decodeFsInfo, encodeFsInfo } from './fsinfo.js';
-import { FatTable, FAT_EOC } from './fat.js';
+import { FatTable, FatWindow } from './fat.js';
 import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_VOLUME_ID, DIRENT_SIZE, encodeDirent, encodeFatTime, makeDirent, type Dirent } from './dirent.js';
 import { DirBuffer, nameFor, splitPath, type Fat32Entry, type SlotEntry } from './dir.js';
 
@@ -35,14 +35,34 @@ export class Fat32Volume {
   private constructor(
     readonly dev: Device,
     readonly bootSector: BootSector,
-    readonly fat: FatTable,
+    private readonly table: FatTable | FatWindow,
     fsInfoValid: boolean,
   ) {
     this.geometry = geometry(bootSector);
     this.fsInfoValid = fsInfoValid;
   }
 
-  static async open(dev: Device): Promise<Fat32Volume> {
+  /** The in-memory FAT (not available on a volume opened read-only). */
+  get fat(): FatTable {
+    if (this.table instanceof FatWindow) throw new UsageError('FAT volume was opened read-only; open it without readOnly to edit');
+    return this.table;
+  }
+
+  get readOnly(): boolean {
+    return this.table instanceof FatWindow;
+  }
+
+  private chainOf(first: number, what: string): Promise<number[]> | number[] {
+    return this.table.chain(first, what);
+  }
+
+  /**
+   * Open a FAT32 volume. Writable (default): the whole FAT is loaded (4 bytes
+   * per cluster: 1 MiB for a 128 MiB ESP). `readOnly`: FAT entries are read on
+   * demand through a small window, so listing or reading a file of a huge
+   * volume costs a few MiB whatever its size.
+   */
+  static async open(dev: Device, opts: { readOnly?: boolean } = {}): Promise<Fat32Volume> {
     if (dev.size < 512) throw new FormatError('FAT32 boot sector', `device of ${dev.size} bytes is too small for a FAT32 volume`);
     const head = Buffer.alloc(512);
     await dev.read(0, head);
@@ -55,7 +75,9 @@ export class Fat32Volume {
     const bs = decodeBootSector(sector0, dev.size);
     const g = geometry(bs);
     const mirroringOff = (bs.BPB_ExtFlags & 0x80) !== 0;
-    const fat = await FatTable.load(dev, g, mirroringOff ? bs.BPB_ExtFlags & 0x0f : 0);
+    const active = mirroringOff ? bs.BPB_ExtFlags & 0x0f : 0;
+    if (opts.readOnly) return new Fat32Volume(dev, bs, new FatWindow(dev, g, active), false);
+    const fat = await FatTable.load(dev, g, active);
     let fsInfoValid = false;
     if (bs.BPB_FSInfo > 0 && bs.BPB_FSInfo < bs.BPB_RsvdSecCnt) {
       const fi = Buffer.alloc(bs.BPB_BytsPerSec);
@@ -107,7 +129,7 @@ export class Fat32Volume {
 
   /** Read a directory (all its clusters) starting at `cluster`. */
   async loadDir(cluster: number): Promise<DirBuffer> {
-    const chain = this.fat.chain(cluster, `directory at cluster ${cluster}`);
+    const chain = await this.chainOf(cluster, `directory at cluster ${cluster}`);
     const cs = this.geometry.clusterSize;
     const buf = Buffer.alloc(chain.length * cs);
     for (const [i, run, len] of runs(chain)) await this.dev.read(this.clusterOffset(run), buf.subarray(i * cs, (i + len) * cs));
@@ -163,7 +185,7 @@ export class Fat32Volume {
   async *readFile(path: string): AsyncGenerator<Buffer> {
     const e = await this.stat(path);
     if (e.isDirectory) throw new InputError(`${path}: is a directory`);
-    const chain = this.fat.chain(e.firstCluster, path);
+    const chain = await this.chainOf(e.firstCluster, path);
     const cs = this.geometry.clusterSize;
     if (chain.length < Math.ceil(e.size / cs)) throw new FormatError('FAT32 directory entry', `${path}: size ${e.size} exceeds its cluster chain (${chain.length} clusters)`);
     let left = e.size;
@@ -330,6 +352,7 @@ export class Fat32Volume {
 
   /** Create or replace a regular file. Replacing goes through replaceFile (crash-safe). */
   async writeFile(path: string, data: FileData, opts: WriteOptions = {}): Promise<void> {
+    void this.fat; // throws UsageError when opened read-only, before any write
     const parts = splitPath(path);
     if (parts.length === 0) throw new InputError(`${path}: is the root directory`);
     const { dir, entry } = await this.walk(path, parts);
@@ -359,6 +382,7 @@ export class Fat32Volume {
    * at worst lost clusters.
    */
   async replaceFile(path: string, data: FileData, opts: WriteOptions = {}): Promise<void> {
+    void this.fat; // throws UsageError when opened read-only, before any write
     const parts = splitPath(path);
     const { dir, entry } = await this.walk(path, parts);
     if (!entry) throw new InputError(`${path}: no such file on the FAT volume`);
@@ -384,6 +408,7 @@ export class Fat32Volume {
 
   /** Delete a file or an empty directory. */
   async unlink(path: string): Promise<void> {
+    void this.fat; // throws UsageError when opened read-only, before any write
     const parts = splitPath(path);
     if (parts.length === 0) throw new InputError(`${path}: cannot delete the root directory`);
     const { dir, entry } = await this.walk(path, parts);
@@ -404,6 +429,7 @@ export class Fat32Volume {
 
   /** Create a directory (and missing parents with `recursive`). */
   async mkdir(path: string, opts: { recursive?: boolean; mtime?: number } = {}): Promise<void> {
+    void this.fat; // throws UsageError when opened read-only, before any write
     const parts = splitPath(path);
     if (parts.length === 0) {
       if (opts.recursive) return;
@@ -437,6 +463,7 @@ export class Fat32Volume {
 
   /** Rename or move; an existing file at `to` is replaced. */
   async rename(from: string, to: string): Promise<void> {
+    void this.fat; // throws UsageError when opened read-only, before any write
     const fp = splitPath(from);
     const tp = splitPath(to);
     if (fp.length === 0 || tp.length === 0) throw new InputError(`${from} -> ${to}: cannot rename the root directory`);
@@ -487,7 +514,7 @@ export class Fat32Volume {
   }
 
   async flush(): Promise<void> {
-    if (this.fat.hasChanges) await this.fat.flush(this.dev);
+    if (this.table instanceof FatTable && this.table.hasChanges) await this.fat.flush(this.dev);
     await this.dev.flush();
   }
 }
