@@ -2,30 +2,16 @@ import { InputError, clampTime, type Entropy } from '@diskimg/partitions';
 import type { Device } from '../device/device.js';
 import type { TreeEntry } from '../source/tree.js';
 import { drain } from '../source/tree.js';
-import { planGeometry, groupHasSuper, BLOCK_SIZE, INODE_SIZE, DESC_SIZE, FIRST_INO, LOG_GROUPS_PER_FLEX, type Geometry } from './geometry.js';
+import { planGeometry, groupHasSuper, BLOCK_SIZE, INODE_SIZE, DESC_SIZE, FIRST_INO, type Geometry } from './geometry.js';
 import { BlockAllocator, type Run } from './alloc.js';
 import { buildExtentTree, runsToExtents, treeBlocksNeeded } from './extent-tree.js';
-import { dirBlockCount, buildDirBlocks, FT, type DirEntryIn } from './dir-build.js';
+import { dirBlockCount, buildDirBlocks, type DirEntryIn } from './dir-build.js';
 import { journalSuperblockBlock } from './journal-create.js';
 import { crc32cRaw } from './crc32c.js';
-import { featureWords } from './features.js';
-import { encodeSuperblock, EXT4_SUPER_MAGIC, EXT4_CRC32C_CHKSUM, type Superblock } from './superblock.js';
-import { encodeGroupDesc, BG_INODE_UNINIT, BG_INODE_ZEROED } from './group-desc.js';
-import { setBits, blockBitmapChecksum, inodeBitmapChecksum, bitmapChecksumField } from './bitmap.js';
-import {
-  emptyInode,
-  encodeInode,
-  encodeInodeTime,
-  S_IFDIR,
-  S_IFREG,
-  S_IFLNK,
-  S_IFCHR,
-  S_IFBLK,
-  S_IFIFO,
-  EXT4_EXTENTS_FL,
-  EXT4_ROOT_INO,
-  EXT4_JOURNAL_INO,
-} from './inode.js';
+import { encodeSuperblock } from './superblock.js';
+import { S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, EXT4_EXTENTS_FL, EXT4_ROOT_INO, EXT4_JOURNAL_INO } from './inode.js';
+import { encodeNodeInode, encodeDev, fileType, type NodeRecord as Node, type Times } from './inode-build.js';
+import { buildGroup, buildSuperblock } from './group-build.js';
 
 /**
  * Create a fresh ext4 filesystem on `dev` (a partition Region) from a stream
@@ -34,10 +20,7 @@ import {
  * and superblocks are written at the end. Memory stays flat apart from a
  * small record per inode and directory entry.
  */
-export const EXT4_FEATURES = [
-  'has_journal', 'ext_attr', 'dir_index', 'filetype', 'extent', '64bit', 'flex_bg',
-  'sparse_super', 'large_file', 'huge_file', 'dir_nlink', 'extra_isize', 'metadata_csum',
-] as const;
+export { EXT4_FEATURES } from './group-build.js';
 
 export interface ExtraFile {
   /** Path inside the filesystem, e.g. "psyopsOS-A" or "psyopsOS.tar.minisig". */
@@ -80,26 +63,6 @@ export interface CreateExt4Summary {
 const LINK_MAX = 65000;
 const CHUNK = 1 << 20;
 const MiB = 2 ** 20;
-
-interface Times {
-  atime: number;
-  mtime: number;
-  ctime: number;
-}
-
-interface Node extends Times {
-  ino: number;
-  /** Full i_mode (type | permissions). */
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  links: number;
-  flags: number;
-  /** 512-byte sectors. */
-  sectors: number;
-  iblock?: Buffer;
-}
 
 interface Dir extends Node {
   parent: number;
@@ -172,6 +135,7 @@ class Writer {
       for (const f of this.opts.extraFiles ?? []) await this.add(extraEntry(f, this.now));
     } catch (e) {
       if (e instanceof OutOfSpace || e instanceof OutOfInodes) await this.overflow(e, iter);
+      await iter?.return?.(undefined).catch(() => {}); // let the source close its file
       throw e;
     }
     this.streaming = false;
@@ -477,36 +441,7 @@ class Writer {
   }
 
   private encodeNode(ino: number): Buffer {
-    const n = this.nodes[ino];
-    const csum = { csumSeed: this.csumSeed, ino, gen: 0 };
-    if (!n) {
-      // Reserved inodes as mke2fs writes them: zero, no extra fields, checksum only; inode 1 carries times.
-      const x = emptyInode(0);
-      if (ino === 1) x.i_atime = x.i_ctime = x.i_mtime = encodeInodeTime(this.now).lo;
-      return encodeInode(x, { inodeSize: INODE_SIZE, csum });
-    }
-    const x = emptyInode(32);
-    x.i_mode = n.mode;
-    x.i_uid = n.uid;
-    x.i_gid = n.gid;
-    x.i_size = n.size;
-    x.i_links_count = n.links;
-    x.i_blocks = n.sectors;
-    x.i_flags = n.flags;
-    if (n.iblock) x.i_block = n.iblock;
-    const a = splitTime(n.atime);
-    const m = splitTime(n.mtime);
-    const c = splitTime(n.ctime);
-    const cr = encodeInodeTime(this.now);
-    x.i_atime = a.lo;
-    x.i_atime_extra = a.extra;
-    x.i_mtime = m.lo;
-    x.i_mtime_extra = m.extra;
-    x.i_ctime = c.lo;
-    x.i_ctime_extra = c.extra;
-    x.i_crtime = cr.lo;
-    x.i_crtime_extra = cr.extra;
-    return encodeInode(x, { inodeSize: INODE_SIZE, csum });
+    return encodeNodeInode(this.nodes[ino], ino, this.csumSeed, this.now);
   }
 
   /** Inode tables of groups holding inodes, written whole (zeros past the last inode). */
@@ -533,58 +468,20 @@ class Writer {
 
   private async writeGroupMetadata(): Promise<void> {
     const geo = this.geo;
-    const ipg = geo.inodesPerGroup;
     const used = this.nextIno - 1;
     const dirsPerGroup = new Array<number>(geo.groupCount).fill(0);
-    for (const d of this.dirs.values()) dirsPerGroup[Math.floor((d.ino - 1) / ipg)]!++;
+    for (const d of this.dirs.values()) dirsPerGroup[Math.floor((d.ino - 1) / geo.inodesPerGroup)]!++;
     const gdt = Buffer.alloc(geo.descBlocks * BLOCK_SIZE);
     let freeBlocks = 0;
     for (let g = 0; g < geo.groupCount; g++) {
-      const gp = geo.groups[g]!;
-      // Block bitmap: used = below the allocator's cursor, or fixed metadata; padding past a short last group set.
-      const bb = Buffer.alloc(BLOCK_SIZE);
-      const end = gp.start + gp.blocks;
-      const below = Math.min(end, this.alloc.position) - gp.start;
-      if (below > 0) setBits(bb, 0, below);
-      for (const [s, e] of geo.metadata) {
-        const a = Math.max(s, gp.start);
-        const b = Math.min(e, end);
-        if (a < b) setBits(bb, a - gp.start, b - gp.start);
-      }
-      if (gp.blocks < geo.blocksPerGroup) setBits(bb, gp.blocks, BLOCK_SIZE * 8);
-      const bfree = gp.blocks - popcount(bb, gp.blocks);
-      freeBlocks += bfree;
-      // Inode bitmap: inodes are handed out in order; bits past inodes_per_group are padding.
-      const ib = Buffer.alloc(BLOCK_SIZE);
-      const usedHere = Math.max(0, Math.min(ipg, used - g * ipg));
-      setBits(ib, 0, usedHere);
-      setBits(ib, ipg, BLOCK_SIZE * 8);
-      await this.dev.write(gp.blockBitmap * BLOCK_SIZE, bb);
-      await this.dev.write(gp.inodeBitmap * BLOCK_SIZE, ib);
-      let flags = 0;
-      if (usedHere === 0) flags |= BG_INODE_UNINIT;
-      if (usedHere > 0 || this.opts.zeroInodeTables) flags |= BG_INODE_ZEROED;
-      const desc = encodeGroupDesc(
-        {
-          bg_block_bitmap: gp.blockBitmap,
-          bg_inode_bitmap: gp.inodeBitmap,
-          bg_inode_table: gp.inodeTable,
-          bg_free_blocks_count: bfree,
-          bg_free_inodes_count: ipg - usedHere,
-          bg_used_dirs_count: dirsPerGroup[g]!,
-          bg_flags: flags,
-          bg_exclude_bitmap: 0,
-          bg_block_bitmap_csum: bitmapChecksumField(blockBitmapChecksum(this.csumSeed, bb, geo.blocksPerGroup), DESC_SIZE),
-          bg_inode_bitmap_csum: bitmapChecksumField(inodeBitmapChecksum(this.csumSeed, ib, ipg), DESC_SIZE),
-          bg_itable_unused: ipg - usedHere,
-          bg_checksum: 0,
-          bg_reserved: 0,
-        },
-        { group: g, csumSeed: this.csumSeed, size: DESC_SIZE },
-      );
-      desc.copy(gdt, g * DESC_SIZE);
+      const gr = buildGroup(geo, g, { allocatedBelow: this.alloc.position, usedInodes: used, dirs: dirsPerGroup[g]!, csumSeed: this.csumSeed, zeroedInodeTables: !!this.opts.zeroInodeTables });
+      await this.dev.write(geo.groups[g]!.blockBitmap * BLOCK_SIZE, gr.blockBitmap);
+      await this.dev.write(geo.groups[g]!.inodeBitmap * BLOCK_SIZE, gr.inodeBitmap);
+      gr.desc.copy(gdt, g * DESC_SIZE);
+      freeBlocks += gr.freeBlocks;
     }
-    const sb = this.superblock(freeBlocks, geo.inodesCount - used);
+    const j = this.nodes[EXT4_JOURNAL_INO]!;
+    const sb = buildSuperblock(geo, { freeBlocks, freeInodes: geo.inodesCount - used, now: this.now, uuid: this.uuid, hashSeed: this.hashSeed, label: this.label, journalIblock: j.iblock!, journalSize: j.size });
     // Backups first, the primary superblock last.
     for (let g = geo.groupCount - 1; g >= 0; g--) {
       if (!groupHasSuper(g)) continue;
@@ -594,63 +491,6 @@ class Writer {
       await this.dev.write((start + 1) * BLOCK_SIZE, gdt);
       await this.dev.write(start * BLOCK_SIZE, block);
     }
-  }
-
-  private superblock(freeBlocks: number, freeInodes: number): Superblock {
-    const geo = this.geo;
-    const f = featureWords([...EXT4_FEATURES]);
-    const j = this.nodes[EXT4_JOURNAL_INO]!;
-    const jnl: number[] = [];
-    for (let i = 0; i < 15; i++) jnl.push(j.iblock!.readUInt32LE(i * 4));
-    jnl.push(Math.floor(j.size / 2 ** 32), j.size % 2 ** 32);
-    const sb: Record<string, unknown> = {
-      s_inodes_count: geo.inodesCount,
-      s_blocks_count: geo.blocksCount,
-      s_r_blocks_count: geo.reservedBlocks,
-      s_free_blocks_count: freeBlocks,
-      s_free_inodes_count: freeInodes,
-      s_first_data_block: 0,
-      s_log_block_size: 2,
-      s_log_cluster_size: 2,
-      s_blocks_per_group: geo.blocksPerGroup,
-      s_clusters_per_group: geo.blocksPerGroup,
-      s_inodes_per_group: geo.inodesPerGroup,
-      s_mtime: 0,
-      s_wtime: this.now,
-      s_mnt_count: 0,
-      s_max_mnt_count: 0xffff,
-      s_magic: EXT4_SUPER_MAGIC,
-      s_state: 1,
-      s_errors: 1,
-      s_minor_rev_level: 0,
-      s_lastcheck: this.now,
-      s_checkinterval: 0,
-      s_creator_os: 0,
-      s_rev_level: 1,
-      s_def_resuid: 0,
-      s_def_resgid: 0,
-      s_first_ino: FIRST_INO,
-      s_inode_size: INODE_SIZE,
-      s_block_group_nr: 0,
-      ...f,
-      s_uuid: this.uuid,
-      s_volume_name: this.label,
-      s_last_mounted: Buffer.alloc(0),
-      s_journal_inum: EXT4_JOURNAL_INO,
-      s_hash_seed: [0, 4, 8, 12].map((o) => this.hashSeed.readUInt32LE(o)),
-      s_def_hash_version: 1, // half_md4, as mke2fs
-      s_jnl_backup_type: 1, // EXT3_JNL_BACKUP_BLOCKS
-      s_desc_size: DESC_SIZE,
-      s_default_mount_opts: 0x0004 | 0x0008, // user_xattr, acl (mke2fs.conf default_mntopts)
-      s_mkfs_time: this.now,
-      s_jnl_blocks: jnl,
-      s_min_extra_isize: 32,
-      s_want_extra_isize: 32,
-      s_flags: 0x1, // signed_directory_hash
-      s_log_groups_per_flex: LOG_GROUPS_PER_FLEX,
-      s_checksum_type: EXT4_CRC32C_CHKSUM,
-    };
-    return sb as unknown as Superblock;
   }
 }
 
@@ -666,47 +506,6 @@ function uuidV4(b: Buffer): Buffer {
 function formatUuid(u: Buffer): string {
   const h = u.toString('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-function fileType(mode: number): number {
-  switch (mode & 0xf000) {
-    case S_IFREG: return FT.REG;
-    case S_IFDIR: return FT.DIR;
-    case S_IFCHR: return FT.CHR;
-    case S_IFBLK: return FT.BLK;
-    case S_IFIFO: return FT.FIFO;
-    case S_IFLNK: return FT.SYMLINK;
-    default: return FT.UNKNOWN;
-  }
-}
-
-/** Device numbers in i_block as the kernel stores them: old 8:8 encoding when both fit, else the new one in i_block[1]. */
-function encodeDev(major: number, minor: number): Buffer {
-  const b = Buffer.alloc(60);
-  if (major < 256 && minor < 256) b.writeUInt32LE((major << 8) | minor, 0);
-  else b.writeUInt32LE(((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0, 4);
-  return b;
-}
-
-/** Seconds (possibly fractional) → the 32-bit field and *_extra (nanoseconds + epoch bits). */
-function splitTime(t: number): { lo: number; extra: number } {
-  const sec = Math.floor(t);
-  const nsec = Math.min(999_999_999, Math.round((t - sec) * 1e9));
-  return encodeInodeTime(sec, nsec);
-}
-
-const POP = new Uint8Array(256).map((_, i) => {
-  let c = 0;
-  for (let x = i; x; x >>= 1) c += x & 1;
-  return c;
-});
-
-function popcount(b: Buffer, bits: number): number {
-  let c = 0;
-  const full = bits >>> 3;
-  for (let i = 0; i < full; i++) c += POP[b[i]!]!;
-  for (let i = full * 8; i < bits; i++) if (b[i >>> 3]! & (1 << (i & 7))) c++;
-  return c;
 }
 
 function extraEntry(f: ExtraFile, now: number): TreeEntry {
