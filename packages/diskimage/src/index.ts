@@ -4,6 +4,7 @@ export * from './device/region.js';
 export * from './device/memory.js';
 export * from './device/fault.js';
 export * from './device/counting.js';
+export * from './device/sparse.js';
 export * from './source/tree.js';
 export * from './source/tar.js';
 export * from './source/dir.js';

@@ -3,6 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { InputError, makeEntropy, type Entropy, type LayoutPlan } from '@diskimg/partitions';
 import type { Device } from '../device/device.js';
 import { Region } from '../device/region.js';
+import { SparseWriteDevice } from '../device/sparse.js';
 import { FileDevice } from '../device/file.js';
 import { psyopsLayout, PSYOPS_DEFAULTS } from './layout.js';
 import { writePartitionTable } from './write.js';
@@ -81,7 +82,8 @@ export async function createImage(opts: CreateImageOptions): Promise<CreateSumma
     const tmp = join(dirname(opts.output), `.${basename(opts.output)}.partial-${process.pid}`);
     const dev = await FileDevice.create(tmp, plan.totalSize, plan.sectorSize);
     try {
-      await opts.fill?.(dev, plan);
+      // A fresh file reads as zeros: zero blocks need no write and stay holes.
+      await opts.fill?.(new SparseWriteDevice(dev), plan);
       await writePartitionTable(dev, plan, entropy, { assumeZeroed: true });
       await dev.flush();
       await dev.close();

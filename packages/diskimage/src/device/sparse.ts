@@ -1,0 +1,60 @@
+import type { Device } from './device.js';
+
+const CHUNK = 4096;
+
+function isZero(b: Uint8Array): boolean {
+  // Compare 8 bytes at a time where aligned; random data exits on the first word.
+  const n = b.length;
+  let i = 0;
+  if (b.byteOffset % 8 === 0) {
+    const w = new BigUint64Array(b.buffer, b.byteOffset, Math.floor(n / 8));
+    for (; i < w.length; i++) if (w[i] !== 0n) return false;
+    i *= 8;
+  }
+  for (; i < n; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * For a target known to read as zeros (a freshly created sparse image):
+ * writes skip every 4 KiB-aligned chunk that is all zeros, so zeroed
+ * journals, inode tables and directory padding stay holes in the file.
+ *
+ * Only correct while nothing this device wrote is later overwritten with
+ * zeros (a skipped zero write would leave the old bytes): true for building
+ * a new image, where each block is written once. Never use it on a reused
+ * file or a block device.
+ */
+export class SparseWriteDevice implements Device {
+  readonly size: number;
+  readonly sectorSize: number;
+  constructor(private readonly inner: Device) {
+    this.size = inner.size;
+    this.sectorSize = inner.sectorSize;
+  }
+  read(offset: number, buf: Uint8Array): Promise<void> {
+    return this.inner.read(offset, buf);
+  }
+  async write(offset: number, buf: Uint8Array): Promise<void> {
+    let runStart = -1; // start (in buf) of the pending non-zero run
+    let pos = 0;
+    while (pos < buf.length) {
+      // Chunk boundaries follow the device's 4 KiB grid, not the buffer's start.
+      const end = Math.min(buf.length, pos + CHUNK - ((offset + pos) % CHUNK));
+      const zero = isZero(buf.subarray(pos, end));
+      if (!zero && runStart < 0) runStart = pos;
+      if (zero && runStart >= 0) {
+        await this.inner.write(offset + runStart, buf.subarray(runStart, pos));
+        runStart = -1;
+      }
+      pos = end;
+    }
+    if (runStart >= 0) await this.inner.write(offset + runStart, buf.subarray(runStart));
+  }
+  flush(): Promise<void> {
+    return this.inner.flush();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
