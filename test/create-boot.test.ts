@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
 import { getBootFixtures, skipReason } from './helpers/fixtures.js';
-import { bootImage, parseInitReport, type BootResult } from './helpers/qemu.js';
+import { bootImage, parseInitReport, type BootOptions, type BootResult } from './helpers/qemu.js';
 
 const skip = skipReason();
 const work = mkdtempSync(join(tmpdir(), 'create-boot-'));
@@ -50,6 +50,16 @@ function fsckAll(t: import('ava').ExecutionContext, img: string, sectorSize = 51
   }
 }
 
+/** Boot the image and assert from the serial log which slot's kernel command line and initramfs ran. */
+async function bootExpect(t: import('ava').ExecutionContext, img: string, label: string, version: string, opts: BootOptions = {}): Promise<void> {
+  const r = await bootImage(img, opts);
+  t.log(`boot ${label}${opts.sectorSize ? ` (${opts.sectorSize}-byte sectors)` : ''}: ${(r.durationMs / 1000).toFixed(1)} s`);
+  t.false(r.timedOut || r.panicked, tail(r));
+  const rep = parseInitReport(r.log);
+  t.is(rep.psyopsos, label, tail(r));
+  t.is(rep.version, version, tail(r));
+}
+
 let keys: { pub: string; key: string } | undefined;
 function signedInputs() {
   const f = getBootFixtures();
@@ -81,22 +91,12 @@ test.serial('diskimg create image boots slot A, then slot B after set-default b'
   rmSync(imgB);
   fsckAll(t, img);
 
-  const a = await bootImage(img);
-  t.log(`boot A: ${(a.durationMs / 1000).toFixed(1)} s`);
-  t.false(a.timedOut || a.panicked, tail(a));
-  const ra = parseInitReport(a.log);
-  t.is(ra.psyopsos, 'psyopsOS-A', tail(a));
-  t.is(ra.version, f.versionA, tail(a));
+  await bootExpect(t, img, 'psyopsOS-A', f.versionA);
 
   const s = await runCli(['set-default', img, 'b']);
   t.is(s.code, 0, s.stderr);
   fsckAll(t, img);
-  const b = await bootImage(img);
-  t.log(`boot B: ${(b.durationMs / 1000).toFixed(1)} s`);
-  t.false(b.timedOut || b.panicked, tail(b));
-  const rb = parseInitReport(b.log);
-  t.is(rb.psyopsos, 'psyopsOS-B', tail(b));
-  t.is(rb.version, f.versionB, tail(b));
+  await bootExpect(t, img, 'psyopsOS-B', f.versionB);
 });
 
 test.serial('4096-byte logical sectors: a diskimg image boots under OVMF and GRUB', async (t) => {
@@ -108,10 +108,5 @@ test.serial('4096-byte logical sectors: a diskimg image boots under OVMF and GRU
     '--esp-size', '260M', '--secret-size', '16M', '--slot-size', '64M'], { env: EPOCH });
   t.is(c.code, 0, c.stderr);
   t.regex(run('fdisk', ['-b', '4096', '-l', img]), /Sector size \(logical\/physical\): 4096 bytes/);
-  const r = await bootImage(img, { sectorSize: 4096, snapshot: true });
-  t.log(`boot 4K: ${(r.durationMs / 1000).toFixed(1)} s`);
-  t.false(r.timedOut || r.panicked, tail(r));
-  const rep = parseInitReport(r.log);
-  t.is(rep.psyopsos, 'psyopsOS-A', tail(r));
-  t.is(rep.version, f.versionA, tail(r));
+  await bootExpect(t, img, 'psyopsOS-A', f.versionA, { sectorSize: 4096, snapshot: true });
 });
