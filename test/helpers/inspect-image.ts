@@ -87,6 +87,10 @@ export interface InspectImage {
   img: string;
   layout: ReturnType<typeof upstreamLayout>;
   pubkey: string;
+  seckey: string;
+  /** Slot A's OS tarball as signed (psyopsOS.tar + psyopsOS.tar.minisig next to it); the ESP's likewise. */
+  osTar: string;
+  espTarSigned: string;
   /** The trees as they went into the slots / ESP (including the .minisig files). */
   treeA: string;
   treeB: string;
@@ -95,7 +99,7 @@ export interface InspectImage {
 }
 
 /** Build the image (about 210 MiB sparse) in a fresh temp directory. */
-export function buildInspectImage(opts: { defaultLabel?: string } = {}): InspectImage {
+export function buildInspectImage(opts: { defaultLabel?: string; partitioner?: 'sgdisk' | 'parted' } = {}): InspectImage {
   const dir = mkdtempSync(join(tmpdir(), 'diskimg-inspect-'));
   const pub = join(dir, 'key.pub');
   const sec = join(dir, 'key.sec');
@@ -134,7 +138,10 @@ export function buildInspectImage(opts: { defaultLabel?: string } = {}): Inspect
   writeFileSync(join(treeA, 'psyopsOS-A'), 'psyopsOS-A\n');
   writeFileSync(join(treeB, 'psyopsOS-B'), 'psyopsOS-B\n');
   const img = join(dir, 'ref.img');
-  buildUpstreamImage(img, { osTarA: slotA, osTarB: slotB, espTar, grubCfg: cfg });
-  for (const f of [slotA, slotB, espTar, join(dir, 'psyopsOS.tar'), join(dir, 'psyopsESP.tar')]) rmSync(f);
-  return { dir, img, layout: upstreamLayout(), pubkey: pub, treeA, treeB, treeEsp, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  buildUpstreamImage(img, { osTarA: slotA, osTarB: slotB, espTar, grubCfg: cfg, partitioner: opts.partitioner });
+  return {
+    dir, img, layout: upstreamLayout(), pubkey: pub, seckey: sec, treeA, treeB, treeEsp,
+    osTar: join(dir, 'psyopsOS.tar'), espTarSigned: join(dir, 'psyopsESP.tar'),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
