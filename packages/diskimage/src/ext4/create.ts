@@ -4,13 +4,14 @@ import type { TreeEntry } from '../source/tree.js';
 import { drain } from '../source/tree.js';
 import { planGeometry, groupHasSuper, BLOCK_SIZE, INODE_SIZE, DESC_SIZE, FIRST_INO, type Geometry } from './geometry.js';
 import { BlockAllocator, type Run } from './alloc.js';
+import { WriteBehind } from './write-behind.js';
 import { buildExtentTree, runsToExtents, treeBlocksNeeded } from './extent-tree.js';
 import { dirBlockCount, buildDirBlocks, type DirEntryIn } from './dir-build.js';
 import { journalSuperblockBlock } from './journal-create.js';
 import { crc32cRaw } from './crc32c.js';
 import { encodeSuperblock } from './superblock.js';
 import { S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, EXT4_EXTENTS_FL, EXT4_ROOT_INO, EXT4_JOURNAL_INO } from './inode.js';
-import { encodeNodeInode, encodeDev, fileType, type NodeRecord as Node, type Times } from './inode-build.js';
+import { encodeNodeInode, encodeDev, fileType, IblockStore, type NodeRecord as Node, type Times } from './inode-build.js';
 import { buildGroup, buildSuperblock } from './group-build.js';
 
 /**
@@ -67,7 +68,8 @@ const MiB = 2 ** 20;
 interface Dir extends Node {
   parent: number;
   subdirs: number;
-  entries: DirEntryIn[];
+  /** name → ino * 8 + file_type, in insertion order (a Map keeps it): compact, and doubles as the path index. */
+  entries: Map<string, number>;
   /** lost+found gets at least 4 blocks, as mke2fs makes it. */
   minBlocks: number;
 }
@@ -90,17 +92,16 @@ class Writer {
   private readonly csumSeed: number;
   private readonly now: number;
   private readonly sde: number | undefined;
+  private readonly iblocks = new IblockStore();
   /** Indexed by inode number. */
   private readonly nodes: (Node | undefined)[] = [];
   private readonly dirs = new Map<string, Dir>();
-  /** Every path seen (for duplicates and hard links) → inode number. */
-  private readonly paths = new Map<string, number>();
   private nextIno = FIRST_INO + 1;
   private files = 0;
   private journalRuns: Run[] = [];
   private readonly zero = Buffer.alloc(CHUNK);
-  /** Gathers small input chunks into larger writes; reused for every file. */
-  private readonly stage = Buffer.allocUnsafe(CHUNK);
+  /** Data, directory and tree blocks go through it; drained before the group metadata. */
+  private readonly wb: WriteBehind;
 
   constructor(
     private readonly dev: Device,
@@ -109,6 +110,7 @@ class Writer {
     private readonly label: Buffer,
   ) {
     this.alloc = new BlockAllocator(geo.blocksCount, geo.metadata);
+    this.wb = new WriteBehind(dev);
     this.uuid = uuidV4(opts.entropy.bytes(`ext4-uuid:${opts.label}`, 16));
     this.hashSeed = uuidV4(opts.entropy.bytes(`ext4-hash-seed:${opts.label}`, 16));
     this.csumSeed = crc32cRaw(0xffffffff, this.uuid);
@@ -117,16 +119,34 @@ class Writer {
   }
 
   async run(entries: AsyncIterable<TreeEntry> | undefined): Promise<CreateExt4Summary> {
+    try {
+      await this.build(entries);
+    } catch (e) {
+      // No write of this attempt may land after we return (a retry could be writing the same region).
+      await this.wb.drain().catch(() => {});
+      throw e;
+    }
+    const usedInodes = this.nextIno - 1;
+    return {
+      blocks: this.geo.blocksCount,
+      inodes: this.geo.inodesCount,
+      usedBlocks: this.geo.blocksCount - this.alloc.free,
+      usedInodes,
+      files: this.files,
+      blockSize: BLOCK_SIZE,
+      uuid: formatUuid(this.uuid),
+    };
+  }
+
+  private async build(entries: AsyncIterable<TreeEntry> | undefined): Promise<void> {
     await this.createJournal();
     const t = { atime: this.now, mtime: this.now, ctime: this.now };
     const root = this.newDir(EXT4_ROOT_INO, EXT4_ROOT_INO, 0o755, 0, 0, t);
     this.dirs.set('', root);
-    this.paths.set('', EXT4_ROOT_INO);
     const lpf = this.newDir(FIRST_INO, EXT4_ROOT_INO, 0o700, 0, 0, t);
     lpf.minBlocks = 4;
     this.link(root, 'lost+found', lpf);
     this.dirs.set('lost+found', lpf);
-    this.paths.set('lost+found', FIRST_INO);
 
     const iter = entries?.[Symbol.asyncIterator]();
     this.streaming = true;
@@ -140,19 +160,10 @@ class Writer {
     }
     this.streaming = false;
     await this.writeDirectories();
+    await this.wb.drain();
     await this.writeInodeTables();
     await this.writeGroupMetadata();
     await this.dev.flush();
-    const usedInodes = this.nextIno - 1;
-    return {
-      blocks: this.geo.blocksCount,
-      inodes: this.geo.inodesCount,
-      usedBlocks: this.geo.blocksCount - this.alloc.free,
-      usedInodes,
-      files: this.files,
-      blockSize: BLOCK_SIZE,
-      uuid: formatUuid(this.uuid),
-    };
   }
 
   // ---------- input ----------
@@ -169,17 +180,25 @@ class Writer {
   }
 
   private newDir(ino: number, parent: number, perm: number, uid: number, gid: number, t: Times): Dir {
-    const d: Dir = { ino, mode: S_IFDIR | perm, uid, gid, ...t, size: 0, links: 0, flags: EXT4_EXTENTS_FL, sectors: 0, parent, subdirs: 0, entries: [], minBlocks: 1 };
+    const d: Dir = { ino, mode: S_IFDIR | perm, uid, gid, ...t, size: 0, links: 0, flags: EXT4_EXTENTS_FL, sectors: 0, parent, subdirs: 0, entries: new Map(), minBlocks: 1 };
     this.nodes[ino] = d;
     return d;
   }
 
   private link(dir: Dir, name: string, node: Node): void {
-    const nb = Buffer.from(name, 'utf8');
-    if (nb.length > 255) throw new InputError(`ext4: name "${name}" is ${nb.length} bytes; ext4 allows at most 255`);
-    dir.entries.push({ name: nb, ino: node.ino, type: fileType(node.mode) });
+    const len = Buffer.byteLength(name, 'utf8');
+    if (len > 255) throw new InputError(`ext4: name "${name}" is ${len} bytes; ext4 allows at most 255`);
+    dir.entries.set(name, node.ino * 8 + fileType(node.mode));
     if ((node.mode & 0xf000) === S_IFDIR) dir.subdirs++;
     else node.links++;
+  }
+
+  /** Inode number at `path` ("" is the root), if the input created it. */
+  private lookup(path: string): number | undefined {
+    if (path === '') return EXT4_ROOT_INO;
+    const slash = path.lastIndexOf('/');
+    const v = this.dirs.get(slash < 0 ? '' : path.slice(0, slash))?.entries.get(path.slice(slash + 1));
+    return v === undefined ? undefined : Math.floor(v / 8);
   }
 
   /** The directory holding `path`, creating missing parents (mode 0755, root-owned) as tar allows. */
@@ -189,12 +208,11 @@ class Writer {
     const ppath = slash < 0 ? '' : path.slice(0, slash);
     let dir = this.dirs.get(ppath);
     if (!dir) {
-      if (this.paths.has(ppath)) throw new InputError(`ext4: "${path}": its parent "${ppath}" is not a directory`);
+      if (this.lookup(ppath) !== undefined) throw new InputError(`ext4: "${path}": its parent "${ppath}" is not a directory`);
       const { dir: gp, name: pname } = this.parentOf(ppath);
       dir = this.newDir(this.newIno(), gp.ino, 0o755, 0, 0, { atime: this.now, mtime: this.now, ctime: this.now });
       this.link(gp, pname, dir);
       this.dirs.set(ppath, dir);
-      this.paths.set(ppath, dir.ino);
     }
     return { dir, name };
   }
@@ -208,18 +226,17 @@ class Writer {
         return;
       }
     }
-    if (this.paths.has(e.path)) {
+    if (this.lookup(e.path) !== undefined) {
       await drain(e.body);
       throw new InputError(`ext4: "${e.path}" appears twice in the input; remove the duplicate`);
     }
     const { dir, name } = this.parentOf(e.path);
     if (e.type === 'hardlink') {
-      const target = this.paths.get(e.linkname ?? '');
+      const target = this.lookup(e.linkname ?? '');
       const node = target === undefined ? undefined : this.nodes[target];
       if (!node) throw new InputError(`ext4: hard link "${e.path}" points to "${e.linkname}", which is not earlier in the input`);
       if ((node.mode & 0xf000) === S_IFDIR) throw new InputError(`ext4: hard link "${e.path}" points to a directory`);
       this.link(dir, name, node);
-      this.paths.set(e.path, node.ino);
       return;
     }
     const ino = this.newIno();
@@ -229,7 +246,6 @@ class Writer {
       const d = this.newDir(ino, dir.ino, perm, e.uid, e.gid, t);
       this.link(dir, name, d);
       this.dirs.set(e.path, d);
-      this.paths.set(e.path, ino);
       return;
     }
     const node: Node = { ino, mode: 0, uid: e.uid, gid: e.gid, ...t, size: 0, links: 0, flags: 0, sectors: 0 };
@@ -245,8 +261,7 @@ class Writer {
         node.size = target.length;
         if (target.length < 60) {
           // Fast symlink: the target lives in i_block, no extents flag.
-          node.iblock = Buffer.alloc(60);
-          target.copy(node.iblock);
+          this.iblocks.set(ino, target);
         } else {
           await this.writeFile(node, target.length, [target]);
         }
@@ -255,18 +270,16 @@ class Writer {
       case 'char':
       case 'block': {
         node.mode = (e.type === 'char' ? S_IFCHR : S_IFBLK) | perm;
-        node.iblock = encodeDev(e.devmajor ?? 0, e.devminor ?? 0);
+        this.iblocks.set(ino, encodeDev(e.devmajor ?? 0, e.devminor ?? 0));
         break;
       }
       case 'fifo':
         node.mode = S_IFIFO | perm;
-        node.iblock = Buffer.alloc(60);
         break;
     }
     this.nodes[ino] = node;
     this.files++;
     this.link(dir, name, node);
-    this.paths.set(e.path, ino);
   }
 
   /** Allocate contiguous runs for `size` bytes, stream the body into them, build the extent tree. */
@@ -281,7 +294,7 @@ class Writer {
     }
     if (nblocks) await this.streamInto(runs, size, body);
     const tree = await this.extentTree(node.ino, runs);
-    node.iblock = tree.iblock;
+    this.iblocks.set(node.ino, tree.iblock);
     node.sectors = (nblocks + tree.treeBlocks) * (BLOCK_SIZE / 512);
   }
 
@@ -300,22 +313,19 @@ class Writer {
       for (const r of this.alloc.alloc(n)!) for (let i = 0; i < r.len; i++) out.push(r.start + i);
       return out;
     });
-    for (const b of tree.blocks) await this.dev.write(b.block * BLOCK_SIZE, b.data);
+    for (const b of tree.blocks) await this.wb.write(b.block * BLOCK_SIZE, b.data);
     return { iblock: tree.iblock, treeBlocks: tree.blocks.length };
   }
 
   /**
-   * Copy exactly `size` bytes from `body` to the file's runs. Large chunks are
-   * written where they belong as they come (several writes in flight while
-   * the next chunk is parsed); small ones are gathered in a 1 MiB buffer
-   * first. The tail of the last block is zeroed, so nothing of an older
-   * filesystem stays inside a file's blocks.
+   * Copy exactly `size` bytes from `body` to the file's runs, chunk by chunk
+   * through the write-behind. The tail of the last block is zeroed, so
+   * nothing of an older filesystem stays inside a file's blocks.
    */
   private async streamInto(runs: Run[], size: number, body: AsyncIterable<Buffer> | Iterable<Buffer> | undefined): Promise<void> {
-    const inflight: Promise<void>[] = [];
     let runIdx = 0;
     let runFirst = 0; // file offset where runs[runIdx] begins
-    // Write `buf` at file offset `off` (≥ every earlier offset), split at run boundaries.
+    // Queue `buf` for file offset `off` (≥ every earlier offset), split at run boundaries.
     const put = async (buf: Buffer, off: number) => {
       let p = 0;
       while (p < buf.length) {
@@ -323,40 +333,20 @@ class Writer {
         while (at >= runFirst + runs[runIdx]!.len * BLOCK_SIZE) runFirst += runs[runIdx++]!.len * BLOCK_SIZE;
         const r = runs[runIdx]!;
         const n = Math.min(buf.length - p, runFirst + r.len * BLOCK_SIZE - at);
-        inflight.push(this.dev.write(r.start * BLOCK_SIZE + (at - runFirst), buf.subarray(p, p + n)));
+        await this.wb.write(r.start * BLOCK_SIZE + (at - runFirst), buf.subarray(p, p + n));
         p += n;
       }
-      while (inflight.length > 2) await inflight.shift();
-    };
-    const stage = this.stage;
-    let stageOff = 0;
-    let fill = 0;
-    const flushStage = async () => {
-      if (!fill) return;
-      await put(stage.subarray(0, fill), stageOff);
-      await Promise.all(inflight.splice(0)); // the stage is reused next
-      fill = 0;
     };
     let got = 0;
     if (body) {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         if (got + chunk.length > size) throw new InputError(`ext4: input file is longer than its declared size ${size}`);
-        if (chunk.length >= 64 * 1024) {
-          await flushStage();
-          await put(chunk, got);
-        } else {
-          if (fill + chunk.length > stage.length) await flushStage();
-          if (!fill) stageOff = got;
-          chunk.copy(stage, fill);
-          fill += chunk.length;
-        }
+        await put(chunk, got);
         got += chunk.length;
       }
     }
     if (got !== size) throw new InputError(`ext4: input file ended after ${got} of ${size} bytes (truncated input?)`);
-    await flushStage();
     if (size % BLOCK_SIZE) await put(this.zero.subarray(0, BLOCK_SIZE - (size % BLOCK_SIZE)), size);
-    await Promise.all(inflight);
   }
 
   /**
@@ -377,7 +367,7 @@ class Writer {
         if (x.type === 'symlink' && Buffer.byteLength(x.linkname ?? '') >= 60) blocks++;
       }
     }
-    for (const d of this.dirs.values()) for (const en of d.entries) dirBytes += 8 + en.name.length + 4;
+    for (const d of this.dirs.values()) for (const name of d.entries.keys()) dirBytes += 8 + Buffer.byteLength(name) + 4;
     blocks += this.dirs.size + Math.ceil(dirBytes / BLOCK_SIZE);
     if (e instanceof OutOfInodes) {
       throw new InputError(`ext4 "${this.opts.label}": the payload has ${inodes} files and directories but the filesystem has ${this.geo.inodesCount} inodes; use a larger partition`);
@@ -397,10 +387,11 @@ class Writer {
     const runs = this.alloc.alloc(this.geo.journalBlocks)!;
     this.journalRuns = runs;
     for (const r of runs) await this.zeroBlocks(r.start, r.len);
+    await this.wb.drain(); // the zeroes land before the journal superblock over the first of them
     await this.dev.write(runs[0]!.start * BLOCK_SIZE, journalSuperblockBlock(this.geo.journalBlocks, BLOCK_SIZE, this.uuid));
     const node: Node = { ino: EXT4_JOURNAL_INO, mode: S_IFREG | 0o600, uid: 0, gid: 0, atime: this.now, mtime: this.now, ctime: this.now, size: this.geo.journalBlocks * BLOCK_SIZE, links: 1, flags: EXT4_EXTENTS_FL, sectors: 0 };
     const tree = await this.extentTree(EXT4_JOURNAL_INO, runs);
-    node.iblock = tree.iblock;
+    this.iblocks.set(EXT4_JOURNAL_INO, tree.iblock);
     node.sectors = (this.geo.journalBlocks + tree.treeBlocks) * (BLOCK_SIZE / 512);
     this.nodes[EXT4_JOURNAL_INO] = node;
   }
@@ -409,7 +400,7 @@ class Writer {
     const per = CHUNK / BLOCK_SIZE;
     for (let b = 0; b < count; b += per) {
       const n = Math.min(per, count - b);
-      await this.dev.write((start + b) * BLOCK_SIZE, this.zero.subarray(0, n * BLOCK_SIZE));
+      await this.wb.write((start + b) * BLOCK_SIZE, this.zero.subarray(0, n * BLOCK_SIZE));
     }
   }
 
@@ -418,30 +409,32 @@ class Writer {
   private async writeDirectories(): Promise<void> {
     // Inode order keeps the output deterministic and the blocks of a directory tree together.
     const dirs = [...this.dirs.values()].sort((a, b) => a.ino - b.ino);
-    const sizes = dirs.map((d) => Math.max(d.minBlocks, dirBlockCount(d.entries, BLOCK_SIZE)));
+    const sizes = dirs.map((d) => Math.max(d.minBlocks, dirBlockCount(d.entries.keys(), BLOCK_SIZE)));
     const need = sizes.reduce((a, b) => a + b, 0);
     if (need > this.alloc.free) this.tooBig(this.geo.blocksCount - this.alloc.free + need);
     for (const [di, d] of dirs.entries()) {
       const n = sizes[di]!;
       const runs = this.alloc.alloc(n);
       if (!runs) this.tooBig(this.geo.blocksCount - this.alloc.free + n);
-      const blocks = buildDirBlocks(d.entries, d.ino, d.parent, n, BLOCK_SIZE, { csumSeed: this.csumSeed, ino: d.ino, gen: 0 });
+      const list: DirEntryIn[] = [];
+      for (const [name, v] of d.entries) list.push({ name: Buffer.from(name, 'utf8'), ino: Math.floor(v / 8), type: v % 8 });
+      const blocks = buildDirBlocks(list, d.ino, d.parent, n, BLOCK_SIZE, { csumSeed: this.csumSeed, ino: d.ino, gen: 0 });
       let i = 0;
       for (const r of runs) {
-        await this.dev.write(r.start * BLOCK_SIZE, Buffer.concat(blocks.slice(i, i + r.len)));
+        await this.wb.write(r.start * BLOCK_SIZE, Buffer.concat(blocks.slice(i, i + r.len)));
         i += r.len;
       }
       const tree = await this.extentTree(d.ino, runs);
-      d.iblock = tree.iblock;
+      this.iblocks.set(d.ino, tree.iblock);
       d.size = n * BLOCK_SIZE;
       d.sectors = (n + tree.treeBlocks) * (BLOCK_SIZE / 512);
       d.links = 2 + d.subdirs >= LINK_MAX ? 1 : 2 + d.subdirs;
-      d.entries = [];
+      d.entries = new Map();
     }
   }
 
   private encodeNode(ino: number): Buffer {
-    return encodeNodeInode(this.nodes[ino], ino, this.csumSeed, this.now);
+    return encodeNodeInode(this.nodes[ino], ino, this.iblocks.get(ino), this.csumSeed, this.now);
   }
 
   /** Inode tables of groups holding inodes, written whole (zeros past the last inode). */
@@ -481,7 +474,7 @@ class Writer {
       freeBlocks += gr.freeBlocks;
     }
     const j = this.nodes[EXT4_JOURNAL_INO]!;
-    const sb = buildSuperblock(geo, { freeBlocks, freeInodes: geo.inodesCount - used, now: this.now, uuid: this.uuid, hashSeed: this.hashSeed, label: this.label, journalIblock: j.iblock!, journalSize: j.size });
+    const sb = buildSuperblock(geo, { freeBlocks, freeInodes: geo.inodesCount - used, now: this.now, uuid: this.uuid, hashSeed: this.hashSeed, label: this.label, journalIblock: this.iblocks.get(EXT4_JOURNAL_INO), journalSize: j.size });
     // Backups first, the primary superblock last.
     for (let g = geo.groupCount - 1; g >= 0; g--) {
       if (!groupHasSuper(g)) continue;

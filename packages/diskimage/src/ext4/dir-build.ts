@@ -28,13 +28,13 @@ function withDots(entries: readonly DirEntryIn[], self: number, parent: number):
   return out;
 }
 
-/** Blocks the directory needs (without building it). */
-export function dirBlockCount(entries: readonly DirEntryIn[], blockSize: number): number {
+/** Blocks the directory needs (without building it), from its entry names. */
+export function dirBlockCount(names: Iterable<string>, blockSize: number): number {
   const space = blockSize - DIR_TAIL_SIZE;
   let blocks = 1;
   let used = dirEntrySize(1) + dirEntrySize(2);
-  for (const e of entries) {
-    const sz = dirEntrySize(e.name.length);
+  for (const name of names) {
+    const sz = dirEntrySize(Buffer.byteLength(name, 'utf8'));
     if (used + sz > space) {
       blocks++;
       used = 0;

@@ -23,7 +23,30 @@ export interface NodeRecord extends Times {
   flags: number;
   /** 512-byte sectors. */
   sectors: number;
-  iblock?: Buffer;
+}
+
+const PER_CHUNK = 16384;
+
+/**
+ * The 60-byte i_block of every inode, packed in ~1 MiB slabs allocated as
+ * inode numbers grow, instead of one small Buffer per file.
+ */
+export class IblockStore {
+  private readonly chunks: Buffer[] = [];
+
+  set(ino: number, iblock: Uint8Array): void {
+    const c = Math.floor(ino / PER_CHUNK);
+    const chunk = (this.chunks[c] ??= Buffer.alloc(PER_CHUNK * 60));
+    chunk.set(iblock.subarray(0, 60), (ino % PER_CHUNK) * 60);
+  }
+
+  /** A view (valid until the next set) of inode `ino`'s i_block; zeros if never set. */
+  get(ino: number): Buffer {
+    const chunk = this.chunks[Math.floor(ino / PER_CHUNK)];
+    if (!chunk) return Buffer.alloc(60);
+    const o = (ino % PER_CHUNK) * 60;
+    return chunk.subarray(o, o + 60);
+  }
 }
 
 /**
@@ -31,7 +54,7 @@ export interface NodeRecord extends Times {
  * written as mke2fs does: zero, no extra fields, checksum only; inode 1 (bad
  * blocks) carries the creation time. `now` is also every inode's crtime.
  */
-export function encodeNodeInode(n: NodeRecord | undefined, ino: number, csumSeed: number, now: number): Buffer {
+export function encodeNodeInode(n: NodeRecord | undefined, ino: number, iblock: Buffer, csumSeed: number, now: number): Buffer {
   const csum = { csumSeed, ino, gen: 0 };
   if (!n) {
     const x = emptyInode(0);
@@ -46,7 +69,7 @@ export function encodeNodeInode(n: NodeRecord | undefined, ino: number, csumSeed
   x.i_links_count = n.links;
   x.i_blocks = n.sectors;
   x.i_flags = n.flags;
-  if (n.iblock) x.i_block = n.iblock;
+  x.i_block = Buffer.from(iblock);
   const a = splitTime(n.atime);
   const m = splitTime(n.mtime);
   const c = splitTime(n.ctime);
