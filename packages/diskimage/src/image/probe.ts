@@ -63,7 +63,9 @@ async function probeFat32(region: Device): Promise<FsProbe | undefined> {
   let bs;
   try {
     bs = decodeBootSector(head, region.size);
-  } catch {
+  } catch (e) {
+    // A FAT12/16 volume is recognised but not readable: say so rather than "unknown" silently.
+    if (/not FAT32/.test(errMsg(e))) return { type: 'unknown', error: errMsg(e) };
     return undefined;
   }
   const out: FsProbe = { type: 'fat32' };
