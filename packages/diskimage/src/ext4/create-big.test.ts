@@ -95,3 +95,20 @@ for (const size of ['128M', '1536M']) {
     rmSync(dir, { recursive: true, force: true });
   });
 }
+
+test('dir_nlink: a directory with 64,998 subdirectories has 65,000 links, one more and it has 1', async (t) => {
+  if (!haveE2fs) return t.pass('e2fsprogs missing; skipped');
+  const dir = tmp('nlink');
+  const img = join(dir, 'fs.img');
+  const d = (path: string): TreeEntry => ({ path, type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: EPOCH, size: 0 });
+  await makeImage(img, 8192 * MiB, (async function* () {
+    for (let i = 0; i < 64998; i++) yield d(`a/${i}`);
+    for (let i = 0; i < 64999; i++) yield d(`b/${i}`);
+  })());
+  const f = fsck(img);
+  t.is(f.status, 0, f.out);
+  t.deepEqual(f.extra, []);
+  t.is(stat(img, '/a').links, 65000);
+  t.is(stat(img, '/b').links, 1);
+  rmSync(dir, { recursive: true, force: true });
+});

@@ -60,7 +60,7 @@ export interface CreateExt4Summary {
   uuid: string;
 }
 
-/** EXT4_LINK_MAX: with dir_nlink, a directory with more subdirectories has i_links_count 1. */
+/** EXT4_LINK_MAX: with dir_nlink, a directory whose link count would exceed it has i_links_count 1 (e2fsck pass4). */
 const LINK_MAX = 65000;
 const CHUNK = 1 << 20;
 const MiB = 2 ** 20;
@@ -428,7 +428,7 @@ class Writer {
       this.iblocks.set(d.ino, tree.iblock);
       d.size = n * BLOCK_SIZE;
       d.sectors = (n + tree.treeBlocks) * (BLOCK_SIZE / 512);
-      d.links = 2 + d.subdirs >= LINK_MAX ? 1 : 2 + d.subdirs;
+      d.links = 2 + d.subdirs > LINK_MAX ? 1 : 2 + d.subdirs;
       d.entries = new Map();
     }
   }
