@@ -12,6 +12,8 @@ export interface CorpusJob {
   img: string;
   ref?: string;
   byteBudget: number;
+  /** Stop a best-effort walk after this many directory entries. */
+  entryBudget?: number;
 }
 export interface CorpusResult {
   outcome: 'read' | 'refused' | 'typed-error' | 'crash';
@@ -28,7 +30,7 @@ async function run(job: CorpusJob): Promise<CorpusResult> {
   const dev = await FileDevice.open(job.img);
   try {
     const fs = await openExt4(dev, { name: job.img });
-    const w = await walkExt4(fs, job.ref, { byteBudget: job.byteBudget });
+    const w = await walkExt4(fs, job.ref, { byteBudget: job.byteBudget, entryBudget: job.entryBudget });
     return { outcome: 'read', ...w };
   } catch (e) {
     if (e instanceof DiskimgError) {

@@ -15,7 +15,7 @@ export interface WalkResult {
   other: number;
   bytes: number;
   mismatches: string[];
-  /** Stopped early because the byte budget ran out (sparse giants in damaged images). */
+  /** Stopped early because the byte or entry budget ran out (sparse giants, huge damaged trees). */
   truncated: boolean;
 }
 
@@ -45,9 +45,14 @@ const join = (a: Buffer, b: Buffer) => Buffer.concat([a, Buffer.from('/'), b]);
  * files, directories and symlinks take part in name comparisons (debugfs
  * rdump skips device nodes, FIFOs and sockets).
  */
-export async function walkExt4(fs: Ext4Reader, ref?: string, opts: { byteBudget?: number; ignoreRootNames?: string[] } = {}): Promise<WalkResult> {
+export async function walkExt4(
+  fs: Ext4Reader,
+  ref?: string,
+  opts: { byteBudget?: number; entryBudget?: number; ignoreRootNames?: string[] } = {},
+): Promise<WalkResult> {
   const r: WalkResult = { dirs: 0, files: 0, symlinks: 0, other: 0, bytes: 0, mismatches: [], truncated: false };
   const budget = opts.byteBudget ?? Infinity;
+  let entriesLeft = opts.entryBudget ?? Infinity;
   const seenDirs = new Set<number>();
   const note = (m: string) => {
     if (r.mismatches.length < 20) r.mismatches.push(m);
@@ -57,39 +62,21 @@ export async function walkExt4(fs: Ext4Reader, ref?: string, opts: { byteBudget?
     seenDirs.add(ino);
     r.dirs++;
     const entries = await fs.readdirInode(ino);
-    if (refPath) {
-      const ours = new Set<string>();
-      for (const e of entries) {
-        const i = await fs.inode(e.ino);
-        const t = fs.statInode(e.ino, i).type;
-        if (t === 'file' || t === 'directory' || t === 'symlink') ours.add(e.rawName.toString('latin1'));
-      }
-      const theirs = new Set(
-        (readdirSync(refPath, { encoding: 'buffer' }) as Buffer[])
-          .filter((b) => {
-            const st = lstatSync(join(refPath, b));
-            return st.isFile() || st.isDirectory() || st.isSymbolicLink();
-          })
-          .map((b) => b.toString('latin1')),
-      );
-      if (path.length === 0) {
-        for (const n of opts.ignoreRootNames ?? []) {
-          theirs.delete(n);
-          ours.delete(n);
-        }
-      }
-      const missing = [...theirs].filter((n) => !ours.has(n));
-      const extra = [...ours].filter((n) => !theirs.has(n));
-      if (missing.length || extra.length) note(`${path.toString() || '/'}: names differ (missing ${missing.slice(0, 3).join(',')}, extra ${extra.slice(0, 3).join(',')})`);
-    }
+    const ours = new Set<string>();
+    const subdirs: [number, Buffer, Buffer | undefined][] = [];
     for (const e of entries) {
+      if (--entriesLeft < 0) {
+        r.truncated = true;
+        return;
+      }
       if (path.length === 0 && opts.ignoreRootNames?.includes(e.name)) continue;
       const p = join(path, e.rawName);
       const rp = refPath ? join(refPath, e.rawName) : undefined;
       const i = await fs.inode(e.ino);
       const st = fs.statInode(e.ino, i);
+      if (st.type === 'file' || st.type === 'directory' || st.type === 'symlink') ours.add(e.rawName.toString('latin1'));
       if (st.type === 'directory') {
-        await visit(e.ino, p, rp && safeIsDir(rp) ? rp : undefined);
+        subdirs.push([e.ino, p, rp && safeIsDir(rp) ? rp : undefined]);
       } else if (st.type === 'file') {
         r.files++;
         if (r.bytes + st.size > budget) {
@@ -129,6 +116,21 @@ export async function walkExt4(fs: Ext4Reader, ref?: string, opts: { byteBudget?
         }
       } else r.other++;
     }
+    if (refPath) {
+      const theirs = new Set(
+        (readdirSync(refPath, { encoding: 'buffer' }) as Buffer[])
+          .filter((b) => {
+            const st = lstatSync(join(refPath, b));
+            return st.isFile() || st.isDirectory() || st.isSymbolicLink();
+          })
+          .map((b) => b.toString('latin1')),
+      );
+      if (path.length === 0) for (const n of opts.ignoreRootNames ?? []) theirs.delete(n);
+      const missing = [...theirs].filter((n) => !ours.has(n));
+      const extra = [...ours].filter((n) => !theirs.has(n));
+      if (missing.length || extra.length) note(`${path.toString() || '/'}: names differ (missing ${missing.slice(0, 3).join(',')}, extra ${extra.slice(0, 3).join(',')})`);
+    }
+    for (const [sub, p, rp] of subdirs) await visit(sub, p, rp);
   };
   await visit(2, Buffer.alloc(0), ref ? Buffer.from(ref) : undefined);
   return r;

@@ -86,6 +86,7 @@ export interface OpenExt4Options {
 
 const MAX_SYMLINK_HOPS = 40;
 const READ_CHUNK = 1 << 20;
+const READ_AHEAD = 32 << 10;
 const FT: Ext4FileType[] = ['unknown', 'file', 'directory', 'char', 'block', 'fifo', 'socket', 'symlink'];
 
 function typeOfMode(mode: number): Ext4FileType {
@@ -120,6 +121,28 @@ export async function openExt4(dev: Device, opts: OpenExt4Options = {}): Promise
   return await Ext4Reader.open(dev, opts);
 }
 
+class DirectCache<T> {
+  private readonly keys: Float64Array;
+  private readonly vals: (T | undefined)[];
+  constructor(readonly size: number) {
+    this.keys = new Float64Array(size).fill(-1);
+    this.vals = new Array<T | undefined>(size);
+  }
+  /** Fibonacci hashing: block numbers a group apart must not share a slot. */
+  private slot(k: number): number {
+    return (Math.imul((k ^ (k / 2 ** 32)) | 0, 0x9e3779b1) >>> 0) % this.size;
+  }
+  get(k: number): T | undefined {
+    const s = this.slot(k);
+    return this.keys[s] === k ? this.vals[s] : undefined;
+  }
+  set(k: number, v: T): void {
+    const s = this.slot(k);
+    this.keys[s] = k;
+    this.vals[s] = v;
+  }
+}
+
 export class Ext4Reader {
   readonly blockSize: number;
   readonly groups: number;
@@ -128,10 +151,10 @@ export class Ext4Reader {
   private readonly gds: GroupDesc[];
   private readonly inodeSize: number;
   private readonly ctx: MapContext;
-  private readonly inodeCache = new Map<number, Inode>();
-  /** Recently read metadata blocks (inode tables, directories, tree blocks), LRU by Map order. */
-  private readonly blockCache = new Map<number, Buffer>();
-  private readonly blockCacheMax: number;
+  /** Direct-mapped caches (slot = hash of the number): O(1), no eviction bookkeeping. */
+  private readonly inodeCache = new DirectCache<Inode>(8192);
+  /** Recently read metadata blocks (inode tables, directories, tree blocks). */
+  private readonly blockCache: DirectCache<Buffer>;
   private readonly dirCache = new Map<number, Ext4Dirent[]>();
 
   private constructor(
@@ -146,7 +169,7 @@ export class Ext4Reader {
     this.inodeSize = sb.s_rev_level === 0 ? 128 : sb.s_inode_size;
     this.metadataCsum = hasMetadataCsum(sb);
     this.csumSeed = fsCsumSeed(sb);
-    this.blockCacheMax = Math.max(16, (8 << 20) / this.blockSize);
+    this.blockCache = new DirectCache<Buffer>(Math.max(64, (8 << 20) / this.blockSize));
     this.ctx = {
       blockSize: this.blockSize,
       blocksCount: sb.s_blocks_count,
@@ -209,18 +232,19 @@ export class Ext4Reader {
   }
 
   /** Read one metadata block (cached; do not modify it), checking it lies inside the filesystem. */
-  async readBlock(n: number, structure: string): Promise<Buffer> {
+  async readBlock(n: number, structure: string, readAhead = false): Promise<Buffer> {
     if (!Number.isInteger(n) || n < 0 || n >= this.sb.s_blocks_count) throw new FormatError(structure, `block ${n} lies outside the filesystem`);
     const hit = this.blockCache.get(n);
-    if (hit) {
-      this.blockCache.delete(n);
-      this.blockCache.set(n, hit);
-      return hit;
-    }
-    const b = Buffer.alloc(this.blockSize);
-    await this.dev.read(n * this.blockSize, b);
-    if (this.blockCache.size >= this.blockCacheMax) this.blockCache.delete(this.blockCache.keys().next().value!);
-    this.blockCache.set(n, b);
+    if (hit) return hit;
+    // Inode tables are read in aligned 32 KiB pieces: neighbouring inodes are
+    // usually wanted next, and one device read per inode is what makes walks slow.
+    const ra = readAhead ? Math.max(1, READ_AHEAD / this.blockSize) : 1;
+    const first = n - (n % ra);
+    const count = Math.min(ra, this.sb.s_blocks_count - first);
+    const big = Buffer.alloc(count * this.blockSize);
+    await this.dev.read(first * this.blockSize, big);
+    for (let k = 0; k < count; k++) this.blockCache.set(first + k, big.subarray(k * this.blockSize, (k + 1) * this.blockSize));
+    const b = this.blockCache.get(n)!;
     return b;
   }
 
@@ -244,11 +268,10 @@ export class Ext4Reader {
         throw new FormatError(S, 'not in use (its inode table part is uninitialized)');
       }
     }
-    const blk = await this.readBlock(tblk, `ext4 inode table of group ${g}`);
+    const blk = await this.readBlock(tblk, `ext4 inode table of group ${g}`, true);
     const o = off % this.blockSize;
     const raw = blk.subarray(o, o + this.inodeSize);
     const inode = decodeInode(raw, this.metadataCsum ? { csumSeed: this.csumSeed, ino } : undefined);
-    if (this.inodeCache.size >= 8192) this.inodeCache.delete(this.inodeCache.keys().next().value!);
     this.inodeCache.set(ino, inode);
     return inode;
   }
