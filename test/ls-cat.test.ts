@@ -273,3 +273,13 @@ test('corrupt filesystems: zeroed ext4 superblock, bad superblock checksum, zero
 function run0(cmd: string, args: string[]): number {
   return spawnSync(cmd, args, { stdio: 'ignore' }).status ?? -1;
 }
+
+test('cat into a pipe closed early (| head -c): exit 0, nothing on stderr', async (t) => {
+  const r = ready(t);
+  if (!r) return;
+  const out = await execFileP('bash', ['-c', `set -o pipefail; "${process.execPath}" --import=tsx --conditions=source packages/cli/src/run.ts cat '${r.img}' psyopsOS-A:/modloop | head -c 10 | wc -c`], {
+    cwd: repoRoot,
+  });
+  t.is(out.stdout.trim(), '10');
+  t.is(out.stderr, '');
+});

@@ -9,21 +9,24 @@ interface CatArgs {
   json?: boolean;
 }
 
-/** Write chunks to stdout with backpressure; a closed pipe (`| head`) ends quietly. */
+/** Write chunks to stdout with backpressure; a closed pipe (`| head`) ends quietly, as for cat. */
 async function toStdout(chunks: AsyncIterable<Buffer>): Promise<void> {
   let closed = false;
+  const isEpipe = (e: unknown) => (e as NodeJS.ErrnoException)?.code === 'EPIPE';
   const onError = (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') closed = true;
-    else throw e;
+    if (isEpipe(e)) closed = true;
   };
+  // Stays attached: an EPIPE reported after the last write must not surface as an error either.
   process.stdout.on('error', onError);
-  try {
-    for await (const c of chunks) {
-      if (closed) return;
-      if (!process.stdout.write(c)) await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')]);
+  for await (const c of chunks) {
+    if (closed) return;
+    if (process.stdout.write(c)) continue;
+    try {
+      await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')]);
+    } catch (e) {
+      if (!isEpipe(e)) throw e;
+      return;
     }
-  } finally {
-    process.stdout.off('error', onError);
   }
 }
 
