@@ -14,13 +14,6 @@ import { S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, EXT4_EXTENTS_FL, 
 import { encodeNodeInode, encodeDev, fileType, IblockStore, type NodeRecord as Node, type Times } from './inode-build.js';
 import { buildGroup, buildSuperblock } from './group-build.js';
 
-/**
- * Create a fresh ext4 filesystem on `dev` (a partition Region) from a stream
- * of tree entries. File data goes straight from the stream to its final,
- * contiguous blocks; directories, inode tables, bitmaps, group descriptors
- * and superblocks are written at the end. Memory stays flat apart from a
- * small record per inode and directory entry.
- */
 export { EXT4_FEATURES } from './group-build.js';
 
 export interface ExtraFile {
@@ -77,6 +70,14 @@ interface Dir extends Node {
 class OutOfSpace extends Error {}
 class OutOfInodes extends Error {}
 
+/**
+ * Create a fresh ext4 filesystem on `dev` (a partition Region) from a stream
+ * of tree entries. File data goes straight from the stream to its final,
+ * contiguous blocks; directories, inode tables, bitmaps, group descriptors
+ * and superblocks are written at the end. Memory stays flat apart from a
+ * small record per inode and directory entry (~0.5 KiB per file).
+ * Bad input is a one-line InputError; only `dev` is ever written.
+ */
 export async function createExt4(dev: Device, entries: AsyncIterable<TreeEntry> | undefined, opts: CreateExt4Options): Promise<CreateExt4Summary> {
   const labelBytes = Buffer.from(opts.label, 'utf8');
   if (labelBytes.length > 16) throw new InputError(`ext4 label "${opts.label}" is ${labelBytes.length} bytes; at most 16 fit`);
@@ -98,7 +99,6 @@ class Writer {
   private readonly dirs = new Map<string, Dir>();
   private nextIno = FIRST_INO + 1;
   private files = 0;
-  private journalRuns: Run[] = [];
   private readonly zero = Buffer.alloc(CHUNK);
   /** Data, directory and tree blocks go through it; drained before the group metadata. */
   private readonly wb: WriteBehind;
@@ -385,7 +385,6 @@ class Writer {
   /** Inode 8: zeroed blocks (no stale transaction can ever replay) with a jbd2 v2 superblock in the first. */
   private async createJournal(): Promise<void> {
     const runs = this.alloc.alloc(this.geo.journalBlocks)!;
-    this.journalRuns = runs;
     for (const r of runs) await this.zeroBlocks(r.start, r.len);
     await this.wb.drain(); // the zeroes land before the journal superblock over the first of them
     await this.dev.write(runs[0]!.start * BLOCK_SIZE, journalSuperblockBlock(this.geo.journalBlocks, BLOCK_SIZE, this.uuid));
