@@ -198,3 +198,27 @@ test('an image built by diskimg create: show agrees with blkid and reports the s
   t.is(s.json.esp.grubCfg?.defaultLabel, 'psyopsOS-B');
   t.deepEqual(s.json.esp.errors, []);
 });
+
+test('4096-byte sectors (fdisk + mkfs.fat -S 4096): show agrees with blkid; cat of grub.cfg matches mcopy', async (t) => {
+  const r = ready(t);
+  if (!r) return;
+  if (missingTools(['fdisk']).length) {
+    t.log('skipped: fdisk missing');
+    return t.pass();
+  }
+  const big = buildInspectImage({ sectorSize: 4096 });
+  try {
+    const s = await runCli(['show', big.img, '--json']);
+    t.is(s.code, 0, s.stderr);
+    t.is(s.json.sectorSize, 4096);
+    assertBlkid(t, big.img, s.json.partitions);
+    t.is(s.json.slots[0].version, OS_META.version);
+    t.is(s.json.esp.grubCfg.defaultLabel, 'psyopsOS-B');
+    t.deepEqual(s.json.esp.grubenv, GRUBENV);
+    const cfg = await runCli(['cat', big.img, 'PSYOPSOSEFI:/grub/grub.cfg']);
+    t.is(cfg.code, 0, cfg.stderr);
+    t.is(cfg.stdout, sh('mcopy', ['-n', '-i', `${big.img}@@${big.layout.esp.offset}`, '::/grub/grub.cfg', '-']).toString('utf8'));
+  } finally {
+    big.cleanup();
+  }
+});

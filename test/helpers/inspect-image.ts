@@ -99,7 +99,7 @@ export interface InspectImage {
 }
 
 /** Build the image (about 210 MiB sparse) in a fresh temp directory. */
-export function buildInspectImage(opts: { defaultLabel?: string; partitioner?: 'sgdisk' | 'parted' } = {}): InspectImage {
+export function buildInspectImage(opts: { defaultLabel?: string; partitioner?: 'sgdisk' | 'parted' | 'fdisk'; sectorSize?: 512 | 4096 } = {}): InspectImage {
   const dir = mkdtempSync(join(tmpdir(), 'diskimg-inspect-'));
   const pub = join(dir, 'key.pub');
   const sec = join(dir, 'key.sec');
@@ -138,9 +138,9 @@ export function buildInspectImage(opts: { defaultLabel?: string; partitioner?: '
   writeFileSync(join(treeA, 'psyopsOS-A'), 'psyopsOS-A\n');
   writeFileSync(join(treeB, 'psyopsOS-B'), 'psyopsOS-B\n');
   const img = join(dir, 'ref.img');
-  buildUpstreamImage(img, { osTarA: slotA, osTarB: slotB, espTar, grubCfg: cfg, partitioner: opts.partitioner });
+  buildUpstreamImage(img, { osTarA: slotA, osTarB: slotB, espTar, grubCfg: cfg, partitioner: opts.partitioner, sectorSize: opts.sectorSize });
   return {
-    dir, img, layout: upstreamLayout(), pubkey: pub, seckey: sec, treeA, treeB, treeEsp,
+    dir, img, layout: upstreamLayout({ sectorSize: opts.sectorSize }), pubkey: pub, seckey: sec, treeA, treeB, treeEsp,
     osTar: join(dir, 'psyopsOS.tar'), espTarSigned: join(dir, 'psyopsESP.tar'),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
