@@ -40,6 +40,12 @@ export interface CreateExt4Options {
    * groups are INODE_UNINIT and the kernel zeroes them on first rw mount.
    */
   zeroInodeTables?: boolean;
+  /**
+   * The region is known to read as zeros (a freshly created sparse image
+   * file): skip zeroing the journal, which keeps the image sparse. Never set
+   * it for a region that held anything.
+   */
+  regionIsZeroed?: boolean;
 }
 
 export interface CreateExt4Summary {
@@ -385,7 +391,7 @@ class Writer {
   /** Inode 8: zeroed blocks (no stale transaction can ever replay) with a jbd2 v2 superblock in the first. */
   private async createJournal(): Promise<void> {
     const runs = this.alloc.alloc(this.geo.journalBlocks)!;
-    for (const r of runs) await this.zeroBlocks(r.start, r.len);
+    if (!this.opts.regionIsZeroed) for (const r of runs) await this.zeroBlocks(r.start, r.len);
     await this.wb.drain(); // the zeroes land before the journal superblock over the first of them
     await this.dev.write(runs[0]!.start * BLOCK_SIZE, journalSuperblockBlock(this.geo.journalBlocks, BLOCK_SIZE, this.uuid));
     const node: Node = { ino: EXT4_JOURNAL_INO, mode: S_IFREG | 0o600, uid: 0, gid: 0, atime: this.now, mtime: this.now, ctime: this.now, size: this.geo.journalBlocks * BLOCK_SIZE, links: 1, flags: EXT4_EXTENTS_FL, sectors: 0 };
