@@ -10,7 +10,8 @@ import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, linkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FormatError, InputError } from '@diskimg/partitions';
+import fc from 'fast-check';
+import { DiskimgError, FormatError, InputError } from '@diskimg/partitions';
 import { FileDevice } from '../device/file.js';
 import { MemoryDevice } from '../device/memory.js';
 import { openExt4, type Ext4Reader } from './reader.js';
@@ -252,4 +253,43 @@ test('refuses unsupported features up front and names damaged structures', async
   nosb[1024 + 0x38] = 0;
   await t.throwsAsync(openExt4(new MemoryDevice(nosb.length, 512, nosb)), { instanceOf: FormatError, message: /ext4 superblock: s_magic/ });
   rmSync(img);
+});
+
+test('damaged filesystems (random byte flips in the metadata) give a typed error or a best-effort read, never a crash', async (t) => {
+  if (!haveTools) {
+    t.log('mkfs.ext4 not installed; skipping');
+    t.pass();
+    return;
+  }
+  const src = join(work, 'fuzz-src');
+  mkdirSync(join(src, 'd', 'e'), { recursive: true });
+  for (let i = 0; i < 60; i++) writeFileSync(join(src, 'd', `f${i}`), `file ${i}\n`);
+  writeFileSync(join(src, 'big'), Buffer.alloc(300_000, 7));
+  symlinkSync('d/e', join(src, 'l1'));
+  symlinkSync('y'.repeat(100), join(src, 'd', 'slow'));
+  for (const args of [['-O', '^metadata_csum,^uninit_bg'], ['-O', '^extent,^64bit,^metadata_csum'], ['-O', 'inline_data']]) {
+    const img = join(work, 'fuzz.img');
+    execFileSync('mkfs.ext4', ['-F', '-q', '-b', '1024', ...args, '-d', src, img, '4M'], { stdio: 'ignore' });
+    const good = execFileSync('cat', [img], { maxBuffer: 8 * MiB });
+    let typed = 0;
+    let read = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.nat({ max: 300 * 1024 - 1 }), fc.nat({ max: 255 })), { minLength: 1, maxLength: 300 }), async (flips) => {
+        const b = Buffer.from(good);
+        // Keep the primary superblock intact so the damage reaches deeper structures.
+        for (const [off, v] of flips) if (off < 1024 || off >= 2048) b[off] = v;
+        try {
+          const fs = await openExt4(new MemoryDevice(b.length, 512, b));
+          await walkExt4(fs, undefined, { byteBudget: 64 * MiB, entryBudget: 20_000 });
+          read++;
+        } catch (e) {
+          if (!(e instanceof DiskimgError)) throw e;
+          typed++;
+        }
+      }),
+      { numRuns: 80, seed: 42 },
+    );
+    t.log(`mkfs.ext4 ${args.join(' ')}: ${typed} typed errors, ${read} best-effort reads`);
+  }
+  t.pass();
 });
