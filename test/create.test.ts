@@ -101,7 +101,7 @@ test('signatures: minisign-signed inputs verify; a flipped byte, an edited trust
   const img = join(work, 'sig.img');
   const ok = await runCli(['create', img, '--os-tar', signed, '--pubkey', pub, '--json', ...SMALL], { env: EPOCH });
   t.is(ok.code, 0, ok.stderr);
-  t.is(ok.json.slots[0].signature.version, '20251129-000000');
+  t.is(ok.json.slotsBuilt[0].signature.version, '20251129-000000');
   t.is(ok.json.verified.os.fields.type, 'psyopsOS');
   rmSync(img);
 

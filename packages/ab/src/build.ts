@@ -64,7 +64,8 @@ export interface BuildSummary extends CreateSummary {
   verified: { os?: VerifyResult; esp?: VerifyResult };
   esp: { label: string; files: number; extraPrograms: string[] };
   secret: { label: string; files: number; usedBytes: number };
-  slots: SlotSummary[];
+  /** What was written into slots A and B (named apart from `show --json`'s `slots`, which reads a disk back). */
+  slotsBuilt: SlotSummary[];
   /** Partition GPT name → sha256 of its bytes (with `digests`). */
   digests?: Record<string, string>;
 }
@@ -95,7 +96,7 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
     verified,
     esp: { label: PSYOPS_NAMES.esp, files: 0, extraPrograms: [] },
     secret: { label: PSYOPS_NAMES.secret, files: 0, usedBytes: 0 },
-    slots: [],
+    slotsBuilt: [],
   };
 
   const fill = async (dev: Device, plan: LayoutPlan) => {
@@ -152,7 +153,7 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
         sourceDateEpoch: epoch,
         extraFiles,
       });
-      partial.slots.push({
+      partial.slotsBuilt.push({
         label,
         signature: inputs.osSig ? parseTrustedComment(inputs.osSig.sig.trustedComment) : undefined,
         files: r.files,

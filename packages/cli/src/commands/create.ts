@@ -92,8 +92,8 @@ function print(argv: CreateArgs, summary: CreateSummary | BuildSummary): void {
   }
   process.stdout.write(`created ${summary.output}: ${fmtBytes(summary.sizeBytes)}, ${summary.sectorSize}-byte sectors, disk GUID ${summary.diskGuid}\n`);
   printTable(summary);
-  if ('slots' in summary) {
-    for (const s of summary.slots) {
+  if ('slotsBuilt' in summary) {
+    for (const s of summary.slotsBuilt) {
       const v = s.signature?.version ? `version ${s.signature.version}` : 'no signature';
       process.stdout.write(`${s.label}: ${s.files} files, ${fmtBytes(s.usedBytes)} used, ${v}\n`);
     }
