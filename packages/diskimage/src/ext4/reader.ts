@@ -190,7 +190,9 @@ export class Ext4Reader {
     if (bad.length) throw new FormatError(S, `unsupported feature ${bad.join(', ')}: diskimg cannot read this filesystem`);
     const bs = sbBlockSize(sb);
     // Geometry sanity: everything below is bounded by these numbers.
-    if (sb.s_blocks_per_group === 0 || sb.s_blocks_per_group > 8 * bs * 2 ** sb.s_log_cluster_size) throw new FormatError(S, `s_blocks_per_group ${sb.s_blocks_per_group} out of range`);
+    const clusterBits = hasFeature(sb, 'bigalloc') ? sb.s_log_cluster_size - sb.s_log_block_size : 0;
+    if (clusterBits < 0 || clusterBits > 16) throw new FormatError(S, `s_log_cluster_size ${sb.s_log_cluster_size} out of range`);
+    if (sb.s_blocks_per_group === 0 || sb.s_blocks_per_group > 8 * bs * 2 ** clusterBits) throw new FormatError(S, `s_blocks_per_group ${sb.s_blocks_per_group} out of range`);
     if (sb.s_inodes_per_group === 0 || sb.s_inodes_per_group > 8 * bs) throw new FormatError(S, `s_inodes_per_group ${sb.s_inodes_per_group} out of range`);
     const isz = sb.s_rev_level === 0 ? 128 : sb.s_inode_size;
     if (isz < 128 || isz > bs || (isz & (isz - 1)) !== 0) throw new FormatError(S, `s_inode_size ${isz} out of range`);
@@ -229,6 +231,15 @@ export class Ext4Reader {
       }
     }
     return new Ext4Reader(dev, sb, gds, name);
+  }
+
+  /**
+   * The journal holds transactions not yet replayed (needs_recovery). Like
+   * debugfs we read the filesystem as it is on disk, which may miss the most
+   * recent changes; callers may want to say so.
+   */
+  get needsRecovery(): boolean {
+    return hasFeature(this.sb, 'needs_recovery');
   }
 
   /** Read one metadata block (cached; do not modify it), checking it lies inside the filesystem. */
