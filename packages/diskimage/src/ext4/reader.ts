@@ -448,7 +448,9 @@ export class Ext4Reader {
             continue;
           }
           if (indexed && isDxNodeBlock(blk)) {
-            decodeDxNode(blk, { csum, structure: `${S} htree node ${lblk}` });
+            // An interior htree node, or (without metadata_csum, where both look
+            // alike) an emptied leaf: either way it names no entries.
+            if (csum) decodeDxNode(blk, { csum, structure: `${S} htree node ${lblk}` });
             continue;
           }
           add(decodeDirBlock(blk, { csum, structure: where }).entries);
