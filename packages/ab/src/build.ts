@@ -99,7 +99,7 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
     slotsBuilt: [],
   };
 
-  const fill = async (dev: Device, plan: LayoutPlan) => {
+  const fill = async (dev: Device, plan: LayoutPlan, { fresh }: { fresh: boolean }) => {
     const regions = planRegions(dev, plan);
     const part = (name: string) => progressRegion(regions.get(name)!, plan, name, o.onProgress);
     const startLba = (name: string) => plan.partitions.find((p) => p.name === name)!.firstLba;
@@ -136,7 +136,7 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
     // Secret: a tarball, a directory, or an empty filesystem.
     const secret = part(PSYOPS_NAMES.secret);
     const secretTree = o.secretTar ? openTarFile(o.secretTar) : o.secretDir ? readDirTree(o.secretDir) : undefined;
-    const s = await createExt4(secret, secretTree, { label: PSYOPS_NAMES.secret, entropy, now, sourceDateEpoch: epoch });
+    const s = await createExt4(secret, secretTree, { label: PSYOPS_NAMES.secret, entropy, now, sourceDateEpoch: epoch, regionIsZeroed: fresh });
     partial.secret.files = s.files;
     partial.secret.usedBytes = s.usedBlocks * s.blockSize;
     done(o, PSYOPS_NAMES.secret, secret);
@@ -152,6 +152,7 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
         now,
         sourceDateEpoch: epoch,
         extraFiles,
+        regionIsZeroed: fresh,
       });
       partial.slotsBuilt.push({
         label,

@@ -26,8 +26,10 @@ export interface CreateImageOptions {
    * Writes the filesystems, given the device and the plan (partition byte
    * ranges via planRegions). Runs before the partition table is written, so
    * a failure leaves no table that points at half-written partitions.
+   * `fresh`: the target is a new sparse file that reads as zeros (writers may
+   * skip zeroing), not a reused block device.
    */
-  fill?: (dev: Device, plan: LayoutPlan) => Promise<void>;
+  fill?: (dev: Device, plan: LayoutPlan, ctx: { fresh: boolean }) => Promise<void>;
 }
 
 export interface CreateSummary extends DiskSummary {
@@ -67,7 +69,7 @@ export async function createImage(opts: CreateImageOptions): Promise<CreateSumma
       const plan = psyopsLayout({ ...sizes, sectorSize: dev.sectorSize, totalSize: dev.size });
       if (opts.fill) {
         await wipeTable(dev);
-        await opts.fill(dev, plan);
+        await opts.fill(dev, plan, { fresh: false });
         await dev.flush();
       }
       await writePartitionTable(dev, plan, entropy);
@@ -83,7 +85,7 @@ export async function createImage(opts: CreateImageOptions): Promise<CreateSumma
     const dev = await FileDevice.create(tmp, plan.totalSize, plan.sectorSize);
     try {
       // A fresh file reads as zeros: zero blocks need no write and stay holes.
-      await opts.fill?.(new SparseWriteDevice(dev), plan);
+      await opts.fill?.(new SparseWriteDevice(dev), plan, { fresh: true });
       await writePartitionTable(dev, plan, entropy, { assumeZeroed: true });
       await dev.flush();
       await dev.close();
