@@ -19,7 +19,11 @@ import { createGunzip } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import type { CorpusJob, CorpusResult } from './helpers/ext4-corpus-worker.js';
 
-const CORPUS = process.env.EXT4_CORPUS ?? '/work/shared/corpus/e2fsprogs';
+// shared/ lies beside the repository (in CI too: a copy beside the clone).
+const CORPUS =
+  process.env.EXT4_CORPUS ??
+  [fileURLToPath(new URL('../../shared/corpus/e2fsprogs', import.meta.url)), '/work/shared/corpus/e2fsprogs'].find((d) => existsSync(join(d, 'INDEX.tsv'))) ??
+  '/work/shared/corpus/e2fsprogs';
 const WORKER = fileURLToPath(new URL('./helpers/ext4-corpus-worker.ts', import.meta.url));
 // Generous: the machine running CI may be busy; a real hang never answers.
 const IMAGE_TIMEOUT_MS = 120_000;
