@@ -9,15 +9,19 @@
  * psyops-secret, two 1536 MiB ext4 slots psyopsOS-A/B from the OS payload. Every run ends with
  * `sync` of its output (ours fdatasyncs itself), so all of them pay for getting the bytes to disk.
  * Workload: bench/workload.ts (~451 MiB OS + ~4 MiB ESP, cached in bench/out/).
- * Run: node --import=tsx bench/create.bench.ts (after pnpm build); BENCH_RUNS=N (default 2) takes
- * the best of N runs each. Targets are printed with PASS/MISS, never asserted.
+ * Run: node --import=tsx bench/create.bench.ts (after pnpm build); BENCH_RUNS=N (default 2) rounds,
+ * each running every row once (interleaved, so load drifts hit all rows), best wall per row;
+ * BENCH_PROFILE=1 adds per-partition timings and a CPU profile of ours.
+ * Targets are printed with PASS/MISS, never asserted. A `ref:` row (plain node copying the same
+ * bytes, no filesystems) is shown for scale and is not an anchor.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bestOf, measure, type Measurement } from './lib.js';
+import { summarizeProfile } from './cpuprofile.js';
+import { measure, type Measurement } from './lib.js';
 import { ensureWorkload } from './workload.js';
 
 const MiB = 2 ** 20;
@@ -62,30 +66,52 @@ interface Row extends Measurement {
   note?: string;
 }
 
-/** Measure `script` (fresh `tmp` scratch each time, `outPath` allocated bytes), best of RUNS. */
-function run(name: string, script: string, outPath: string, note?: string): Row {
-  const m = bestOf(RUNS, () => {
-    rmSync(outPath, { recursive: true, force: true });
-    const r = measure(name, script, { cwd: tmp, env: { ...process.env, SOURCE_DATE_EPOCH: '1795910400' } });
-    r.allocatedBytes = allocated(outPath);
-    return r;
-  });
-  const row: Row = { ...m, note: [note, outPath === out ? check(out) : undefined].filter(Boolean).join('; ') };
-  rmSync(outPath, { recursive: true, force: true });
-  return row;
+interface Task {
+  name: string;
+  /** Shell script to measure; undefined when the tool is unavailable (row shows n/a). */
+  script?: string;
+  /** What it writes (file or directory), for allocated bytes; removed before and after each run. */
+  outPath: string;
+  note?: string;
+  /** Scratch directory removed (untimed) after each run. */
+  scratch?: string;
+  best?: Row;
 }
 
-/** A row that could not run here (printed as n/a). */
-function unavailable(name: string, why: string): Row {
-  return { name, wallS: NaN, cpuS: NaN, maxRssMiB: NaN, note: `n/a: ${why}` };
+const tasks: Task[] = [];
+
+/** Register a row; every row runs once per round, rounds interleave rows so load drifts hit all alike. */
+function run(name: string, script: string, outPath: string, note?: string, scratch?: string): void {
+  tasks.push({ name, script, outPath, note, scratch });
 }
 
-const rows: Row[] = [];
+/** A row that cannot run here (printed as n/a). */
+function unavailable(name: string, why: string): void {
+  tasks.push({ name, outPath: '', note: `n/a: ${why}` });
+}
+
+/** Best (by wall) of RUNS rounds per row; a global sync before each run drains earlier dirty pages untimed. */
+function runAll(): Row[] {
+  for (let round = 0; round < RUNS; round++) {
+    for (const t of tasks) {
+      if (!t.script) continue;
+      rmSync(t.outPath, { recursive: true, force: true });
+      spawnSync('sync');
+      const m = measure(t.name, t.script, { cwd: tmp, env: { ...process.env, SOURCE_DATE_EPOCH: '1795910400' } });
+      m.allocatedBytes = allocated(t.outPath);
+      const checked = t.outPath === out ? check(out) : undefined;
+      if (!t.best || m.wallS < t.best.wallS) t.best = { ...m, note: [t.note, checked].filter(Boolean).join('; ') };
+      rmSync(t.outPath, { recursive: true, force: true });
+      if (t.scratch) rmSync(t.scratch, { recursive: true, force: true });
+    }
+  }
+  return tasks.map((t) => t.best ?? { name: t.name, wallS: NaN, cpuS: NaN, maxRssMiB: NaN, note: t.note });
+}
 
 // 1. ours
-rows.push(run('diskimg create (node, dist)',
+run('diskimg create (node, dist)',
   `node ${q(CLI)} create ${q(out)} --os-tar ${q(w.osTar)} --esp-tar ${q(w.espTar)} --no-verify --seed bench >/dev/null && sync ${q(out)}`,
-  out));
+  out);
 
 // 2. genimage
 if (has('genimage') && has('mke2fs') && has('mcopy')) {
@@ -116,9 +142,8 @@ image disk.img {
   const gOut = join(g, 'out', 'disk.img');
   const script = `rm -rf ${q(g)} && mkdir -p ${q(g)}/root ${q(g)}/in ${q(g)}/out && genimage --config genimage.cfg` +
     ` --rootpath ${q(g)}/root --tmppath ${q(g)}/tmp --inputpath ${q(g)}/in --outputpath ${q(g)}/out >/dev/null 2>&1 && sync ${q(gOut)} && mv ${q(gOut)} ${q(out)}`;
-  rows.push(run('genimage (mkdosfs+mcopy, mke2fs -d)', script, out));
-  rmSync(g, { recursive: true, force: true });
-} else rows.push(unavailable('genimage', 'genimage, mke2fs or mcopy not installed'));
+  run('genimage (mkdosfs+mcopy, mke2fs -d)', script, out, undefined, g);
+} else unavailable('genimage', 'genimage, mke2fs or mcopy not installed');
 
 // 3. systemd-repart
 {
@@ -129,8 +154,8 @@ image disk.img {
   // the ESP is formatted by repart and filled with mcopy, as the row's note says.
   const vfatMount = offline || /\bvfat$/m.test(spawnSync('cat', ['/proc/filesystems'], { encoding: 'utf8' }).stdout);
   const canLoop = offline || (process.getuid?.() === 0 && existsSync('/dev/loop-control'));
-  if (!help) rows.push(unavailable('systemd-repart', 'not installed (apt-get install systemd-repart)'));
-  else if (!canLoop) rows.push(unavailable('systemd-repart', 'no --offline (systemd < 253) and no root/loop devices'));
+  if (!help) unavailable('systemd-repart', 'not installed (apt-get install systemd-repart)');
+  else if (!canLoop) unavailable('systemd-repart', 'no --offline (systemd < 253) and no root/loop devices');
   else {
     const d = join(tmp, 'repart.d');
     mkdirSync(d, { recursive: true });
@@ -145,8 +170,8 @@ image disk.img {
     const script = `systemd-repart --empty=create --size=${IMAGE_BYTES} --dry-run=no ${offline ? '--offline=yes ' : ''}` +
       `--definitions=${q(d)} --seed=0f0e0d0c-0b0a-0908-0706-050403020100 --no-pager --json=off ${q(out)} >/dev/null 2>&1${mcopy} && sync ${q(out)}`;
     const how = offline ? '--offline=yes' : 'loop-mounted';
-    rows.push(run(`systemd-repart CopyFiles= (${how}${vfatMount ? '' : ', ESP by mcopy'})`, script, out,
-      vfatMount ? undefined : 'no vfat in this kernel: repart formats the ESP, mcopy -s fills it'));
+    run(`systemd-repart CopyFiles= (${how}${vfatMount ? '' : ', ESP by mcopy'})`, script, out,
+      vfatMount ? undefined : 'no vfat in this kernel: repart formats the ESP, mcopy -s fills it');
   }
 }
 
@@ -173,7 +198,41 @@ image disk.img {
     `rm -rf ${q(p)}`,
     `sync ${q(out)}`,
   ].join(' && ');
-  rows.push(run('manual: sgdisk, mkfs.fat+mcopy, mkfs.ext4 -d, dd', script, out));
+  run('manual: sgdisk, mkfs.fat+mcopy, mkfs.ext4 -d, dd', script, out);
+}
+
+// Reference (not an anchor): what plain node can do with the same bytes. Reads the OS tar
+// ONCE into a ring of four reused 4 MiB buffers and writes every chunk at two offsets,
+// then the ESP tar; no filesystem logic. Shows how much of our gap to the floor is Node I/O.
+{
+  const ref = join(tmp, 'ref.img');
+  const script = join(tmp, 'ref.mjs');
+  writeFileSync(script, `import { open } from 'node:fs/promises';
+const [osTar, espTar, dst] = process.argv.slice(2);
+const CH = 4 << 20;
+const out = await open(dst, 'w');
+const ring = Array.from({ length: 4 }, () => Buffer.allocUnsafe(CH));
+const busy = ring.map(() => Promise.resolve());
+let i = 0, base = 0;
+for (const [src, copies] of [[osTar, 2], [espTar, 1]]) {
+  const inp = await open(src, 'r');
+  const size = (await inp.stat()).size;
+  for (let off = 0; ; ) {
+    await busy[i];
+    const { bytesRead: n } = await inp.read(ring[i], 0, CH, off);
+    if (!n) break;
+    const b = ring[i];
+    busy[i] = Promise.all(Array.from({ length: copies }, (_, c) => out.write(b, 0, n, base + c * size + off))).then(() => {});
+    off += n; i = (i + 1) % ring.length;
+  }
+  await Promise.all(busy);
+  await inp.close();
+  base += copies * size;
+}
+await out.datasync(); await out.close();
+`);
+  run('ref: node, OS tar read once + written twice (4 MiB ring)', `node ${q(script)} ${q(w.osTar)} ${q(w.espTar)} ${q(ref)}`, ref,
+    'not an anchor: raw node I/O, no filesystems');
 }
 
 // 5. the floor: the payload bytes that must be written, as three sparse copies
@@ -181,14 +240,15 @@ image disk.img {
   const f = join(tmp, 'floor');
   const cp = (src: string, dst: string) => `cp --sparse=always ${q(src)} ${q(`${f}/${dst}`)}`;
   const script = `mkdir ${q(f)} && ${cp(w.osTar, 'a')} && ${cp(w.osTar, 'b')} && ${cp(w.espTar, 'esp')} && sync ${q(f)}/a ${q(f)}/b ${q(f)}/esp`;
-  rows.push(run('floor: cp --sparse=always (OS tar x2 + ESP tar)', script, f));
+  run('floor: cp --sparse=always (OS tar x2 + ESP tar)', script, f);
 }
-rmSync(tmp, { recursive: true, force: true });
+
+const rows = runAll();
 
 // Table and targets.
 const ours = rows[0]!;
 const floor = rows[rows.length - 1]!;
-const anchors = rows.slice(1, -1).filter((r) => Number.isFinite(r.wallS));
+const anchors = rows.slice(1, -1).filter((r) => Number.isFinite(r.wallS) && !r.name.startsWith('ref:'));
 const fmt = (n: number | undefined, d = 2) => (n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(d));
 const [l1, l5] = loadavg();
 console.log(`\n## diskimg create: 4-partition image (${ESP_MIB}M ESP, ${SECRET_MIB}M secret, 2×${SLOT_MIB}M slots), payload ${(payload / MiB).toFixed(1)} MiB`);
@@ -211,3 +271,38 @@ const targets: [string, boolean, string][] = [
 console.log('\n| target | result | measured |');
 console.log('|---|---|---|');
 for (const [t, ok, m] of targets) console.log(`| ${t} | ${ok ? 'PASS' : 'MISS'} | ${m} |`);
+
+// BENCH_PROFILE=1: where ours spends its time (one more run each): per-partition wall/CPU from
+// buildImage's progress callback, then a CPU profile of the CLI summarized by function.
+if (process.env.BENCH_PROFILE) {
+  const phases = join(tmp, 'phases.mjs');
+  writeFileSync(phases, `const t0 = performance.now();
+const { buildImage } = await import(${JSON.stringify(join(ROOT, 'packages/ab/dist/index.js'))});
+const lines = [['import packages/ab/dist', performance.now() - t0, process.cpuUsage().user + process.cpuUsage().system]];
+let last = performance.now(), cpu = process.cpuUsage();
+const mark = (what) => { const c = process.cpuUsage(cpu); lines.push([what, performance.now() - last, c.user + c.system]); last = performance.now(); cpu = process.cpuUsage(); };
+await buildImage({ output: process.argv[2], osTar: process.argv[3], espTar: process.argv[4], noVerify: true, seed: 'bench',
+  onProgress: (p) => { if (p.done) mark(p.partition + ' (' + (p.written / 2 ** 20).toFixed(1) + ' MiB written)'); } });
+mark('partition table, fdatasync, rename, summary');
+for (const [what, ms, us] of lines) console.log('| ' + what + ' | ' + (ms / 1000).toFixed(2) + ' | ' + (us / 1e6).toFixed(2) + ' |');
+`);
+  rmSync(out, { force: true });
+  const ph = spawnSync('node', [phases, out, w.osTar, w.espTar], { encoding: 'utf8' });
+  console.log('\n### Profile: phases of ours (buildImage in-process; CPU is process-wide, libuv threads included)');
+  console.log('| phase | wall s | cpu s |\n|---|---:|---:|');
+  console.log(ph.status === 0 ? ph.stdout.trim() : `| failed: ${ph.stderr.trim().split('\n').pop()} | | |`);
+  rmSync(out, { force: true });
+  const profDir = join(tmp, 'prof');
+  const pr = spawnSync('node', ['--cpu-prof', `--cpu-prof-dir=${profDir}`, CLI, 'create', out, '--os-tar', w.osTar, '--esp-tar', w.espTar, '--no-verify', '--seed', 'bench'],
+    { encoding: 'utf8' });
+  const file = pr.status === 0 ? readdirSync(profDir).find((f) => f.endsWith('.cpuprofile')) : undefined;
+  if (file) {
+    const s = summarizeProfile(join(profDir, file));
+    console.log(`\n### Profile: CPU profile of \`diskimg create\` (main thread, ${(s.totalMs / 1000).toFixed(2)} s sampled; see bench/cpuprofile.ts for caveats)`);
+    console.log('| self ms | % | function file:line |\n|---:|---:|---|');
+    for (const f of s.self) console.log(`| ${f.ms.toFixed(0)} | ${f.pct.toFixed(1)} | ${f.frame} |`);
+    console.log('\n| inclusive ms | % | our function file:line |\n|---:|---:|---|');
+    for (const f of s.inclusive) console.log(`| ${f.ms.toFixed(0)} | ${f.pct.toFixed(1)} | ${f.frame} |`);
+  } else console.log(`\nprofile run failed: ${pr.stderr.trim().split('\n').pop()}`);
+}
+rmSync(tmp, { recursive: true, force: true });
