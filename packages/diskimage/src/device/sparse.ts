@@ -2,17 +2,11 @@ import type { Device } from './device.js';
 
 const CHUNK = 4096;
 
+const ZERO = Buffer.alloc(CHUNK);
+
+/** All zeros? Buffer.compare against a zero block runs as a native memcmp. */
 function isZero(b: Uint8Array): boolean {
-  // Compare 8 bytes at a time where aligned; random data exits on the first word.
-  const n = b.length;
-  let i = 0;
-  if (b.byteOffset % 8 === 0) {
-    const w = new BigUint64Array(b.buffer, b.byteOffset, Math.floor(n / 8));
-    for (; i < w.length; i++) if (w[i] !== 0n) return false;
-    i *= 8;
-  }
-  for (; i < n; i++) if (b[i] !== 0) return false;
-  return true;
+  return Buffer.compare(b, ZERO.subarray(0, b.length)) === 0;
 }
 
 /**
