@@ -1,6 +1,7 @@
 /**
  * FAT32 ESP populate: our library (dist build, plain node) against
- * `mkfs.fat -C -F32` + `mcopy -s` on the same tree, in the same run.
+ * `mkfs.fat -C -F32` + `mcopy -s` on the same tree, in the same run. Both end
+ * with the image on disk (we fdatasync; the anchor gets `sync FILE`).
  * Workload (temp dir): 128 MiB ESP, EFI/BOOT/BOOTX64.EFI 4 MiB, 200 small
  * files in 10 subdirectories, one 60 MiB incompressible file.
  * Run: node --import=tsx bench/fat32.bench.ts (after pnpm build).
@@ -59,14 +60,14 @@ const runs = 3;
 const rows = [
   bestOf(runs, () => {
     rmSync(theirs, { force: true });
-    return measure('mkfs.fat -C + mcopy -s', `mkfs.fat -C -F32 -n PSYOPSOSEFI ${theirs} 131072 >/dev/null && mcopy -s -i ${theirs} ${src}/* ::/`, { output: theirs });
+    return measure('mkfs.fat -C + mcopy -s + sync', `mkfs.fat -C -F32 -n PSYOPSOSEFI ${theirs} 131072 >/dev/null && mcopy -s -i ${theirs} ${src}/* ::/ && sync ${theirs}`, { output: theirs });
   }),
   bestOf(runs, () => {
     rmSync(ours, { force: true });
     return measure('diskimg populate (node, dist)', `node ${script} ${ours} ${src}`, { output: ours });
   }),
 ];
-report('FAT32: 128 MiB ESP, 4 MiB BOOTX64.EFI + 200 small files + 60 MiB file', rows, 'mkfs.fat -C + mcopy -s');
+report('FAT32: 128 MiB ESP, 4 MiB BOOTX64.EFI + 200 small files + 60 MiB file', rows, 'mkfs.fat -C + mcopy -s + sync');
 const ratio = rows[1].wallS / rows[0].wallS;
 console.log(`\nwall ratio ours / mkfs.fat+mcopy: ${ratio.toFixed(2)}; peak RSS ours ${rows[1].maxRssMiB.toFixed(1)} MiB vs ${rows[0].maxRssMiB.toFixed(1)} MiB`);
 const fsck = spawnSync('fsck.fat', ['-n', ours], { encoding: 'utf8' });
