@@ -18,3 +18,4 @@ export * as fat32 from './fat32/index.js';
 export { Fat32Volume, formatFat32, populateFat32, createFat32, type Fat32Entry, type FormatOptions as Fat32FormatOptions, type PopulateOptions as Fat32PopulateOptions } from './fat32/index.js';
 export * from './image/probe.js';
 export * from './image/fs.js';
+export * from './source/tee.js';
