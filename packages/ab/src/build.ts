@@ -12,6 +12,7 @@ import {
   planRegions,
   PSYOPS_NAMES,
   readDirTree,
+  teeEach,
   type CreateSummary,
   type ExtraFile,
   type Device,
@@ -142,25 +143,26 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
     done(o, PSYOPS_NAMES.secret, secret);
 
     // Slots A and B: the same OS tarball, each with its side file and signature.
-    for (const label of [PSYOPS_NAMES.a, PSYOPS_NAMES.b]) {
-      const slot = part(label);
-      const extraFiles: ExtraFile[] = [{ path: label, data: label }];
-      if (inputs.osSig) extraFiles.push({ path: SLOT_SIG, data: inputs.osSig.text });
-      const r = await createExt4(slot, requireOsFiles(openTarFile(o.osTar), o.osTar), {
-        label,
-        entropy,
-        now,
-        sourceDateEpoch: epoch,
-        extraFiles,
-        regionIsZeroed: fresh,
-      });
+    // One pass over the tar feeds both writers (teeEach: bounded, and one failing ends the other).
+    const labels = [PSYOPS_NAMES.a, PSYOPS_NAMES.b];
+    const slots = labels.map((label) => part(label));
+    const results = await teeEach(
+      requireOsFiles(openTarFile(o.osTar), o.osTar),
+      labels.map((label, i) => (tree: AsyncIterable<TreeEntry>) => {
+        const extraFiles: ExtraFile[] = [{ path: label, data: label }];
+        if (inputs.osSig) extraFiles.push({ path: SLOT_SIG, data: inputs.osSig.text });
+        return createExt4(slots[i], tree, { label, entropy, now, sourceDateEpoch: epoch, extraFiles, regionIsZeroed: fresh });
+      }),
+    );
+    for (const [i, label] of labels.entries()) {
+      const r = results[i];
       partial.slotsBuilt.push({
         label,
         signature: inputs.osSig ? parseTrustedComment(inputs.osSig.sig.trustedComment) : undefined,
         files: r.files,
         usedBytes: r.usedBlocks * r.blockSize,
       });
-      done(o, label, slot);
+      done(o, label, slots[i]);
     }
   };
 
