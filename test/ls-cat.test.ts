@@ -8,27 +8,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findFilesystemPartition, openDisk, openFilesystem, type Disk, type FsEntry, type FsReader } from '../packages/diskimage/src/index.js';
 import { repoRoot } from './helpers/cli.js';
-import { buildInspectImage, missingTools, sh, type InspectImage } from './helpers/inspect-image.js';
+import { sh, useInspectImage, type InspectImage } from './helpers/inspect-image.js';
 
 const execFileP = promisify(execFile);
-let ref: InspectImage | undefined;
-let skip: string | undefined;
-
-test.before(() => {
-  const m = missingTools();
-  if (m.length) skip = `missing ${m.join(', ')}`;
-  else ref = buildInspectImage();
-});
-test.after.always(() => ref?.cleanup());
-
-function ready(t: { log: (s: string) => void; pass: () => void }): InspectImage | undefined {
-  if (skip || !ref) {
-    t.log(`skipped: ${skip}`);
-    t.pass();
-    return undefined;
-  }
-  return ref;
-}
+const ready = useInspectImage(test);
 
 /** The CLI with stdout as bytes. */
 async function cli(args: string[]): Promise<{ code: number; stdout: Buffer; stderr: string }> {

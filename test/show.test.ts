@@ -5,26 +5,9 @@ import test from 'ava';
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
-import { buildInspectImage, ESP_META, GRUBENV, missingTools, OS_META, sh, type InspectImage } from './helpers/inspect-image.js';
+import { buildInspectImage, ESP_META, GRUBENV, missingTools, OS_META, sh, useInspectImage, type InspectImage } from './helpers/inspect-image.js';
 
-let ref: InspectImage | undefined;
-let skip: string | undefined;
-
-test.before(() => {
-  const m = missingTools();
-  if (m.length) skip = `missing ${m.join(', ')}`;
-  else ref = buildInspectImage({ defaultLabel: 'psyopsOS-B' });
-});
-test.after.always(() => ref?.cleanup());
-
-function ready(t: { log: (s: string) => void; pass: () => void }): InspectImage | undefined {
-  if (skip || !ref) {
-    t.log(`skipped: ${skip}`);
-    t.pass();
-    return undefined;
-  }
-  return ref;
-}
+const ready = useInspectImage(test, { defaultLabel: 'psyopsOS-B' });
 
 /** blkid -p (low-level probe, no cache) of the filesystem at a byte offset. */
 function blkid(img: string, offset: number): Record<string, string> {

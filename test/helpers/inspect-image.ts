@@ -145,3 +145,29 @@ export function buildInspectImage(opts: { defaultLabel?: string; partitioner?: '
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/**
+ * Register ava hooks that build one inspect image for the whole test file (or note why not) and
+ * clean it up; returns `ready(t)`, which gives the image or logs the skip reason and passes.
+ */
+export function useInspectImage(
+  test: { before: (fn: () => void) => void; after: { always: (fn: () => void) => void } },
+  opts: Parameters<typeof buildInspectImage>[0] = {},
+): (t: { log: (s: string) => void; pass: () => void }) => InspectImage | undefined {
+  let ref: InspectImage | undefined;
+  let skip: string | undefined;
+  test.before(() => {
+    const m = missingTools();
+    if (m.length) skip = `missing ${m.join(', ')}`;
+    else ref = buildInspectImage(opts);
+  });
+  test.after.always(() => ref?.cleanup());
+  return (t) => {
+    if (skip || !ref) {
+      t.log(`skipped: ${skip}`);
+      t.pass();
+      return undefined;
+    }
+    return ref;
+  };
+}
