@@ -124,17 +124,23 @@ async function locate(disk: Disk, label: string): Promise<DiskPartition | undefi
   }
 }
 
+/** Open the filesystem labelled `label`, noting its partition number in `out`; undefined (and `out.error`) when absent. */
+async function openLabelled(disk: Disk, label: string, out: { partition: number | null; error?: string }): Promise<FsReader | undefined> {
+  const p = await locate(disk, label);
+  if (!p) {
+    out.error = `no partition labelled ${label}`;
+    return undefined;
+  }
+  out.partition = p.number;
+  return openFilesystem(p);
+}
+
 async function inspectSlot(disk: Disk, slot: 'a' | 'b'): Promise<SlotInfo> {
   const label = PSYOPS_NAMES[slot];
   const out: SlotInfo = { slot, label, partition: null, signature: null, version: null };
   try {
-    const p = await locate(disk, label);
-    if (!p) {
-      out.error = `no partition labelled ${label}`;
-      return out;
-    }
-    out.partition = p.number;
-    const fs = await openFilesystem(p);
+    const fs = await openLabelled(disk, label, out);
+    if (!fs) return out;
     out.signature = await readSignatureInfo(fs, OS_SIGNATURE_PATH);
     out.version = out.signature?.metadata.version ?? null;
   } catch (e) {
@@ -148,13 +154,9 @@ async function inspectEsp(disk: Disk): Promise<EspInfo> {
   const out: EspInfo = { label, partition: null, signature: null, grubCfg: null, grubenv: null, nextBoot: null, errors: [] };
   let fs: FsReader;
   try {
-    const p = await locate(disk, label);
-    if (!p) {
-      out.error = `no partition labelled ${label}`;
-      return out;
-    }
-    out.partition = p.number;
-    fs = await openFilesystem(p);
+    const f = await openLabelled(disk, label, out);
+    if (!f) return out;
+    fs = f;
   } catch (e) {
     out.error = errMsg(e);
     return out;
