@@ -217,6 +217,32 @@ test('a truncated tar rejects both views with the InputError', async (t) => {
   }
 });
 
+test('teeEach over a real tar file: a consumer throwing mid-body wins over the TeeAbortedError it causes', async (t) => {
+  const d = tmpd();
+  try {
+    makeOsTree(join(d, 'tree'));
+    const tarPath = join(d, 'os.tar');
+    execFileSync('tar', ['-C', join(d, 'tree'), '--sort=name', '-cf', tarPath, '.']);
+    const mine = new Error('writer failed');
+    let otherErr: unknown;
+    const err = await t.throwsAsync(
+      teeEach(openTarFile(tarPath), [
+        async (v) => {
+          for await (const e of v) {
+            let k = 0;
+            if (e.body && e.size > 2 * MiB) for await (const _ of e.body) if (++k === 2) throw mine;
+          }
+        },
+        (v) => consume(v, [0, 1]).then(() => {}, (e) => { otherErr = e; throw e; }),
+      ]),
+    );
+    t.is(err, mine);
+    t.true(otherErr instanceof TeeAbortedError, String(otherErr));
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
 const MiB = 2 ** 20;
 const SLOT = 48 * MiB;
 
