@@ -4,8 +4,15 @@ const CHUNK = 4096;
 
 const ZERO = Buffer.alloc(CHUNK);
 
-/** All zeros? Buffer.compare against a zero block runs as a native memcmp. */
+/**
+ * All zeros? Data blocks almost always have a non-zero byte among the first
+ * few, which JS finds without a native call (a call per 4 KiB block costs
+ * ~0.2 s per image); the rest goes to a native memcmp against a zero block.
+ */
 function isZero(b: Uint8Array): boolean {
+  const probe = Math.min(b.length, 16);
+  for (let i = 0; i < probe; i++) if (b[i] !== 0) return false;
+  if (b.length > 0 && b[b.length - 1] !== 0) return false;
   return Buffer.compare(b, ZERO.subarray(0, b.length)) === 0;
 }
 
