@@ -10,7 +10,7 @@ interface ShowArgs {
 
 export const showCommand: CommandModule<object, ShowArgs> = {
   command: 'show <disk>',
-  describe: 'print the partition table of an image file or block device (GPT header used, partitions, types, GUIDs, attributes)',
+  describe: "show an image file or block device: GPT (header used, partitions, types, GUIDs, attributes), filesystems (type, label, UUID), each slot's version from its minisig, the ESP signature, grub.cfg default, grubenv and next boot",
   builder: (y) => y.positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' }),
   handler: async (argv) => {
     const summary = await inspectDisk(argv.disk);
