@@ -175,3 +175,43 @@ test('a block device with a mounted partition is refused before anything is writ
     rmSync(mnt, { recursive: true, force: true });
   }
 });
+
+test('every input form lands byte-identical, read back by mtools and debugfs (--esp-dir, --secret-tar, gzip OS tar)', async (t) => {
+  if (!have('mcopy') || !have('debugfs')) { t.log('skipped: mtools or debugfs not installed'); t.pass(); return; }
+  const espDir = tree('esp-dir', { 'EFI/BOOT/BOOTX64.EFI': Buffer.alloc(70_000, 9), 'EFI/Tools/Long File Name.efi': 'long', 'manifest.json': '{}' });
+  const secretTar = tarOf(tree('secret', { 'psyops-secret.env': 'PSYOPSOS_NODENAME=node1\n', 'ssh/id_ed25519': 'key' }), join(work, 'secret.tar'));
+  const osTgz = join(work, 'os.tar.gz');
+  execFileSync('sh', ['-c', `gzip -c < ${osTar} > ${osTgz}`]);
+  const img = join(work, 'forms.img');
+  const r = await runCli(['create', img, '--os-tar', osTgz, '--esp-dir', espDir, '--secret-tar', secretTar, '--no-verify', '--default-slot', 'b', '--json', ...SMALL], { env: EPOCH });
+  t.is(r.code, 0, r.stderr);
+  const part = (name: string) => r.json.partitions.find((p: any) => p.name === name);
+  const offset = (name: string) => part(name).firstLba * 512;
+  const sizeOf = (name: string) => (part(name).lastLba - part(name).firstLba + 1) * 512;
+  // ESP through mtools at the partition's offset.
+  const mtools = (...args: string[]) => execFileSync(args[0], [...args.slice(1)], { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } });
+  t.deepEqual(mtools('mtype', '-i', `${img}@@${offset('PSYOPSOSEFI')}`, '::/EFI/BOOT/BOOTX64.EFI'), Buffer.alloc(70_000, 9));
+  t.is(mtools('mtype', '-i', `${img}@@${offset('PSYOPSOSEFI')}`, '::/EFI/Tools/Long File Name.efi').toString(), 'long');
+  const cfg = mtools('mtype', '-i', `${img}@@${offset('PSYOPSOSEFI')}`, '::/grub/grub.cfg').toString();
+  t.regex(cfg, /set default="psyopsOS-B"/);
+  // ext4 partitions through debugfs on extracted copies.
+  const extract = (name: string) => {
+    const out = join(work, `${name}.ext4`);
+    execFileSync('dd', [`if=${img}`, `of=${out}`, 'bs=1M', `skip=${offset(name) / 2 ** 20}`, `count=${sizeOf(name) / 2 ** 20}`, 'conv=sparse', 'status=none']);
+    return out;
+  };
+  const dcat = (fs: string, path: string) => execFileSync('debugfs', ['-R', `cat ${path}`, fs], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const secret = extract('psyops-secret');
+  t.is(dcat(secret, '/psyops-secret.env').toString(), 'PSYOPSOS_NODENAME=node1\n');
+  t.is(dcat(secret, '/ssh/id_ed25519').toString(), 'key');
+  for (const label of ['psyopsOS-A', 'psyopsOS-B']) {
+    const fs = extract(label);
+    t.deepEqual(dcat(fs, '/kernel'), readFileSync(join(osDir, 'kernel')));
+    t.deepEqual(dcat(fs, '/squashfs'), readFileSync(join(osDir, 'squashfs')));
+    t.is(dcat(fs, `/${label}`).toString(), label);
+    t.is(spawnSync('e2fsck', ['-fn', fs]).status, 0);
+    rmSync(fs);
+  }
+  rmSync(secret);
+  rmSync(img);
+});
