@@ -138,6 +138,9 @@ test('bad inputs: one-line errors naming the input, nothing left behind, an exis
   const bigOs = tarOf(tree('os-big', { kernel: 'k', initramfs: 'i', squashfs: Buffer.alloc(40 * 2 ** 20, 6) }), join(work, 'bigos.tar'));
   oneLine(t, await runCli(['create', img, '--os-tar', bigOs, '--no-verify', ...SMALL]), /needs .* MiB, partition has .* MiB/);
   noLeftovers(t, work, img);
+  // ESP too small for FAT32 at 4096-byte sectors: named in the CLI's words, before any write.
+  oneLine(t, await runCli(['create', img, '--os-tar', osTar, '--no-verify', '--sector-size', '4096', '--secret-size', '8M', '--slot-size', '32M']), /--esp-size 128 MiB is too small for FAT32 with 4096-byte sectors; use at least --esp-size 257M/);
+  noLeftovers(t, work, img);
   // Missing inputs.
   oneLine(t, await runCli(['create', img, '--os-tar', join(work, 'nope.tar'), '--no-verify']), /--os-tar .*nope\.tar: no such file/);
   oneLine(t, await runCli(['create', img, '--os-tar', osTar, '--esp-dir', join(work, 'nodir'), '--no-verify']), /--esp-dir .*nodir: no such directory/);

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { buildTime, InputError, makeEntropy, sourceDateEpoch, type LayoutPlan } from '@diskimg/partitions';
+import { buildTime, fmtBytes, InputError, makeEntropy, sourceDateEpoch, type LayoutPlan } from '@diskimg/partitions';
 import {
   CountingDevice,
   createExt4,
   createFat32,
   createImage,
+  fat32,
   openDisk,
   openTarFile,
   planRegions,
@@ -102,6 +103,14 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
 
   const fill = async (dev: Device, plan: LayoutPlan, { fresh }: { fresh: boolean }) => {
     const regions = planRegions(dev, plan);
+    // Say it in the CLI's words before anything is written (the FAT layer would name only bytes).
+    const espBytes = plan.partitions.find((p) => p.name === PSYOPS_NAMES.esp)!.sizeBytes;
+    const minEsp = fat32.minimumFat32Bytes(plan.sectorSize);
+    if (espBytes < minEsp) {
+      throw new InputError(
+        `--esp-size ${fmtBytes(espBytes)} is too small for FAT32 with ${plan.sectorSize}-byte sectors; use at least --esp-size ${Math.ceil(minEsp / 2 ** 20)}M`,
+      );
+    }
     const part = (name: string) => progressRegion(regions.get(name)!, plan, name, o.onProgress);
     const startLba = (name: string) => plan.partitions.find((p) => p.name === name)!.firstLba;
 
