@@ -103,16 +103,16 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
 
   const fill = async (dev: Device, plan: LayoutPlan, { fresh }: { fresh: boolean }) => {
     const regions = planRegions(dev, plan);
+    const planned = (name: string) => plan.partitions.find((p) => p.name === name)!;
     // Say it in the CLI's words before anything is written (the FAT layer would name only bytes).
-    const espBytes = plan.partitions.find((p) => p.name === PSYOPS_NAMES.esp)!.sizeBytes;
+    const espBytes = planned(PSYOPS_NAMES.esp).sizeBytes;
     const minEsp = fat32.minimumFat32Bytes(plan.sectorSize);
     if (espBytes < minEsp) {
       throw new InputError(
         `--esp-size ${fmtBytes(espBytes)} is too small for FAT32 with ${plan.sectorSize}-byte sectors; use at least --esp-size ${Math.ceil(minEsp / 2 ** 20)}M`,
       );
     }
-    const part = (name: string) => progressRegion(regions.get(name)!, plan, name, o.onProgress);
-    const startLba = (name: string) => plan.partitions.find((p) => p.name === name)!.firstLba;
+    const part = (name: string) => progressRegion(regions.get(name)!, name, o.onProgress);
 
     // ESP: payload, then our grub.cfg, grubenv and the ESP signature.
     const esp = part(PSYOPS_NAMES.esp);
@@ -120,7 +120,7 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
     const vol = await createFat32(esp, countEntries(espTree, (n) => (partial.esp.files = n)), {
       label: PSYOPS_NAMES.esp,
       entropy,
-      hiddenSectors: startLba(PSYOPS_NAMES.esp),
+      hiddenSectors: planned(PSYOPS_NAMES.esp).firstLba,
       now,
       sourceDateEpoch: epoch,
       inputName: o.espTar ?? o.espDir ?? 'ESP',
@@ -256,10 +256,9 @@ async function* countEntries(tree: AsyncIterable<TreeEntry>, set: (n: number) =>
 
 async function* emptyTree(): AsyncGenerator<TreeEntry> {}
 
-function progressRegion(r: Region, plan: LayoutPlan, name: string, onProgress: BuildImageOptions['onProgress']): Device {
+function progressRegion(r: Region, name: string, onProgress: BuildImageOptions['onProgress']): Device {
   if (!onProgress) return r;
-  const size = plan.partitions.find((p) => p.name === name)!.sizeBytes;
-  return new CountingDevice(r, (written) => onProgress({ partition: name, written, size }));
+  return new CountingDevice(r, (written) => onProgress({ partition: name, written, size: r.size }));
 }
 
 function done(o: BuildImageOptions, partition: string, dev: Device): void {
