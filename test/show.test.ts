@@ -25,7 +25,8 @@ function assertBlkid(t: any, img: string, partitions: any[]): void {
   }
 }
 
-const keyIdOf = (pub: string) => /minisign public key ([0-9A-F]+)/.exec(readFileSync(pub, 'utf8'))![1];
+// minisign prints the id without leading zeros; we print 16 hex digits.
+const keyIdOf = (pub: string) => /minisign public key ([0-9A-F]+)/.exec(readFileSync(pub, 'utf8'))![1].padStart(16, '0');
 
 function patch(r: InspectImage, name: string, edits: [number, Buffer][]): string {
   const img = join(r.dir, name);

@@ -90,7 +90,8 @@ export function decodePublicKey(text: string, name = 'public key'): PublicKey {
 
 export function encodePublicKey(pk: PublicKey): string {
   const b = Buffer.concat([Buffer.from(SIG_ALG, 'latin1'), pk.keyId, pk.key]);
-  return `untrusted comment: minisign public key ${keyIdHex(pk.keyId)}\n${b.toString('base64')}\n`;
+  // minisign prints the id as %PRIX64 (no leading zeros); match it so our .pub files equal minisign's.
+  return `untrusted comment: minisign public key ${keyIdHex(pk.keyId).replace(/^0+(?=.)/, '')}\n${b.toString('base64')}\n`;
 }
 
 /** Parse a minisign secret key file without decrypting it. */

@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { FormatError, InputError } from '@diskimg/partitions';
 import {
   decodePublicKey,
+  encodePublicKey,
   decodeSecretKey,
   decodeSignature,
   encodeSignature,
@@ -61,6 +62,14 @@ function needMinisign(t: { log: (s: string) => void; pass: () => void }): boolea
 
 const pub = () => readFileSync(p('k.pub'), 'utf8');
 
+/**
+ * The key id minisign prints in a public key's comment line. minisign prints it without leading
+ * zeros (a random id starts with 0 one time in 16); we always print 16 hex digits.
+ */
+function minisignKeyId(pubPath: string): string {
+  return readFileSync(pubPath, 'utf8').split('\n')[0]!.split(' ').pop()!.padStart(16, '0');
+}
+
 test('minisign -S (prehashed, default) → we verify and parse the trusted comment', async (t) => {
   if (!needMinisign(t)) return;
   execFileSync('minisign', ['-S', '-s', p('k.key'), '-m', p('os.tar'), '-x', p('ms.minisig'), '-t', TRUSTED]);
@@ -69,7 +78,7 @@ test('minisign -S (prehashed, default) → we verify and parse the trusted comme
   t.is(r.trustedComment, TRUSTED);
   t.deepEqual(r.fields, FIELDS);
   t.is(r.bytes, payload.length);
-  t.is(r.keyId, readFileSync(p('k.pub'), 'utf8').split('\n')[0]!.split(' ').pop()!);
+  t.is(r.keyId, minisignKeyId(p('k.pub')));
   // The same from a stream instead of a path.
   const r2 = await verifyFile(Readable.from([payload.subarray(0, 1000), payload.subarray(1000)]), readFileSync(p('ms.minisig')), pub());
   t.is(r2.trustedComment, TRUSTED);
@@ -148,8 +157,8 @@ test('a flipped byte in the file, in the trusted comment, or another key is reje
 
   // 3. signed by another key
   execFileSync('minisign', ['-S', '-s', p('other.key'), '-m', p('os.tar'), '-x', p('other.minisig'), '-t', TRUSTED]);
-  const otherId = readFileSync(p('other.pub'), 'utf8').split('\n')[0]!.split(' ').pop()!;
-  const ourId = readFileSync(p('k.pub'), 'utf8').split('\n')[0]!.split(' ').pop()!;
+  const otherId = minisignKeyId(p('other.pub'));
+  const ourId = minisignKeyId(p('k.pub'));
   await t.throwsAsync(verifyFile(p('os.tar'), readFileSync(p('other.minisig')), pub(), { pubkey: 'k.pub' }), {
     instanceOf: InputError,
     message: new RegExp(`os\\.tar: signed by key ${otherId}, expected ${ourId} \\(k\\.pub\\)`),
@@ -226,4 +235,12 @@ test('trusted comment fields: parse like upstream, format refuses what would not
   t.throws(() => formatTrustedComment({ type: 'a b' }), { instanceOf: InputError });
   t.throws(() => formatTrustedComment({ 'a=b': 'c' }), { instanceOf: InputError });
   t.is(keyIdHex(Buffer.from('0d943e7311d04f6c', 'hex')), '6C4FD011733E940D');
+});
+
+test('public key comment prints the key id as minisign does (no leading zeros), other output keeps 16 digits', (t) => {
+  const pk = { keyId: Buffer.from([0x2e, 0xcc, 0xc0, 0xcf, 0xed, 0x32, 0x19, 0x0e]), key: Buffer.alloc(32, 1) };
+  const text = encodePublicKey(pk);
+  t.is(text.split('\n')[0], 'untrusted comment: minisign public key E1932EDCFC0CC2E');
+  t.is(keyIdHex(pk.keyId), '0E1932EDCFC0CC2E');
+  t.deepEqual(decodePublicKey(text).keyId, pk.keyId);
 });
