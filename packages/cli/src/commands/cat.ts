@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { findFilesystemPartition, openDisk, openFilesystem, parseFsSpec } from '@diskimg/diskimage';
+import { withFilesystem } from '@diskimg/diskimage';
 
 interface CatArgs {
   disk: string;
@@ -38,10 +38,7 @@ export const catCommand: CommandModule<object, CatArgs> = {
       .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
       .positional('spec', { type: 'string', demandOption: true, describe: 'LABEL:/path, e.g. PSYOPSOSEFI:/grub/grub.cfg' }),
   handler: async (argv) => {
-    const { label, path } = parseFsSpec(argv.spec);
-    const disk = await openDisk(argv.disk);
-    try {
-      const fs = await openFilesystem(await findFilesystemPartition(disk, label));
+    await withFilesystem(argv.disk, argv.spec, async (fs, path, label) => {
       // stat first, so a directory or a missing file fails before anything is written.
       await fs.stat(path);
       const data = fs.readFile(path);
@@ -56,8 +53,6 @@ export const catCommand: CommandModule<object, CatArgs> = {
         return;
       }
       await toStdout(data);
-    } finally {
-      await disk.close();
-    }
+    });
   },
 };

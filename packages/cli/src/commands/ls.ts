@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { findFilesystemPartition, openDisk, openFilesystem, parseFsSpec, type FsEntry } from '@diskimg/diskimage';
+import { withFilesystem, type FsEntry } from '@diskimg/diskimage';
 
 interface LsArgs {
   disk: string;
@@ -33,18 +33,12 @@ export const lsCommand: CommandModule<object, LsArgs> = {
       .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
       .positional('spec', { type: 'string', demandOption: true, describe: 'LABEL:/path, e.g. psyopsOS-A:/ or PSYOPSOSEFI:/grub' }),
   handler: async (argv) => {
-    const { label, path } = parseFsSpec(argv.spec);
-    const disk = await openDisk(argv.disk);
-    let entries: FsEntry[];
-    let isDir: boolean;
-    try {
-      const fs = await openFilesystem(await findFilesystemPartition(disk, label));
+    const { label, path, isDir, entries } = await withFilesystem(argv.disk, argv.spec, async (fs, path, label) => {
       const st = await fs.stat(path);
-      isDir = st.type === 'directory';
-      entries = isDir ? (await fs.readdir(path)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) : [st];
-    } finally {
-      await disk.close();
-    }
+      const isDir = st.type === 'directory';
+      const entries = isDir ? (await fs.readdir(path)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) : [st];
+      return { label, path, isDir, entries };
+    });
     if (argv.json) {
       process.stdout.write(`${JSON.stringify({ disk: argv.disk, label, path, directory: isDir, entries }, null, 2)}\n`);
       return;

@@ -8,7 +8,7 @@ import { FormatError, InputError } from '@diskimg/partitions';
 import { openExt4, type Ext4Reader, type Ext4Stat } from '../ext4/reader.js';
 import { Fat32Volume } from '../fat32/volume.js';
 import type { Fat32Entry } from '../fat32/dir.js';
-import { findPartition, type Disk, type DiskPartition } from './disk.js';
+import { findPartition, openDisk, type Disk, type DiskPartition } from './disk.js';
 import { probePartition, probeLabel, type FsProbe } from './probe.js';
 
 export type FsEntryType = 'file' | 'directory' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket' | 'unknown';
@@ -215,4 +215,15 @@ export function parseFsSpec(spec: string): { label: string; path: string } {
   const c = spec.indexOf(':');
   if (c <= 0) throw new InputError(`"${spec}": expected LABEL:/path, e.g. psyopsOS-A:/ or PSYOPSOSEFI:/grub/grub.cfg`);
   return { label: spec.slice(0, c), path: normalizePath(spec.slice(c + 1)) };
+}
+
+/** Open DISK and the filesystem named by "LABEL:/path", run `fn` on it, close the disk (the CLI's ls and cat). */
+export async function withFilesystem<T>(diskPath: string, spec: string, fn: (fs: FsReader, path: string, label: string) => Promise<T>): Promise<T> {
+  const { label, path } = parseFsSpec(spec);
+  const disk = await openDisk(diskPath);
+  try {
+    return await fn(await openFilesystem(await findFilesystemPartition(disk, label)), path, label);
+  } finally {
+    await disk.close();
+  }
 }
