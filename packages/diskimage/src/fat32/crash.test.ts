@@ -15,23 +15,39 @@ const ACCEPTED = [
   /unused clusters|lost cluster|Reclaimed|Free cluster summary|really|Auto-correcting|Leaving filesystem unchanged|FATs differ but appear to be intact|Using first FAT|Checking for unused clusters/i,
 ];
 
+/**
+ * A populated volume to crash against: the base image (opened read-only as the
+ * copy-on-write base), a reader of its original bytes, a work copy for fsck,
+ * and `done()` to clean up.
+ */
+async function crashBase(ss: number, volumeMiB: number) {
+  const src = makeTree(20_000);
+  const d = tmp();
+  const img = join(d, 'base.img');
+  const dev0 = await FileDevice.create(img, volumeMiB * MiB, ss);
+  await createFat32(dev0, readDirTree(src), { label: 'PSYOPSOSEFI', entropy: makeEntropy('c'), sourceDateEpoch: 1700000000, now: 1700000000 });
+  await dev0.close();
+  const baseDev = await FileDevice.open(img, { sectorSize: ss });
+  const baseFd = openSync(img, 'r');
+  const baseBytesAt = (o: number, n: number) => {
+    const b = Buffer.alloc(n);
+    readSync(baseFd, b, 0, n, o);
+    return b;
+  };
+  const crashed = join(d, 'crash.img');
+  copyFileSync(img, crashed);
+  const done = async () => {
+    closeSync(baseFd);
+    await baseDev.close();
+    rmSync(d, { recursive: true, force: true });
+    rmSync(src, { recursive: true, force: true });
+  };
+  return { src, baseDev, baseBytesAt, crashed, done };
+}
+
 for (const ss of [512, 4096]) {
   test(`replace /grub/grub.cfg: a power cut after any write (and a torn last write) leaves old or new, fsck-clean but lost clusters (${ss})`, async (t) => {
-    const src = makeTree(20_000);
-    const d = tmp();
-    const img = join(d, 'base.img');
-    const dev0 = await FileDevice.create(img, (ss === 512 ? 34 : 258) * MiB, ss);
-    await createFat32(dev0, readDirTree(src), { label: 'PSYOPSOSEFI', entropy: makeEntropy('c'), sourceDateEpoch: 1700000000, now: 1700000000 });
-    await dev0.close();
-    const baseDev = await FileDevice.open(img, { sectorSize: ss });
-    const baseFd = openSync(img, 'r');
-    const baseBytesAt = (o: number, n: number) => {
-      const b = Buffer.alloc(n);
-      readSync(baseFd, b, 0, n, o);
-      return b;
-    };
-    const crashed = join(d, 'crash.img');
-    copyFileSync(img, crashed);
+    const { src, baseDev, baseBytesAt, crashed, done } = await crashBase(ss, ss === 512 ? 34 : 258);
     const oldCfg = readFileSync(join(src, 'grub/grub.cfg'));
     const newCfg = Buffer.from('# new grub.cfg\n'.repeat(400)); // several clusters, so data writes can tear
 
@@ -62,31 +78,14 @@ for (const ss of [512, 4096]) {
     }
     // the work copy went back to the base after every run
     t.deepEqual(fsckProblems(crashed), []);
-    closeSync(baseFd);
-    await baseDev.close();
     t.log(`outcomes ${JSON.stringify(outcomes)}; fsck messages seen: ${[...seen].join(' | ') || 'none'}`);
     t.true(outcomes.old > 0 && outcomes.new > 0);
-    rmSync(d, { recursive: true, force: true });
-    rmSync(src, { recursive: true, force: true });
+    await done();
   });
 }
 
 test('creating a long-named file in a full directory cluster: a power cut after any write leaves it absent or whole', async (t) => {
-  const src = makeTree(20_000);
-  const d = tmp();
-  const img = join(d, 'base.img');
-  const dev0 = await FileDevice.create(img, 34 * MiB, 512);
-  await createFat32(dev0, readDirTree(src), { label: 'PSYOPSOSEFI', entropy: makeEntropy('c'), sourceDateEpoch: 1700000000, now: 1700000000 });
-  await dev0.close();
-  const baseDev = await FileDevice.open(img);
-  const baseFd = openSync(img, 'r');
-  const baseBytesAt = (o: number, n: number) => {
-    const b = Buffer.alloc(n);
-    readSync(baseFd, b, 0, n, o);
-    return b;
-  };
-  const crashed = join(d, 'crash.img');
-  copyFileSync(img, crashed);
+  const { baseDev, baseBytesAt, crashed, done } = await crashBase(512, 34);
   const name = '/grub/a rather long file name that spans several long-name entries and sectors.cfg';
   const body = Buffer.alloc(3000, 0x41);
   const create = async (fd: FaultDevice) => {
@@ -114,8 +113,5 @@ test('creating a long-named file in a full directory cluster: a power cut after 
     }
   }
   t.log(`${n} writes; file present after ${present} of the cuts`);
-  closeSync(baseFd);
-  await baseDev.close();
-  rmSync(d, { recursive: true, force: true });
-  rmSync(src, { recursive: true, force: true });
+  await done();
 });
