@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { buildTime, fmtBytes, InputError, makeEntropy, sourceDateEpoch, type LayoutPlan } from '@diskimg/partitions';
+import { buildTime, ESP_PATHS, fmtBytes, InputError, makeEntropy, SLOT_PATHS, sourceDateEpoch, type LayoutPlan } from '@diskimg/partitions';
 import {
   CountingDevice,
   createExt4,
@@ -72,8 +72,6 @@ export interface BuildSummary extends CreateSummary {
   digests?: Record<string, string>;
 }
 
-const SLOT_SIG = 'psyopsOS.tar.minisig';
-const ESP_SIG = 'psyopsESP.tar.minisig';
 
 /**
  * Build a complete psyopsOS image. Checks every input and verifies every
@@ -126,8 +124,8 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
       inputName: o.espTar ?? o.espDir ?? 'ESP',
       onSkip: (path, reason) => o.onWarning?.(`ESP: skipped ${path}: ${reason}`),
     });
-    const manifest = (await vol.lookup('/manifest.json')) ? (await vol.readFileBuffer('/manifest.json')).toString('utf8') : undefined;
-    const extra = manifest ? extraProgramsFromManifest(manifest, `${o.espTar ?? o.espDir}:/manifest.json`) : [];
+    const manifest = (await vol.lookup(ESP_PATHS.manifest)) ? (await vol.readFileBuffer(ESP_PATHS.manifest)).toString('utf8') : undefined;
+    const extra = manifest ? extraProgramsFromManifest(manifest, `${o.espTar ?? o.espDir}:${ESP_PATHS.manifest}`) : [];
     partial.esp.extraPrograms = extra.map(([p]) => p);
     const grubCfg = renderGrubCfg({
       slots: [PSYOPS_NAMES.a, PSYOPS_NAMES.b],
@@ -136,11 +134,11 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
       kernelParams: o.kernelParams ?? DEFAULT_KERNEL_PARAMS,
       extraPrograms: extra,
     });
-    if (await vol.lookup('/grub/grub.cfg')) o.onWarning?.('ESP payload had /grub/grub.cfg; replaced by the generated one');
+    if (await vol.lookup(ESP_PATHS.grubCfg)) o.onWarning?.(`ESP payload had ${ESP_PATHS.grubCfg}; replaced by the generated one`);
     await vol.mkdir('/grub', { recursive: true, mtime: now });
-    await vol.writeFile('/grub/grub.cfg', Buffer.from(grubCfg), { mtime: now });
-    await vol.writeFile('/grub/grubenv', encodeGrubenv({}), { mtime: now });
-    if (inputs.espSig) await vol.writeFile(`/${ESP_SIG}`, Buffer.from(inputs.espSig.text), { mtime: now });
+    await vol.writeFile(ESP_PATHS.grubCfg, Buffer.from(grubCfg), { mtime: now });
+    await vol.writeFile(ESP_PATHS.grubenv, encodeGrubenv({}), { mtime: now });
+    if (inputs.espSig) await vol.writeFile(ESP_PATHS.signature, Buffer.from(inputs.espSig.text), { mtime: now });
     done(o, PSYOPS_NAMES.esp, esp);
 
     // Secret: a tarball, a directory, or an empty filesystem.
@@ -159,7 +157,7 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
       requireOsFiles(openTarFile(o.osTar), o.osTar),
       labels.map((label, i) => (tree: AsyncIterable<TreeEntry>) => {
         const extraFiles: ExtraFile[] = [{ path: label, data: label }];
-        if (inputs.osSig) extraFiles.push({ path: SLOT_SIG, data: inputs.osSig.text });
+        if (inputs.osSig) extraFiles.push({ path: SLOT_PATHS.signature.slice(1), data: inputs.osSig.text });
         return createExt4(slots[i], tree, { label, entropy, now, sourceDateEpoch: epoch, extraFiles, regionIsZeroed: fresh });
       }),
     );

@@ -1,4 +1,3 @@
-export {};
 export * from './minisign/index.js';
 export * from './build.js';
 export * from './inspect.js';

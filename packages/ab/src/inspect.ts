@@ -21,15 +21,15 @@ import {
   type PartitionSummary,
 } from '@diskimg/diskimage';
 import { decodeGrubenv, GRUBENV_SIZE, parseGrubCfg, predictBoot } from '@diskimg/grubcfg';
-import { InputError } from '@diskimg/partitions';
+import { ESP_PATHS, isNotFound, SLOT_PATHS } from '@diskimg/partitions';
 import { decodeSignature, MAX_SIGNATURE_FILE_BYTES } from './minisign/signature.js';
 import { parseTrustedComment } from './minisign/trusted.js';
 import { keyIdHex } from './minisign/keys.js';
 
-export const OS_SIGNATURE_PATH = '/psyopsOS.tar.minisig';
-export const ESP_SIGNATURE_PATH = '/psyopsESP.tar.minisig';
-export const GRUB_CFG_PATH = '/grub/grub.cfg';
-export const GRUBENV_PATH = '/grub/grubenv';
+const OS_SIGNATURE_PATH = SLOT_PATHS.signature;
+const ESP_SIGNATURE_PATH = ESP_PATHS.signature;
+const GRUB_CFG_PATH = ESP_PATHS.grubCfg;
+const GRUBENV_PATH = ESP_PATHS.grubenv;
 const MAX_GRUB_CFG_BYTES = 1 << 20;
 
 /** The trusted comment of a signature file, and its key=value fields. */
@@ -98,7 +98,7 @@ async function exists(fs: FsReader, path: string): Promise<boolean> {
     await fs.stat(path);
     return true;
   } catch (e) {
-    if (e instanceof InputError && /no such file or directory$/.test(e.message)) return false;
+    if (isNotFound(e)) return false;
     throw e;
   }
 }
@@ -119,7 +119,7 @@ async function locate(disk: Disk, label: string): Promise<DiskPartition | undefi
   try {
     return await findFilesystemPartition(disk, label);
   } catch (e) {
-    if (e instanceof InputError) return undefined;
+    if (isNotFound(e)) return undefined;
     throw e;
   }
 }

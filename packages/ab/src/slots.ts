@@ -1,4 +1,4 @@
-import { InputError, buildTime } from '@diskimg/partitions';
+import { ESP_PATHS, InputError, buildTime } from '@diskimg/partitions';
 import {
   assertPartitionNotMounted,
   FileDevice,
@@ -10,8 +10,8 @@ import {
 } from '@diskimg/diskimage';
 import { parseGrubCfg, setGrubCfgDefault } from '@diskimg/grubcfg';
 
-export type SlotName = 'a' | 'b';
-export const GRUB_CFG = '/grub/grub.cfg';
+export type { SlotName } from '@diskimg/partitions';
+const GRUB_CFG = ESP_PATHS.grubCfg;
 
 export function slotLabel(slot: string): string {
   const s = slot.toLowerCase();

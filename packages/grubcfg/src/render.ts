@@ -1,4 +1,4 @@
-import { InputError } from '@diskimg/partitions';
+import { ESP_PATHS, InputError, PSYOPS_NAMES } from '@diskimg/partitions';
 import { quoteString, quoteWord } from './script.js';
 
 /**
@@ -12,9 +12,9 @@ import { quoteString, quoteWord } from './script.js';
 /** Upstream's base kernel parameters: early printk and console on screen and serial. */
 export const DEFAULT_KERNEL_PARAMS = 'earlyprintk=dbgp console=tty0 console=ttyS0,115200';
 export const DEFAULT_TIMEOUT = 5;
-export const DEFAULT_ESP_LABEL = 'PSYOPSOSEFI';
+export const DEFAULT_ESP_LABEL = PSYOPS_NAMES.esp;
 /** Where the ESP holds grubenv (DESIGN.md §2). */
-export const GRUBENV_PATH = '/grub/grubenv';
+export const GRUBENV_PATH = ESP_PATHS.grubenv;
 
 export interface RenderGrubCfgOptions {
   /** Filesystem labels of the OS slots, in menu order (upstream: A then B). */

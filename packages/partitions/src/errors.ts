@@ -33,3 +33,35 @@ export class UsageError extends DiskimgError {
 export class SafetyError extends DiskimgError {
   override name = 'SafetyError';
 }
+
+/** Why a path inside a filesystem could not be used (POSIX names, so callers test a code, not message text). */
+export type PathErrorCode = 'ENOENT' | 'ENOTDIR' | 'EISDIR' | 'ENOTREG' | 'ELOOP';
+
+/**
+ * A path inside a filesystem (FAT32 or ext4) that does not exist or has the
+ * wrong type. Told apart from damage (FormatError) by class and `code`.
+ */
+export class PathError extends InputError {
+  override name = 'PathError';
+  constructor(
+    readonly code: PathErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A partition (by label or GPT name) that the disk does not have. */
+export class NotFoundError extends InputError {
+  override name = 'NotFoundError';
+}
+
+/** A structure that is valid but of a kind we do not read (FAT12/16, an unsupported ext4 feature). */
+export class UnsupportedFormatError extends FormatError {
+  override name = 'UnsupportedFormatError';
+}
+
+/** True when `e` says a path or partition does not exist (as opposed to damage or an I/O error). */
+export function isNotFound(e: unknown): boolean {
+  return e instanceof NotFoundError || (e instanceof PathError && e.code === 'ENOENT');
+}

@@ -6,3 +6,4 @@ export * from './gpt-header.js';
 export * from './gpt-entry.js';
 export * from './table.js';
 export * from './layout.js';
+export * from './psyops.js';

@@ -16,7 +16,7 @@
  * a FormatError naming the structure ("ext4 inode 12: checksum mismatch").
  * Every loop is bounded (tree depth, visited sets, symlink hops, sizes).
  */
-import { FormatError, InputError } from '@diskimg/partitions';
+import { FormatError, InputError, PathError } from '@diskimg/partitions';
 import type { Device } from '../device/device.js';
 import { decodeSuperblock, blockSize as sbBlockSize, groupCount, SUPERBLOCK_OFFSET, type Superblock } from './superblock.js';
 import { decodeGroupDesc, descSize as sbDescSize, BG_INODE_UNINIT, type GroupDesc } from './group-desc.js';
@@ -477,7 +477,7 @@ export class Ext4Reader {
         const p = parts[k]!;
         if (p === '' || p === '.') continue;
         const dirInode = await this.inode(cur);
-        if ((dirInode.i_mode & S_IFMT) !== S_IFDIR) throw new InputError(`${this.name}: ${path}: not a directory`);
+        if ((dirInode.i_mode & S_IFMT) !== S_IFDIR) throw new PathError('ENOTDIR', `${this.name}: ${path}: not a directory`);
         if (p === '..') {
           // The directory's own ".." entry: right after following a symlink too.
           cur = cur === EXT4_ROOT_INO ? EXT4_ROOT_INO : await this.dotdot(cur);
@@ -485,11 +485,11 @@ export class Ext4Reader {
         }
         const want = Buffer.from(p, "utf8");
         const hit = (await this.readdirInode(cur)).find((e) => e.rawName.equals(want));
-        if (!hit) throw new InputError(`${this.name}: ${path}: no such file or directory`);
+        if (!hit) throw new PathError('ENOENT', `${this.name}: ${path}: no such file or directory`);
         const last = k === parts.length - 1;
         const child = await this.inode(hit.ino);
         if ((child.i_mode & S_IFMT) === S_IFLNK && (!last || followLast)) {
-          if (++hops > MAX_SYMLINK_HOPS) throw new InputError(`${this.name}: ${path}: too many levels of symbolic links`);
+          if (++hops > MAX_SYMLINK_HOPS) throw new PathError('ELOOP', `${this.name}: ${path}: too many levels of symbolic links`);
           const target = (await this.readlinkInode(hit.ino, child)).toString('utf8');
           const base = target.startsWith('/') ? EXT4_ROOT_INO : cur;
           cur = await resolve(base, target.split('/'), true);
@@ -544,7 +544,7 @@ export class Ext4Reader {
   async readdir(path: string): Promise<Ext4Dirent[]> {
     const ino = await this.lookup(path, true);
     const i = await this.inode(ino);
-    if ((i.i_mode & S_IFMT) !== S_IFDIR) throw new InputError(`${this.name}: ${path}: not a directory`);
+    if ((i.i_mode & S_IFMT) !== S_IFDIR) throw new PathError('ENOTDIR', `${this.name}: ${path}: not a directory`);
     return await this.readdirInode(ino);
   }
 
@@ -552,7 +552,7 @@ export class Ext4Reader {
   async *readFile(path: string): AsyncGenerator<Buffer> {
     const ino = await this.lookup(path, true);
     const i = await this.inode(ino);
-    if ((i.i_mode & S_IFMT) !== S_IFREG) throw new InputError(`${this.name}: ${path}: not a regular file`);
+    if ((i.i_mode & S_IFMT) !== S_IFREG) throw new PathError('ENOTREG', `${this.name}: ${path}: not a regular file`);
     yield* this.readInodeData(ino, i);
   }
 

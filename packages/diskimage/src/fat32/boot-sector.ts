@@ -1,4 +1,4 @@
-import { FormatError } from '@diskimg/partitions';
+import { FormatError, UnsupportedFormatError } from '@diskimg/partitions';
 
 /**
  * FAT32 boot sector with its BIOS parameter block (fatgen103 §3.1–3.3).
@@ -79,7 +79,7 @@ export function decodeBootSector(buf: Buffer, volumeBytes?: number): BootSector 
   const rootEntCnt = buf.readUInt16LE(17);
   const fatSz16 = buf.readUInt16LE(22);
   if (fatSz16 !== 0 || rootEntCnt !== 0) {
-    throw new FormatError(STRUCT, `not FAT32 (BPB_FATSz16=${fatSz16}, BPB_RootEntCnt=${rootEntCnt}: a FAT12/16 volume); reformat it as FAT32`);
+    throw new UnsupportedFormatError(STRUCT, `not FAT32 (BPB_FATSz16=${fatSz16}, BPB_RootEntCnt=${rootEntCnt}: a FAT12/16 volume); reformat it as FAT32`);
   }
   const bs: BootSector = {
     BS_OEMName: ascii(buf, 3, 8),

@@ -1,4 +1,4 @@
-import { FormatError, InputError, UsageError, buildTime } from '@diskimg/partitions';
+import { FormatError, InputError, PathError, UsageError, buildTime } from '@diskimg/partitions';
 import type { Device } from '../device/device.js';
 import { decodeBootSector, geometry, type BootSector, type Geometry } from './boot-sector.js';
 import { decodeFsInfo, encodeFsInfo } from './fsinfo.js';
@@ -142,8 +142,8 @@ export class Fat32Volume {
     const parents = [dir.cluster];
     for (let i = 0; i < parts.length - 1; i++) {
       const e = dir.find(parts[i]);
-      if (!e) throw new InputError(`${path}: no such directory "${parts.slice(0, i + 1).join('/')}" on the FAT volume`);
-      if (!e.isDirectory) throw new InputError(`${path}: "${parts.slice(0, i + 1).join('/')}" is a file, not a directory`);
+      if (!e) throw new PathError('ENOENT', `${path}: no such directory "${parts.slice(0, i + 1).join('/')}" on the FAT volume`);
+      if (!e.isDirectory) throw new PathError('ENOTDIR', `${path}: "${parts.slice(0, i + 1).join('/')}" is a file, not a directory`);
       dir = await this.loadDir(e.firstCluster || this.geometry.rootCluster);
       parents.push(dir.cluster);
     }
@@ -162,21 +162,21 @@ export class Fat32Volume {
     try {
       return strip((await this.walk(path, parts)).entry);
     } catch (e) {
-      if (e instanceof InputError && /no such directory|is a file/.test(e.message)) return undefined;
+      if (e instanceof PathError && (e.code === 'ENOENT' || e.code === 'ENOTDIR')) return undefined;
       throw e;
     }
   }
 
   async stat(path: string): Promise<Fat32Entry> {
     const e = await this.lookup(path);
-    if (!e) throw new InputError(`${path}: no such file or directory on the FAT volume`);
+    if (!e) throw new PathError('ENOENT', `${path}: no such file or directory on the FAT volume`);
     return e;
   }
 
   /** Entries of a directory in on-disk order (no "." / ".." / volume label). */
   async readdir(path: string): Promise<Fat32Entry[]> {
     const e = await this.stat(path);
-    if (!e.isDirectory) throw new InputError(`${path}: not a directory`);
+    if (!e.isDirectory) throw new PathError('ENOTDIR', `${path}: not a directory`);
     const dir = await this.loadDir(e.firstCluster || this.geometry.rootCluster);
     return dir.entries.map((x) => strip(x)!);
   }
@@ -184,7 +184,7 @@ export class Fat32Volume {
   /** Stream a file's bytes (reads up to 1 MiB at a time). */
   async *readFile(path: string): AsyncGenerator<Buffer> {
     const e = await this.stat(path);
-    if (e.isDirectory) throw new InputError(`${path}: is a directory`);
+    if (e.isDirectory) throw new PathError('EISDIR', `${path}: is a directory`);
     const chain = await this.chainOf(e.firstCluster, path);
     const cs = this.geometry.clusterSize;
     if (chain.length < Math.ceil(e.size / cs)) throw new FormatError('FAT32 directory entry', `${path}: size ${e.size} exceeds its cluster chain (${chain.length} clusters)`);
@@ -312,8 +312,8 @@ export class Fat32Volume {
   }
 
   /**
-   * Place a new entry in `dir`, growing the directory by zeroed clusters when
-   * it is full. Returns the clusters it had to allocate (already linked).
+   * Place a new entry in `dir`, growing the directory by zeroed clusters
+   * (linked into its chain and the FAT flushed) when it is full.
    */
   private async addEntry(dir: DirBuffer, name: string, d: Dirent, path: string): Promise<void> {
     const sn = nameFor(name, dir.taken, path);
@@ -385,8 +385,8 @@ export class Fat32Volume {
     void this.fat; // throws UsageError when opened read-only, before any write
     const parts = splitPath(path);
     const { dir, entry } = await this.walk(path, parts);
-    if (!entry) throw new InputError(`${path}: no such file on the FAT volume`);
-    if (entry.isDirectory) throw new InputError(`${path}: is a directory, not a file`);
+    if (!entry) throw new PathError('ENOENT', `${path}: no such file on the FAT volume`);
+    if (entry.isDirectory) throw new PathError('EISDIR', `${path}: is a directory, not a file`);
     const size = this.dataSize(data, opts, path);
     const n = this.clustersFor(size);
     if (n > this.fat.freeCount) throw this.spaceError(path, n);
@@ -412,7 +412,7 @@ export class Fat32Volume {
     const parts = splitPath(path);
     if (parts.length === 0) throw new InputError(`${path}: cannot delete the root directory`);
     const { dir, entry } = await this.walk(path, parts);
-    if (!entry) throw new InputError(`${path}: no such file or directory on the FAT volume`);
+    if (!entry) throw new PathError('ENOENT', `${path}: no such file or directory on the FAT volume`);
     const chain = this.fat.chain(entry.firstCluster, path);
     if (entry.isDirectory && entry.firstCluster) {
       const sub = await this.loadDir(entry.firstCluster);
@@ -468,7 +468,7 @@ export class Fat32Volume {
     const tp = splitPath(to);
     if (fp.length === 0 || tp.length === 0) throw new InputError(`${from} -> ${to}: cannot rename the root directory`);
     const src = await this.walk(from, fp);
-    if (!src.entry) throw new InputError(`${from}: no such file or directory on the FAT volume`);
+    if (!src.entry) throw new PathError('ENOENT', `${from}: no such file or directory on the FAT volume`);
     const dst = await this.walk(to, tp);
     const sameDir = dst.dir.cluster === src.dir.cluster;
     if (src.entry.isDirectory && dst.parents.includes(src.entry.firstCluster)) {

@@ -2,6 +2,7 @@ import {
   describeAttributes,
   guessSectorSize,
   InputError,
+  NotFoundError,
   readDiskTable,
   typeAlias,
   typeName,
@@ -101,7 +102,7 @@ export async function findPartition(disk: Disk, label: string, probeLabel?: Labe
   const byName = disk.partitions.find((p) => p.name === label);
   if (byName) return byName;
   const known = disk.partitions.map((p) => p.name || `#${p.number}`).join(', ');
-  throw new InputError(`${disk.path ?? 'disk'}: no partition labelled "${label}" (partitions: ${known})`);
+  throw new NotFoundError(`${disk.path ?? 'disk'}: no partition labelled "${label}" (partitions: ${known})`);
 }
 
 /** JSON-able description of a partition (`diskimg show --json`). */

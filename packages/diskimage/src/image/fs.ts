@@ -4,7 +4,7 @@
  * "LABEL:/path" in errors, which are one-line InputErrors for bad paths and
  * the readers' FormatErrors for damaged structures.
  */
-import { FormatError, InputError } from '@diskimg/partitions';
+import { FormatError, InputError, NotFoundError, PathError, type PathErrorCode } from '@diskimg/partitions';
 import { openExt4, type Ext4Reader, type Ext4Stat } from '../ext4/reader.js';
 import { Fat32Volume } from '../fat32/volume.js';
 import type { Fat32Entry } from '../fat32/dir.js';
@@ -74,14 +74,14 @@ class FatReader implements FsReader {
 
   private async need(path: string): Promise<Fat32Entry> {
     const e = await this.vol.lookup(normalizePath(path));
-    if (!e) throw new InputError(`${this.name}:${normalizePath(path)}: no such file or directory`);
+    if (!e) throw new PathError('ENOENT', `${this.name}:${normalizePath(path)}: no such file or directory`);
     return e;
   }
 
   async readdir(path: string): Promise<FsEntry[]> {
     const p = normalizePath(path);
     const e = await this.need(p);
-    if (!e.isDirectory) throw new InputError(`${this.name}:${p}: not a directory`);
+    if (!e.isDirectory) throw new PathError('ENOTDIR', `${this.name}:${p}: not a directory`);
     return (await this.vol.readdir(p)).map((x) => fatEntry(x));
   }
 
@@ -92,7 +92,7 @@ class FatReader implements FsReader {
   async *readFile(path: string): AsyncGenerator<Buffer> {
     const p = normalizePath(path);
     const e = await this.need(p);
-    if (e.isDirectory) throw new InputError(`${this.name}:${p}: is a directory`);
+    if (e.isDirectory) throw new PathError('EISDIR', `${this.name}:${p}: is a directory`);
     yield* this.vol.readFile(p);
   }
 
@@ -107,6 +107,15 @@ function ext4Entry(s: Ext4Stat, name: string, target?: string): FsEntry {
   return e;
 }
 
+/** The ext4 reader's words for each path error, restated as "LABEL:/path: …". */
+const PATH_REASONS: Record<PathErrorCode, string> = {
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'not a directory',
+  EISDIR: 'is a directory',
+  ENOTREG: 'not a regular file',
+  ELOOP: 'too many levels of symbolic links',
+};
+
 class Ext4FsReader implements FsReader {
   readonly type = 'ext4' as const;
   constructor(
@@ -120,10 +129,8 @@ class Ext4FsReader implements FsReader {
     try {
       return await op(p);
     } catch (e) {
-      if (e instanceof InputError) {
-        const m = /: (no such file or directory|not a directory|not a regular file|too many levels of symbolic links)$/.exec(e.message);
-        if (m) throw new InputError(`${this.name}:${p}: ${m[1]}`);
-      }
+      // Restate the reader's path errors with the partition's name, keeping the code.
+      if (e instanceof PathError) throw new PathError(e.code, `${this.name}:${p}: ${PATH_REASONS[e.code]}`);
       throw e;
     }
   }
@@ -149,8 +156,8 @@ class Ext4FsReader implements FsReader {
   async *readFile(path: string): AsyncGenerator<Buffer> {
     const p = normalizePath(path);
     const st = await this.stat(p);
-    if (st.type === 'directory') throw new InputError(`${this.name}:${p}: is a directory`);
-    if (st.type !== 'file') throw new InputError(`${this.name}:${p}: not a regular file (${st.type})`);
+    if (st.type === 'directory') throw new PathError('EISDIR', `${this.name}:${p}: is a directory`);
+    if (st.type !== 'file') throw new PathError('ENOTREG', `${this.name}:${p}: not a regular file (${st.type})`);
     const it = this.fs.readFile(p)[Symbol.asyncIterator]();
     for (;;) {
       const r = await this.at(p, () => it.next());
@@ -197,7 +204,7 @@ export async function findFilesystemPartition(disk: Disk, label: string): Promis
   try {
     return await findPartition(disk, label, probeLabel);
   } catch (e) {
-    if (!(e instanceof InputError)) throw e;
+    if (!(e instanceof NotFoundError)) throw e;
   }
   const probes = await Promise.all(disk.partitions.map((p) => probePartition(p)));
   const i = probes.findIndex((pr) => pr.type === 'fat32' && pr.label?.toUpperCase() === label.toUpperCase());
@@ -207,7 +214,7 @@ export async function findFilesystemPartition(disk: Disk, label: string): Promis
     if (probes[k]!.label) names.add(probes[k]!.label!);
     if (p.name) names.add(p.name);
   });
-  throw new InputError(`${disk.path ?? 'disk'}: no partition labelled "${label}" (labels: ${[...names].join(', ') || 'none'})`);
+  throw new NotFoundError(`${disk.path ?? 'disk'}: no partition labelled "${label}" (labels: ${[...names].join(', ') || 'none'})`);
 }
 
 /** Parse "LABEL:/path" (path defaults to "/"). */

@@ -1,14 +1,7 @@
-import { planLayout, type LayoutPlan } from '@diskimg/partitions';
+import { planLayout, PSYOPS_DEFAULTS, PSYOPS_NAMES, type LayoutPlan } from '@diskimg/partitions';
 
-/** GPT names of the psyopsOS partitions (DESIGN.md §2); also their filesystem labels. */
-export const PSYOPS_NAMES = {
-  esp: 'PSYOPSOSEFI',
-  secret: 'psyops-secret',
-  a: 'psyopsOS-A',
-  b: 'psyopsOS-B',
-} as const;
-
-export const PSYOPS_DEFAULTS = { espSize: '128M', secretSize: '128M', slotSize: '1536M', sectorSize: 512 } as const;
+// The contract's names live in @diskimg/partitions (psyops.ts); re-exported for existing importers.
+export { PSYOPS_NAMES, PSYOPS_DEFAULTS };
 
 export interface PsyopsLayoutOptions {
   espSize?: number | string;

@@ -3,6 +3,7 @@
  * reports them, from the existing codecs (FAT32 boot sector, ext4 superblock).
  * Probing never throws for unrecognised or damaged content: it says so.
  */
+import { UnsupportedFormatError } from '@diskimg/partitions';
 import { readAt, type Device } from '../device/device.js';
 import { decodeSuperblock, SUPERBLOCK_OFFSET } from '../ext4/superblock.js';
 import { cString } from '../ext4/struct.js';
@@ -65,7 +66,7 @@ async function probeFat32(region: Device): Promise<FsProbe | undefined> {
     bs = decodeBootSector(head, region.size);
   } catch (e) {
     // A FAT12/16 volume is recognised but not readable: say so rather than "unknown" silently.
-    if (/not FAT32/.test(errMsg(e))) return { type: 'unknown', error: errMsg(e) };
+    if (e instanceof UnsupportedFormatError) return { type: 'unknown', error: errMsg(e) };
     return undefined;
   }
   const out: FsProbe = { type: 'fat32' };
