@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { buildTime, ESP_PATHS, fmtBytes, InputError, makeEntropy, SLOT_PATHS, sourceDateEpoch, type LayoutPlan } from '@diskimg/partitions';
+import { buildTime, ESP_PATHS, fmtBytes, InputError, makeEntropy, sourceDateEpoch, type LayoutPlan } from '@diskimg/partitions';
 import {
   CountingDevice,
   createExt4,
@@ -15,12 +15,12 @@ import {
   readDirTree,
   teeEach,
   type CreateSummary,
-  type ExtraFile,
   type Device,
   type Region,
   type TreeEntry,
 } from '@diskimg/diskimage';
 import { encodeGrubenv, extraProgramsFromManifest, renderGrubCfg, DEFAULT_KERNEL_PARAMS } from '@diskimg/grubcfg';
+import { requireOsFiles, writeSlot } from './slot-write.js';
 import { decodeSignature, parseTrustedComment, readPublicKeyFile, verifyFile, type VerifyResult } from './minisign/index.js';
 
 /** What `diskimg create` builds: DESIGN.md §2's four partitions, filled. */
@@ -155,11 +155,9 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
     const slots = labels.map((label) => part(label));
     const results = await teeEach(
       requireOsFiles(openTarFile(o.osTar), o.osTar),
-      labels.map((label, i) => (tree: AsyncIterable<TreeEntry>) => {
-        const extraFiles: ExtraFile[] = [{ path: label, data: label }];
-        if (inputs.osSig) extraFiles.push({ path: SLOT_PATHS.signature.slice(1), data: inputs.osSig.text });
-        return createExt4(slots[i], tree, { label, entropy, now, sourceDateEpoch: epoch, extraFiles, regionIsZeroed: fresh });
-      }),
+      labels.map((label, i) => (tree: AsyncIterable<TreeEntry>) =>
+        writeSlot(slots[i], tree, { label, signatureText: inputs.osSig?.text, entropy, now, sourceDateEpoch: epoch, regionIsZeroed: fresh }),
+      ),
     );
     for (const [i, label] of labels.entries()) {
       const r = results[i];
@@ -230,18 +228,6 @@ async function mustBeFile(path: string, option: string, what: string): Promise<v
 async function mustBeDir(path: string, option: string): Promise<void> {
   const st = await stat(path).catch(() => undefined);
   if (!st?.isDirectory()) throw new InputError(`${option} ${path}: no such directory`);
-}
-
-/** The OS tarball must hold kernel and initramfs at its root: pass entries through, check at the end. */
-async function* requireOsFiles(tree: AsyncIterable<TreeEntry>, name: string): AsyncGenerator<TreeEntry> {
-  const need = new Set(['kernel', 'initramfs']);
-  for await (const e of tree) {
-    if (e.type === 'file' || e.type === 'hardlink' || e.type === 'symlink') need.delete(e.path);
-    yield e;
-  }
-  if (need.size) {
-    throw new InputError(`${name}: missing ${[...need].join(' and ')} at the top of the OS tarball; psyopsOS boots /kernel and /initramfs from the slot`);
-  }
 }
 
 async function* countEntries(tree: AsyncIterable<TreeEntry>, set: (n: number) => void): AsyncGenerator<TreeEntry> {

@@ -5,6 +5,7 @@ export * from './device/memory.js';
 export * from './device/fault.js';
 export * from './device/counting.js';
 export * from './device/sparse.js';
+export * from './device/skip-unchanged.js';
 export * from './source/tree.js';
 export * from './source/tar.js';
 export * from './source/dir.js';
@@ -19,3 +20,4 @@ export { Fat32Volume, formatFat32, populateFat32, createFat32, type Fat32Entry, 
 export * from './image/probe.js';
 export * from './image/fs.js';
 export * from './source/tee.js';
+export * from './source/input.js';

@@ -12,3 +12,6 @@ export const commands: CommandModule<any, any>[] = [createCommand, showCommand, 
 commands.push(lsCommand, catCommand);
 import { setDefaultCommand } from './set-default.js';
 commands.push(setDefaultCommand);
+import { updateCommand } from './update.js';
+import { bootDiskCommand } from './boot-disk.js';
+commands.push(updateCommand, bootDiskCommand);

@@ -46,6 +46,13 @@ export interface CreateExt4Options {
    * it for a region that held anything.
    */
   regionIsZeroed?: boolean;
+  /**
+   * Keep this filesystem UUID and directory hash seed (16 bytes each) instead
+   * of drawing new ones: an update keeps the slot's identity, so rewriting
+   * the same tarball gives the same bytes.
+   */
+  uuid?: Uint8Array;
+  hashSeed?: Uint8Array;
 }
 
 export interface CreateExt4Summary {
@@ -117,8 +124,8 @@ class Writer {
   ) {
     this.alloc = new BlockAllocator(geo.blocksCount, geo.metadata);
     this.wb = new WriteBehind(dev);
-    this.uuid = uuidV4(opts.entropy.bytes(`ext4-uuid:${opts.label}`, 16));
-    this.hashSeed = uuidV4(opts.entropy.bytes(`ext4-hash-seed:${opts.label}`, 16));
+    this.uuid = opts.uuid ? Buffer.from(opts.uuid) : uuidV4(opts.entropy.bytes(`ext4-uuid:${opts.label}`, 16));
+    this.hashSeed = opts.hashSeed ? Buffer.from(opts.hashSeed) : uuidV4(opts.entropy.bytes(`ext4-hash-seed:${opts.label}`, 16));
     this.csumSeed = crc32cRaw(0xffffffff, this.uuid);
     this.sde = opts.sourceDateEpoch;
     this.now = Math.floor(clampTime(opts.now ?? opts.sourceDateEpoch ?? Date.now() / 1000, this.sde));

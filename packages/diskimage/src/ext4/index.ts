@@ -16,3 +16,4 @@ export * from './xattr.js';
 // ext4 writer (create side).
 export { createExt4, EXT4_FEATURES, type CreateExt4Options, type CreateExt4Summary, type ExtraFile } from './create.js';
 export { planGeometry, type Geometry, type GroupPlan } from './geometry.js';
+export * from './pending.js';

@@ -191,6 +191,9 @@ export async function openFilesystem(p: DiskPartition, probe?: FsProbe): Promise
   const name = pr.label || p.name || `partition ${p.number}`;
   if (pr.type === 'ext4') return new Ext4FsReader(await openExt4(p.region(), { name }), name);
   if (pr.type === 'fat32') return new FatReader(await Fat32Volume.open(p.region()), name);
+  if (pr.type === 'incomplete') {
+    throw new InputError(`${name} (partition ${p.number}): incomplete: a slot write was interrupted (or is running); write it again with "diskimg update"`);
+  }
   if (pr.error) throw new FormatError(`${name}`, pr.error);
   throw new InputError(`${name} (partition ${p.number}): no FAT32 or ext4 filesystem found (unformatted or damaged)`);
 }

@@ -6,12 +6,14 @@
 import { UnsupportedFormatError } from '@diskimg/partitions';
 import { readAt, type Device } from '../device/device.js';
 import { decodeSuperblock, SUPERBLOCK_OFFSET } from '../ext4/superblock.js';
+import { decodePendingMarker } from '../ext4/pending.js';
 import { cString } from '../ext4/struct.js';
 import { decodeBootSector } from '../fat32/boot-sector.js';
 import { Fat32Volume } from '../fat32/volume.js';
 import type { DiskPartition, LabelProbe } from './disk.js';
 
-export type FsType = 'fat32' | 'ext4' | 'unknown';
+/** `incomplete`: an ext4 slot whose write was interrupted or is running (ext4/pending.ts); label is the one it will have. */
+export type FsType = 'fat32' | 'ext4' | 'incomplete' | 'unknown';
 
 export interface FsProbe {
   type: FsType;
@@ -44,6 +46,8 @@ async function probeExt4(region: Device): Promise<FsProbe | undefined> {
   try {
     sb = decodeSuperblock(raw, { ignoreChecksum: true });
   } catch {
+    const pending = decodePendingMarker(raw);
+    if (pending) return { type: 'incomplete', label: pending.label, error: 'incomplete: a slot write was interrupted (or is running)' };
     return undefined; // no ext magic: not ext2/3/4
   }
   const out: FsProbe = { type: 'ext4' };

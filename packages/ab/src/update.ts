@@ -1,0 +1,322 @@
+/**
+ * `diskimg update`: write a signed OS tarball into the slot that is not
+ * booted, as the bytes arrive (file, stdin or HTTP), and hand it to GRUB only
+ * once every byte is verified. The rules (issue "diskimg update"), in order:
+ *  1. never the booted slot, never a mounted partition;
+ *  2. never the only fallback (the booted slot on trial) unless --force;
+ *  3. verify before anything can boot it: signature over exactly the bytes
+ *     written, type=psyopsOS, architecture, version policy;
+ *  4. an incomplete slot cannot be found (ext4/pending.ts);
+ *  5. only the target partition is written (all writes through its Region),
+ *     then the ESP's boot state, last;
+ *  7. the same slot content as `create` (writeSlot);
+ *  8. write less: read-compare-skip on block devices, and the slot keeps its
+ *     UUID, hash seed and timestamps so the same tarball gives the same bytes.
+ * Everything that can be checked is checked before the first write.
+ */
+import {
+  InputError,
+  makeEntropy,
+  otherSlot,
+  PSYOPS_NAMES,
+  SafetyError,
+  slotOfLabel,
+  SLOT_PATHS,
+  sourceDateEpoch,
+  type SlotName,
+} from '@diskimg/partitions';
+import {
+  assertPartitionNotMounted,
+  CountingDevice,
+  FileDevice,
+  findFilesystemPartition,
+  openDisk,
+  openFilesystem,
+  openUpdateInput,
+  PendingSuperblockDevice,
+  readAt,
+  readSmallInput,
+  readTarTree,
+  SkipUnchangedDevice,
+  slotIdentity,
+  SUPERBLOCK_OFFSET,
+  type Device,
+  type Disk,
+  type DiskPartition,
+  type MountSources,
+} from '@diskimg/diskimage';
+import { decodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from './minisign/signature.js';
+import { MinisignVerifier, readPublicKeyFile } from './minisign/verify.js';
+import { parseTrustedComment } from './minisign/trusted.js';
+import { readSignatureInfo } from './inspect.js';
+import { armTrial, bootedLabel, readBootState, type BootState } from './boot-state.js';
+import { requireOsFiles, writeSlot } from './slot-write.js';
+
+export interface UpdateOptions {
+  /** Image file or block device path, or an opened Device (tests). */
+  disk: string | Device;
+  slot: 'inactive' | SlotName;
+  /** OS tarball: a path, an http(s) URL, or "-" for standard input. */
+  osTar: string;
+  /** Its .minisig (path or URL); default `<osTar>.minisig`; required with "-". */
+  osSig?: string;
+  pubkey?: string;
+  /** Write without checking the signature (it is still stored in the slot when given). */
+  noVerify?: boolean;
+  /** The running slot's label; default: /proc/cmdline psyopsos= when DISK is a block device. */
+  bootedLabel?: string;
+  /** /proc/cmdline's text (tests). */
+  cmdline?: string;
+  allowDowngrade?: boolean;
+  /** Allow the same version again, and overwriting the last good slot while the booted one is on trial. */
+  force?: boolean;
+  /** Write the slot but leave the boot configuration as it is. */
+  noSwitch?: boolean;
+  /** Boot tries for the new slot before GRUB falls back (default 3; 0 = plain switch of the default). */
+  tries?: number;
+  dryRun?: boolean;
+  /** Read each block first and skip writes of unchanged bytes (default: on for block devices). */
+  skipUnchanged?: boolean;
+  /** The node's architecture as trusted comments name it (default from process.arch). */
+  arch?: string;
+  stdin?: NodeJS.ReadableStream;
+  mountSources?: MountSources;
+  onProgress?: (p: { bytes: number; total?: number }) => void;
+}
+
+export interface UpdateResult {
+  disk: string;
+  dryRun: boolean;
+  target: { slot: SlotName; label: string; partition: number };
+  booted: { label: string | null; source: 'option' | 'cmdline' | 'next-boot' };
+  previousVersion: string | null;
+  bootedVersion: string | null;
+  newVersion: string | null;
+  verified: boolean;
+  /** Bytes of the OS tarball read (and hashed). */
+  inputBytes: number;
+  bytesWritten: number;
+  bytesSkipped: number;
+  durationMs: number;
+  /** The boot state after arming (null with --no-switch or --dry-run). */
+  armed: BootState | null;
+  warnings: string[];
+}
+
+const ARCH_NAMES: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', arm: 'armv7', ia32: 'x86', riscv64: 'riscv64' };
+const isUrl = (s: string) => /^https?:\/\//i.test(s);
+
+export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
+  const t0 = Date.now();
+  const warnings: string[] = [];
+  const diskName = typeof o.disk === 'string' ? o.disk : 'disk';
+
+  // ---- inputs that need no disk: signature, key, trusted comment ----
+  const sigSpec = o.osSig ?? (o.osTar === '-' ? undefined : `${o.osTar}.minisig`);
+  if (!sigSpec && !o.noVerify) throw new InputError('--os-tar -: give --os-sig FILE|URL (the signature cannot follow the tarball on standard input)');
+  if (!o.noVerify && !o.pubkey) throw new InputError('no --pubkey: give the minisign public key that signs your OS updates, or --no-verify');
+  let sigText: string | undefined;
+  let sig: Signature | undefined;
+  if (sigSpec && (o.osSig || !o.noVerify || (await specExists(sigSpec)))) {
+    const raw = await readSmallInput(sigSpec, { maxBytes: MAX_SIGNATURE_FILE_BYTES }).catch((e) => {
+      if (!o.osSig && e instanceof InputError) throw new InputError(`${o.osTar}: no signature at ${sigSpec}; give --os-sig FILE|URL, or --no-verify`);
+      throw e;
+    });
+    sigText = raw.toString('utf8');
+    sig = decodeSignature(raw, sigSpec);
+  }
+  // The constructor checks the key id and the trusted comment's own signature now, before any write.
+  const verifier = o.noVerify ? undefined : new MinisignVerifier(sig!, await readPublicKeyFile(o.pubkey!), { file: o.osTar, sig: sigSpec, pubkey: o.pubkey });
+  const fields = sig ? parseTrustedComment(sig.trustedComment) : {};
+  if (sig) checkTrustedFields(fields, sigSpec!, o.arch ?? ARCH_NAMES[process.arch] ?? process.arch);
+  const newVersion = fields.version ?? null;
+
+  // ---- the disk: booted slot, target, safety rules ----
+  const disk = await openDisk(o.disk, { writable: !o.dryRun });
+  try {
+    const isBlock = disk.device instanceof FileDevice && disk.device.isBlockDevice;
+    const state = await readBootState(disk);
+    const booted = whichBooted(o, isBlock, state);
+    const target = chooseTarget(o.slot, booted.label, state);
+    const targetLabel = PSYOPS_NAMES[target];
+    if (booted.label === targetLabel) {
+      throw new SafetyError(`${diskName}: ${targetLabel} is the booted slot; update the other one (--slot inactive)`);
+    }
+    // Rule 2: the booted slot on trial means the target is the last known-good slot.
+    if (state.trial && state.trial.label === booted.label && !o.force) {
+      throw new SafetyError(
+        `${diskName}: the booted slot ${booted.label} is on trial and ${targetLabel} is the last known-good slot; confirm the running slot with \`diskimg mark-good\` first (or --force)`,
+      );
+    }
+    const part = await findFilesystemPartition(disk, targetLabel);
+    if (disk.path && isBlock) assertPartitionNotMounted(disk.path, part.number, o.mountSources);
+
+    const bootedVersion = booted.label ? await slotVersion(disk, booted.label, warnings) : null;
+    const previousVersion = await slotVersion(disk, targetLabel, warnings);
+    if (newVersion && bootedVersion) {
+      if (newVersion < bootedVersion && !o.allowDowngrade) {
+        throw new InputError(`${sigSpec}: version ${newVersion} is older than the booted ${booted.label} (${bootedVersion}); pass --allow-downgrade to install it anyway`);
+      }
+      if (newVersion === bootedVersion && !o.force) {
+        throw new InputError(`${sigSpec}: version ${newVersion} is already running in ${booted.label}; pass --force to write it again`);
+      }
+    }
+
+    const result: UpdateResult = {
+      disk: disk.path ?? diskName,
+      dryRun: !!o.dryRun,
+      target: { slot: target, label: targetLabel, partition: part.number },
+      booted,
+      previousVersion,
+      bootedVersion,
+      newVersion,
+      verified: !!verifier,
+      inputBytes: 0,
+      bytesWritten: 0,
+      bytesSkipped: 0,
+      durationMs: 0,
+      armed: null,
+      warnings,
+    };
+    if (o.dryRun) {
+      if (!isUrl(o.osTar) && o.osTar !== '-' && !(await specExists(o.osTar))) throw new InputError(`--os-tar ${o.osTar}: no such file`);
+      result.durationMs = Date.now() - t0;
+      return result;
+    }
+
+    // ---- write: pending marker, filesystem, verify, superblock last ----
+    const input = await openUpdateInput(o.osTar, { stdin: o.stdin });
+    const written = await writeVerifiedSlot(part, targetLabel, input, verifier, sigText, {
+      skipUnchanged: o.skipUnchanged ?? isBlock,
+      now: sourceDateEpoch() ?? versionTime(newVersion) ?? Math.floor(Date.now() / 1000),
+      onProgress: o.onProgress,
+    });
+    Object.assign(result, written);
+
+    // ---- hand it to GRUB, last ----
+    if (!o.noSwitch) result.armed = await armTrial(disk, targetLabel, { tries: o.tries });
+    result.durationMs = Date.now() - t0;
+    return result;
+  } finally {
+    await disk.close();
+  }
+}
+
+/**
+ * The write itself: the pending marker first (the slot stops being findable),
+ * the filesystem from the tar stream while the signature hash follows every
+ * byte, then — only when the whole stream verified — the real superblock.
+ */
+async function writeVerifiedSlot(
+  part: DiskPartition,
+  label: string,
+  input: Awaited<ReturnType<typeof openUpdateInput>>,
+  verifier: MinisignVerifier | undefined,
+  sigText: string | undefined,
+  o: { skipUnchanged: boolean; now: number; onProgress?: UpdateOptions['onProgress'] },
+): Promise<Pick<UpdateResult, 'inputBytes' | 'bytesWritten' | 'bytesSkipped'>> {
+  const region = part.region();
+  const identity = slotIdentity(await readAt(region, SUPERBLOCK_OFFSET, 1024));
+  const skip = o.skipUnchanged ? new SkipUnchangedDevice(region) : undefined;
+  const counting = new CountingDevice(skip ?? region);
+  const dev = new PendingSuperblockDevice(counting);
+  await dev.start({ label, ...identity });
+
+  const hashed = new HashTap(input.stream, verifier, (bytes) => o.onProgress?.({ bytes, total: input.size }));
+  await writeSlot(dev, requireOsFiles(readTarTree(hashed.chunks(), input.name), input.name), {
+    label,
+    signatureText: sigText,
+    entropy: makeEntropy(),
+    now: o.now,
+    sourceDateEpoch: sourceDateEpoch(),
+    uuid: identity.uuid,
+    hashSeed: identity.hashSeed,
+  });
+  await hashed.drain();
+  verifier?.finish(); // throws on any difference: the slot stays incomplete, the boot configuration untouched
+  await dev.commit();
+  return {
+    inputBytes: hashed.bytes,
+    bytesWritten: skip ? skip.written : counting.written,
+    bytesSkipped: skip ? skip.skipped : 0,
+  };
+}
+
+/** Feeds every byte of the input to the verifier exactly once, in order, as the tar reader pulls it. */
+class HashTap {
+  bytes = 0;
+  private readonly it: AsyncIterator<Buffer>;
+  constructor(
+    src: AsyncIterable<Buffer>,
+    private readonly verifier: MinisignVerifier | undefined,
+    private readonly onBytes: (n: number) => void,
+  ) {
+    this.it = src[Symbol.asyncIterator]();
+  }
+  private take(c: Buffer): Buffer {
+    this.verifier?.update(c);
+    this.bytes += c.length;
+    this.onBytes(this.bytes);
+    return c;
+  }
+  async *chunks(): AsyncGenerator<Buffer> {
+    for (let r = await this.it.next(); !r.done; r = await this.it.next()) yield this.take(r.value);
+  }
+  /** Whatever the tar reader left unread (trailing blocks) is part of the signed file too. */
+  async drain(): Promise<void> {
+    for (let r = await this.it.next(); !r.done; r = await this.it.next()) this.take(r.value);
+  }
+}
+
+function checkTrustedFields(f: Record<string, string>, sigName: string, arch: string): void {
+  if (f.type !== 'psyopsOS') {
+    throw new InputError(`${sigName}: the trusted comment says type=${f.type ?? '(none)'}, not type=psyopsOS: this is not an OS update`);
+  }
+  if (f.architecture && f.architecture !== arch) {
+    throw new InputError(`${sigName}: built for architecture=${f.architecture}, this node is ${arch}; get the ${arch} build`);
+  }
+}
+
+function whichBooted(o: UpdateOptions, isBlock: boolean, state: BootState): UpdateResult['booted'] {
+  if (o.bootedLabel) {
+    if (!slotOfLabel(o.bootedLabel)) throw new InputError(`--booted-label ${o.bootedLabel}: not a slot label (${PSYOPS_NAMES.a} or ${PSYOPS_NAMES.b})`);
+    return { label: o.bootedLabel, source: 'option' };
+  }
+  // /proc/cmdline speaks of the running system's disk: a block device. An image file's "booted"
+  // slot is the one GRUB would boot next.
+  const fromCmdline = isBlock || o.cmdline !== undefined ? bootedLabel({ cmdline: o.cmdline }) : undefined;
+  if (fromCmdline && slotOfLabel(fromCmdline)) return { label: fromCmdline, source: 'cmdline' };
+  return { label: state.nextBoot.label, source: 'next-boot' };
+}
+
+function chooseTarget(slot: UpdateOptions['slot'], booted: string | null, state: BootState): SlotName {
+  if (slot === 'a' || slot === 'b') return slot;
+  const b = slotOfLabel(booted) ?? slotOfLabel(state.defaultLabel);
+  if (!b) throw new InputError('--slot inactive: cannot tell which slot is booted; give --booted-label LABEL or --slot a|b');
+  return otherSlot(b);
+}
+
+/** A slot's version from its /psyopsOS.tar.minisig; null when absent or unreadable (noted). */
+async function slotVersion(disk: Disk, label: string, warnings: string[]): Promise<string | null> {
+  try {
+    const fs = await openFilesystem(await findFilesystemPartition(disk, label));
+    return (await readSignatureInfo(fs, SLOT_PATHS.signature))?.metadata.version ?? null;
+  } catch (e) {
+    warnings.push(`${label}: version unknown (${(e as Error).message})`);
+    return null;
+  }
+}
+
+/** `YYYYMMDD-HHMMSS` (UTC) → seconds, so a release's files get the same times wherever it is written. */
+export function versionTime(v: string | null | undefined): number | undefined {
+  const m = v ? /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})$/.exec(v) : null;
+  if (!m) return undefined;
+  const t = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
+  return Number.isFinite(t) ? t / 1000 : undefined;
+}
+
+async function specExists(spec: string): Promise<boolean> {
+  if (isUrl(spec)) return true;
+  const { stat } = await import('node:fs/promises');
+  return (await stat(spec).catch(() => undefined))?.isFile() ?? false;
+}

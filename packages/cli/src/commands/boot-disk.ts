@@ -1,0 +1,12 @@
+import type { CommandModule } from 'yargs';
+import { findBootDisk } from '@diskimg/ab';
+
+export const bootDiskCommand: CommandModule<object, { json?: boolean }> = {
+  command: 'boot-disk',
+  describe: 'print the psyopsOS boot disk (found by partition labels), its partitions and the booted slot',
+  handler: async (argv) => {
+    const r = await findBootDisk();
+    if (argv.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    else process.stdout.write(`${r.disk}\n${r.partitions.map((p) => `  ${p.number} ${p.label}`).join('\n')}\nbooted: ${r.booted ?? 'unknown'}\n`);
+  },
+};

@@ -1,0 +1,80 @@
+import type { CommandModule } from 'yargs';
+import { findBootDisk, updateSlot, type UpdateResult } from '@diskimg/ab';
+import { fmtBytes } from '@diskimg/partitions';
+
+interface Args {
+  disk?: string;
+  slot: 'inactive' | 'a' | 'b';
+  'os-tar': string;
+  'os-sig'?: string;
+  pubkey?: string;
+  verify?: boolean;
+  'booted-label'?: string;
+  'allow-downgrade'?: boolean;
+  force?: boolean;
+  switch?: boolean;
+  tries?: number;
+  'dry-run'?: boolean;
+  'skip-unchanged'?: boolean;
+  json?: boolean;
+}
+
+export const updateCommand: CommandModule<object, Args> = {
+  command: 'update [disk]',
+  describe: 'write a signed OS tarball (file, URL or - for stdin) into the slot that is not booted, then arm it for a trial boot',
+  builder: (y) =>
+    y
+      .positional('disk', { type: 'string', describe: 'image file or block device (default: the psyopsOS boot disk, found by label)' })
+      .option('slot', { type: 'string', choices: ['inactive', 'a', 'b'] as const, demandOption: true, describe: 'slot to write; inactive = not the booted one' })
+      .option('os-tar', { type: 'string', demandOption: true, describe: 'OS tarball: FILE, http(s) URL, or - for standard input (plain or gzip)' })
+      .option('os-sig', { type: 'string', describe: 'its minisign signature, FILE or URL (default OS_TAR.minisig; required with -)' })
+      .option('pubkey', { type: 'string', describe: 'minisign public key that signs OS updates' })
+      .option('verify', { type: 'boolean', default: true, describe: 'check the signature (--no-verify writes unsigned input)' })
+      .option('booted-label', { type: 'string', describe: 'the running slot (default: psyopsos= on /proc/cmdline; on an image file, the slot GRUB boots next)' })
+      .option('allow-downgrade', { type: 'boolean', describe: 'install a version older than the booted one' })
+      .option('force', { type: 'boolean', describe: 'write the running version again; overwrite the last good slot while the booted one is on trial' })
+      .option('switch', { type: 'boolean', default: true, describe: 'arm the new slot for the next boot (--no-switch leaves the boot configuration alone)' })
+      .option('tries', { type: 'number', describe: 'boots the new slot gets before GRUB falls back (default 3; 0 = switch the default for good)' })
+      .option('dry-run', { type: 'boolean', describe: 'check everything, write nothing, print what would happen' })
+      .option('skip-unchanged', { type: 'boolean', describe: 'read each block first and write only changed ones (default: on for block devices)' }),
+  handler: async (argv) => {
+    const disk = argv.disk ?? (await findBootDisk()).disk;
+    const progress = !argv.json && process.stderr.isTTY;
+    const r = await updateSlot({
+      disk,
+      slot: argv.slot,
+      osTar: argv['os-tar'],
+      osSig: argv['os-sig'],
+      pubkey: argv.pubkey,
+      noVerify: argv.verify === false,
+      bootedLabel: argv['booted-label'],
+      allowDowngrade: argv['allow-downgrade'],
+      force: argv.force,
+      noSwitch: argv.switch === false,
+      tries: argv.tries,
+      dryRun: argv['dry-run'],
+      skipUnchanged: argv['skip-unchanged'],
+      onProgress: progress ? ({ bytes, total }) => process.stderr.write(`\r${fmtBytes(bytes)}${total ? ` of ${fmtBytes(total)}` : ''} `) : undefined,
+    });
+    if (progress) process.stderr.write('\n');
+    for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
+    if (argv.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    else process.stdout.write(describe(r));
+  },
+};
+
+function describe(r: UpdateResult): string {
+  const v = (x: string | null) => x ?? 'unknown version';
+  const lines = [
+    `${r.dryRun ? 'would write' : 'wrote'} ${r.target.label} (partition ${r.target.partition}) on ${r.disk}: ${v(r.previousVersion)} -> ${v(r.newVersion)}`,
+    `booted: ${r.booted.label ?? 'unknown'} (${r.booted.source})${r.verified ? '' : '; signature NOT verified (--no-verify)'}`,
+  ];
+  if (!r.dryRun) {
+    lines.push(`read ${fmtBytes(r.inputBytes)}, wrote ${fmtBytes(r.bytesWritten)}${r.bytesSkipped ? `, skipped ${fmtBytes(r.bytesSkipped)} unchanged` : ''} in ${(r.durationMs / 1000).toFixed(1)} s`);
+    if (r.armed) {
+      const t = r.armed.trial;
+      lines.push(t ? `next boot: ${t.label} on trial (${t.triesLeft} tries); confirm with "diskimg mark-good" after a healthy boot` : `default slot: ${r.armed.defaultLabel}`);
+    } else lines.push('boot configuration unchanged (--no-switch)');
+  }
+  return lines.join('\n') + '\n';
+}
