@@ -5,7 +5,7 @@ import { commands } from './commands/index.js';
 /** Exit codes: 0 ok, 1 failure, 2 usage. */
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
-  const parser = yargs(argv)
+  const parser = yargs(joinDashValues(argv))
     .scriptName('diskimg')
     .usage('$0 <command> [options]')
     .option('json', { type: 'boolean', describe: 'print one JSON document on stdout', global: true })
@@ -26,6 +26,22 @@ export async function main(argv: string[]): Promise<number> {
     code = reportError(err);
   }
   return code;
+}
+
+/**
+ * `--os-tar -` means standard input, but yargs reads a lone "-" as a
+ * positional: hand it over as `--os-tar=-`.
+ */
+function joinDashValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (/^--[a-z][a-z-]*$/.test(a) && argv[i + 1] === '-') {
+      out.push(`${a}=-`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }
 
 function reportError(err: unknown): number {
