@@ -19,3 +19,5 @@ export { Fat32Volume, formatFat32, populateFat32, createFat32, type Fat32Entry, 
 export * from './image/probe.js';
 export * from './image/fs.js';
 export * from './source/tee.js';
+export * from './source/input.js';
+export { proxyFor, redactUrl, MAX_REDIRECTS } from './source/http.js';
