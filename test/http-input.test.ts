@@ -250,10 +250,13 @@ test('the file changed on the server between the drop and the resume (If-Range f
   t.regex(msg, /dropped after 1048576 bytes and the file on the server changed \(ETag "v1" → "v2"\)/);
 });
 
-test('connection refused: one-line error', async (t) => {
+test('connection refused, an unknown host: one-line errors', async (t) => {
   const port = await freePort();
   const msg = await inputError(t, openUpdateInput(`http://127.0.0.1:${port}/os.tar`, fast));
   t.is(msg, `http://127.0.0.1:${port}/os.tar: connection to 127.0.0.1:${port} refused`);
+  // .invalid never resolves (RFC 6761); without DNS at all it is a connect timeout instead.
+  const dns = await inputError(t, openUpdateInput('http://user:pw@updates.psyops.invalid/os.tar', { ...fast, connectTimeoutMs: 5000 }));
+  t.regex(dns, /^http:\/\/updates\.psyops\.invalid\/os\.tar: (cannot resolve updates\.psyops\.invalid \((ENOTFOUND|EAI_AGAIN)\)|no connection .* \(connect timeout\))$/);
 });
 
 test('idle timeout: a server that sends headers then stalls gives a one-line error after the resumes', async (t) => {
@@ -283,7 +286,8 @@ test('idle timeout waiting for the response head, and connect timeout in a TLS h
   t.is(tls, `https://127.0.0.1:${port}/os.tar: no connection to 127.0.0.1:${port} within 0.3 s (connect timeout)`);
 });
 
-test('back-pressure: a 200 MiB download read slowly keeps memory and the sender far below the file size', async (t) => {
+// Serial: alone in this process, so the rss it measures is its own.
+test.serial('back-pressure: a 200 MiB download read slowly keeps memory and the sender far below the file size', async (t) => {
   const total = 200 * MiB;
   const block = randomBytes(MiB);
   let written = 0;
@@ -324,4 +328,16 @@ test('back-pressure: a 200 MiB download read slowly keeps memory and the sender 
   t.log(`sent ahead of the reader at pauses: ${writtenAtPauses.map((w) => (w / MiB).toFixed(1)).join(', ')} MiB; rss growth ${((maxRss - rss0) / MiB).toFixed(1)} MiB`);
   for (const w of writtenAtPauses) t.true(w < 48 * MiB, `sender was ${w} bytes ahead`);
   t.true(maxRss - rss0 < 100 * MiB, `rss grew by ${maxRss - rss0}`);
+});
+
+test('a drop before the consumer starts reading is still noticed and resumed', async (t) => {
+  const n = await need(t);
+  if (!n) return;
+  const proxy = await startDroppingProxy(n.port, [200 * 1024]);
+  closers.push(proxy.close);
+  const input = await openUpdateInput(`http://127.0.0.1:${proxy.port}/big.bin`, fast);
+  await new Promise((r) => setTimeout(r, 300)); // the cut happens while nobody reads
+  const got = await drain(input);
+  t.is(got.sha, bigSha);
+  t.is(input.stats.resumes, 1);
 });

@@ -64,7 +64,8 @@ export function proxyFor(target: URL, env: NodeJS.ProcessEnv = process.env): URL
   try {
     return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`);
   } catch {
-    throw new InputError(`${https ? 'HTTPS_PROXY' : 'HTTP_PROXY'}: not a URL: ${redactUrl(`http://${raw.replace(/^.*@/, '')}`)}`);
+    // The value may hold a password: not repeated here.
+    throw new InputError(`${https ? 'HTTPS_PROXY' : 'HTTP_PROXY'}: not a valid proxy URL`);
   }
 }
 
