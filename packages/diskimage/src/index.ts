@@ -21,3 +21,4 @@ export * from './image/probe.js';
 export * from './image/fs.js';
 export * from './source/tee.js';
 export * from './source/input.js';
+export { proxyFor, redactUrl, MAX_REDIRECTS } from './source/http.js';
