@@ -93,11 +93,19 @@ export class PendingSuperblockDevice implements Device {
     if (end > sbEnd) await this.inner.write(sbEnd, buf.subarray(sbEnd - offset));
   }
 
-  /** Write the held superblock (the filesystem becomes findable by its label) and flush. */
+  /**
+   * Write the held superblock (the filesystem becomes findable by its label)
+   * and flush. In two halves, the second first: s_magic, the label and the
+   * marker all lie in the first 512 bytes, so a write torn at a 512-byte
+   * sector leaves either the marker or the complete superblock, never a
+   * findable filesystem with half a superblock.
+   */
   async commit(): Promise<void> {
     if (!this.held) throw new Error('PendingSuperblockDevice: no superblock was written');
     await this.inner.flush(); // everything else is on disk before the label appears
-    await this.inner.write(SUPERBLOCK_OFFSET, this.held);
+    await this.inner.write(SUPERBLOCK_OFFSET + SB_SIZE / 2, this.held.subarray(SB_SIZE / 2));
+    await this.inner.flush();
+    await this.inner.write(SUPERBLOCK_OFFSET, this.held.subarray(0, SB_SIZE / 2));
     await this.inner.flush();
   }
 
