@@ -27,3 +27,22 @@ test('a mounted partition, a stacked device or swap on the disk counts as in use
     f.cleanup();
   }
 });
+
+test('mountinfo: a mount found by major:minor whatever its source is called (bind mounts, /dev/root)', (t) => {
+  const f = fakeSystem('/dev/root / ext4 rw 0 0\n');
+  try {
+    writeFileSync(join(f.where.sysBlock, 'sdz/sdz1/dev'), '8:17\n');
+    writeFileSync(join(f.where.sysBlock, 'sdz1/dev'), '8:17\n');
+    const info = join(f.where.sysBlock, '..', 'mountinfo');
+    writeFileSync(
+      info,
+      '22 1 8:17 / / rw,relatime shared:1 - ext4 /dev/root rw\n' +
+        '40 22 8:17 /srv/data /mnt/bind rw,relatime shared:1 - ext4 /dev/root rw\n' +
+        '41 22 8:33 / /other rw - ext4 /dev/sdc1 rw\n',
+    );
+    t.deepEqual(mountsOf('/dev/sdz', { ...f.where, mountinfo: info }), ['/dev/root on /', '/dev/root on /mnt/bind']);
+    t.deepEqual(mountsOf('/dev/sdz', f.where), [], 'without mountinfo the renamed source is not recognised');
+  } finally {
+    f.cleanup();
+  }
+});

@@ -30,8 +30,13 @@ export interface MountSources {
   mounts: string;
   swaps: string;
   sysBlock: string;
+  /**
+   * /proc/self/mountinfo: its major:minor field catches mounts whose source
+   * names the device by another path (or none a name can be matched on).
+   */
+  mountinfo?: string;
 }
-const SYSTEM: MountSources = { mounts: '/proc/self/mounts', swaps: '/proc/swaps', sysBlock: '/sys/class/block' };
+const SYSTEM: MountSources = { mounts: '/proc/self/mounts', swaps: '/proc/swaps', sysBlock: '/sys/class/block', mountinfo: '/proc/self/mountinfo' };
 
 /** Mount points and swap areas that use the block device `devPath` or any of its partitions. */
 export function mountsOf(devPath: string, where: MountSources = SYSTEM): string[] {
@@ -50,6 +55,21 @@ export function mountsOf(devPath: string, where: MountSources = SYSTEM): string[
   for (const line of readText(where.mounts).split('\n')) {
     const [src, target] = line.split(' ');
     if (src && target && uses(unescape(src))) out.push(`${unescape(src)} on ${unescape(target)}`);
+  }
+  // The same devices by number: mountinfo's third field is the mounted device's major:minor.
+  const numbers = new Set<string>();
+  for (const n of names) {
+    const d = readText(`${where.sysBlock}/${n}/dev`).trim();
+    if (d) numbers.add(d);
+  }
+  if (where.mountinfo && numbers.size) {
+    for (const line of readText(where.mountinfo).split('\n')) {
+      const f = line.split(' ');
+      const sep = f.indexOf('-');
+      if (f.length < 5 || !numbers.has(f[2]!)) continue;
+      const entry = `${sep > 0 ? unescape(f[sep + 2] ?? '') : 'device ' + f[2]} on ${unescape(f[4]!)}`;
+      if (!out.includes(entry)) out.push(entry);
+    }
   }
   for (const line of readText(where.swaps).split('\n').slice(1)) {
     const src = line.split(/\s+/)[0];
