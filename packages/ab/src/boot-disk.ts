@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { InputError, PSYOPS_NAMES } from '@diskimg/partitions';
-import { findFilesystemPartition, openDisk } from '@diskimg/diskimage';
+import { openDisk, probePartition } from '@diskimg/diskimage';
 import { bootedLabel } from './boot-state.js';
 
 export interface BootDiskInfo {
@@ -36,7 +36,7 @@ function wholeDisks(sysBlock: string): string[] {
     .sort();
 }
 
-/** The psyopsOS labels a disk carries, or undefined when it is not a psyopsOS disk. */
+/** The psyopsOS filesystems a disk carries (by filesystem label, as blkid sees them), or undefined when it is not a psyopsOS disk. */
 async function psyopsPartitions(path: string): Promise<BootDiskInfo['partitions'] | undefined> {
   let disk;
   try {
@@ -45,10 +45,11 @@ async function psyopsPartitions(path: string): Promise<BootDiskInfo['partitions'
     return undefined; // no GPT, unreadable, busy: not a candidate
   }
   try {
+    const wanted = new Set<string>([PSYOPS_NAMES.esp, PSYOPS_NAMES.secret, PSYOPS_NAMES.a, PSYOPS_NAMES.b]);
     const out: BootDiskInfo['partitions'] = [];
-    for (const label of [PSYOPS_NAMES.esp, PSYOPS_NAMES.secret, PSYOPS_NAMES.a, PSYOPS_NAMES.b]) {
-      const p = await findFilesystemPartition(disk, label).catch(() => undefined);
-      if (p) out.push({ label, number: p.number });
+    for (const p of disk.partitions) {
+      const label = (await probePartition(p)).label;
+      if (label && wanted.has(label) && !out.some((o) => o.label === label)) out.push({ label, number: p.number });
     }
     const has = (l: string) => out.some((p) => p.label === l);
     return has(PSYOPS_NAMES.esp) && has(PSYOPS_NAMES.a) && has(PSYOPS_NAMES.b) ? out : undefined;
