@@ -64,13 +64,15 @@ export function fileSha(file: string): string {
   return shaRange(file, 0, size);
 }
 
-/** sha256 of the GPT areas and of each partition: gpt-primary, gpt-backup, p1 ESP, p2 secret, p3 A, p4 B. */
-export function digests(img: string): Record<string, string> {
+/** sha256 of the GPT areas and of each partition: gpt-primary, gpt-backup, p1 ESP, p2 secret, p3 A, p4 B (less those in `skip`). */
+export function digests(img: string, skip: string[] = []): Record<string, string> {
   const fd = openSync(img, 'r');
   const total = fstatSync(fd).size;
   closeSync(fd);
   const out: Record<string, string> = { 'gpt-primary': shaRange(img, 0, 1 << 20), 'gpt-backup': shaRange(img, total - 33 * 512, 33 * 512) };
-  partitions(img).forEach((p, i) => (out[`p${i + 1}`] = shaRange(img, p.start, p.size)));
+  partitions(img).forEach((p, i) => {
+    if (!skip.includes(`p${i + 1}`)) out[`p${i + 1}`] = shaRange(img, p.start, p.size);
+  });
   return out;
 }
 
