@@ -97,6 +97,13 @@ function skipped(t: ExecutionContext, why: string | undefined): boolean {
   return true;
 }
 
+/** nginx's access log lines for `prefix` since line `from`; waits up to 5 s for `want` of them (nginx logs a request when it ends). */
+async function logLines(n: Nginx, from: number, prefix: string, want: number): Promise<string[]> {
+  const lines = () => n.accessLog().slice(from).filter((l) => l.startsWith(prefix));
+  for (let i = 0; i < 50 && lines().length < want; i++) await new Promise((r) => setTimeout(r, 100));
+  return lines();
+}
+
 const oneLine = (t: ExecutionContext, stderr: string) => t.is(stderr.trim().split('\n').length, 1, stderr);
 
 test.serial('HTTP through nginx, cut three times on the way: resumed with Range (206), slot e2fsck-clean and equal to the tarball, --json counts the input', async (t) => {
@@ -118,7 +125,7 @@ test.serial('HTTP through nginx, cut three times on the way: resumed with Range 
   t.is(r.json?.newVersion, V2);
   t.true(r.json?.verified);
   t.is(proxy.cutCount(), cuts.length);
-  const log = n.accessLog().slice(logFrom).filter((l) => l.startsWith('/os.tar '));
+  const log = await logLines(n, logFrom, '/os.tar ', cuts.length + 1);
   t.is(log.length, cuts.length + 1, log.join('\n'));
   t.regex(log[0]!, /^\/os\.tar 200 "-"/);
   for (const line of log.slice(1)) t.regex(line, /^\/os\.tar 206 "bytes=[1-9]\d*-" "\S+"/, log.join('\n'));
@@ -155,10 +162,7 @@ test.serial('a server without Range support that drops once mid-stream: one line
   oneLine(t, r.stderr);
   t.regex(r.stderr, /dropped after \d+ bytes and the server does not support resuming \(Range\)/);
   // nginx was asked for a range and answered the whole file (max_ranges 0).
-  // nginx logs a request when it ends: the resumed one ends when the forwarder closes it.
-  const norange = () => n.accessLog().slice(logFrom).filter((l) => l.startsWith('/norange/os.tar '));
-  for (let i = 0; i < 50 && norange().length < 2; i++) await new Promise((r) => setTimeout(r, 100));
-  const log = norange();
+  const log = await logLines(n, logFrom, '/norange/os.tar ', 2);
   t.is(log.length, 2, log.join('\n'));
   t.regex(log[1]!, /^\/norange\/os\.tar 200 "bytes=[1-9]\d*-"/);
   const after = digests(img);
