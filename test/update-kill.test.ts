@@ -176,7 +176,7 @@ test.serial('SIGKILL at seeded random points of a 150 MiB stdin update: A, GPT, 
 
   for (const killAt of points) {
     const f = await feed(img, big, key.pub, killAt);
-    t.log(`killed at ${f.sent} bytes (${((100 * f.sent) / size).toFixed(1)} %) after ${f.ms} ms`);
+    const c0 = Date.now();
     t.true(f.killed, `the writer reached ${killAt}`);
     t.is(f.signal, 'SIGKILL', `diskimg ended by itself first: exit ${f.code}: ${f.stderr}`);
     const now = untouched(img);
@@ -195,6 +195,7 @@ test.serial('SIGKILL at seeded random points of a 150 MiB stdin update: A, GPT, 
       t.is(b.type, 'ext4');
       t.is(b.label, 'psyopsOS-B');
     }
+    t.log(`killed at ${f.sent} bytes (${((100 * f.sent) / size).toFixed(1)} %) after ${f.ms} ms; checks ${Date.now() - c0} ms`);
   }
 
   const done = await feed(img, big, key.pub);
