@@ -14,6 +14,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, type CliResult } from './helpers/cli.js';
+import { checkSlot as checkSlotWith, digests, extract as extractPart, have, isRoot, partitions, run } from './helpers/update.js';
 
 const work = mkdtempSync(join(tmpdir(), 'update-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
@@ -22,14 +23,6 @@ const ENV = { SOURCE_DATE_EPOCH: '1764374400' };
 const SMALL = ['--esp-size', '40M', '--secret-size', '8M', '--slot-size', '32M', '--seed', 'update-test'];
 const V1 = '20251129-000000';
 const V2 = '20251201-000000';
-const have = (c: string) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
-const isRoot = process.getuid?.() === 0;
-
-function run(cmd: string, args: string[], input?: Buffer): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', input, env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${r.stdout}${r.stderr}`);
-  return r.stdout;
-}
 
 async function cli(args: string[], input?: Buffer): Promise<CliResult> {
   return runCli(args, { env: ENV, input });
@@ -83,60 +76,15 @@ test.before(async () => {
   await ok(['create', base, '--os-tar', tarV1, '--pubkey', key.pub, ...SMALL]);
 });
 
-interface Part { name: string; start: number; size: number }
-function partitions(img: string): Part[] {
-  const j = JSON.parse(run('sfdisk', ['--json', img]));
-  return j.partitiontable.partitions.map((p: any) => ({ name: p.name, start: p.start * 512, size: p.size * 512 }));
-}
-
-function sha(img: string, start: number, size: number): string {
-  const fd = readFileSync(img);
-  return createHash('sha256').update(fd.subarray(start, start + size)).digest('hex');
-}
-
-/** sha256 of the GPT areas and of each partition (p1 ESP, p2 secret, p3 A, p4 B). */
-function digests(img: string): Record<string, string> {
-  const total = readFileSync(img).length;
-  const out: Record<string, string> = { 'gpt-primary': sha(img, 0, 1 << 20), 'gpt-backup': sha(img, total - 33 * 512, 33 * 512) };
-  partitions(img).forEach((p, i) => (out[`p${i + 1}`] = sha(img, p.start, p.size)));
-  return out;
-}
-
 function fresh(name: string): string {
   const img = join(work, `${name}.img`);
   copyFileSync(base, img);
   return img;
 }
 
-function extract(img: string, name: string): string {
-  const p = partitions(img).find((x) => x.name === name)!;
-  const out = join(work, `${name}-${Math.random().toString(36).slice(2)}.part`);
-  run('dd', [`if=${img}`, `of=${out}`, 'bs=1M', `skip=${p.start / 2 ** 20}`, `count=${p.size / 2 ** 20}`, 'conv=sparse', 'status=none']);
-  return out;
-}
-
+const extract = (img: string, name: string): string => extractPart(img, name, work);
 /** e2fsck -fn clean, and debugfs rdump equal to the tarball plus the slot's own files. */
-function checkSlot(t: import('ava').ExecutionContext, img: string, label: string, tar: string): void {
-  const part = extract(img, label);
-  try {
-    const r = spawnSync('e2fsck', ['-fn', part], { encoding: 'utf8' });
-    t.is(r.status, 0, `${label}: ${r.stdout}${r.stderr}`);
-    const dump = join(work, `dump-${Math.random().toString(36).slice(2)}`);
-    const want = join(work, `want-${Math.random().toString(36).slice(2)}`);
-    mkdirSync(dump);
-    mkdirSync(want);
-    run('debugfs', ['-R', `rdump / ${dump}`, part]);
-    run('tar', ['-C', want, '-xf', tar]);
-    writeFileSync(join(want, label), label);
-    copyFileSync(`${tar}.minisig`, join(want, 'psyopsOS.tar.minisig'));
-    mkdirSync(join(want, 'lost+found'));
-    const d = spawnSync('diff', ['-r', want, dump], { encoding: 'utf8' });
-    t.is(d.status, 0, d.stdout + d.stderr);
-    t.is(run('blkid', ['-p', '-s', 'LABEL', '-o', 'value', part]).trim(), label);
-  } finally {
-    rmSync(part, { force: true });
-  }
-}
+const checkSlot = (t: import('ava').ExecutionContext, img: string, label: string, tar: string): void => checkSlotWith(t, img, label, tar, work);
 
 const needTools = ['sfdisk', 'e2fsck', 'debugfs', 'blkid', 'tar', 'mcopy'].filter((c) => !have(c));
 const skipMsg = needTools.length ? `missing ${needTools.join(', ')}` : undefined;

@@ -40,6 +40,7 @@ export function startDroppingProxy(upstreamPort: number, cuts: (number | undefin
       const upstream = connect ? net.connect(Number(connect[2]), connect[1]) : net.connect(upstreamPort, '127.0.0.1');
       sockets.add(upstream);
       upstream.on('close', () => sockets.delete(upstream));
+      client.once('close', () => upstream.destroy()); // the client gave up: so does the upstream (nginx logs the request then)
       upstream.on('error', () => client.destroy());
       upstream.once('connect', () => {
         if (connect) {
