@@ -102,7 +102,7 @@ export function parseAclText(text: string, what: string): AclEntry[] {
     const idText = f.length === 4 ? f[3]! : qual;
     if (!/^\d+$/.test(idText) || Number(idText) > 0xfffffffe) {
       throw new InputError(
-        `${what}: ACL entry "${raw}" names ${kind} "${qual}" without a numeric id; re-create the archive with GNU tar --xattrs --xattrs-include='*' (which also stores the numeric form) or bsdtar, or use --numeric-owner`,
+        `${what}: ACL entry "${raw}" names ${kind} "${qual}" without a numeric id; re-create the archive with GNU tar --xattrs --xattrs-include='*' (which also stores the numeric form) or with bsdtar`,
       );
     }
     out.push({ tag: tags[1], perm, id: Number(idText) });

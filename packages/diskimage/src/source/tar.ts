@@ -22,8 +22,10 @@ import { aclIsMinimal, decodeAclXattr, parseAclText, encodeAclXattr, XATTR_ACL_A
  * Ignored as information only: comment, charset, hdrcharset, SCHILY.dev,
  * SCHILY.ino, SCHILY.nlink, LIBARCHIVE.creationtime, LIBARCHIVE.symlinktype,
  * GNU.volume.*.
- * Refused with an InputError naming the entry: GNU sparse files (type S,
- * GNU.sparse.*), multi-volume parts (M), NFSv4 ACLs (SCHILY.acl.ace), file
+ * GNU sparse files in pax format 1.0 and 0.1 (GNU tar --sparse, bsdtar) are
+ * expanded, holes as zeros (the ext4 writer leaves zero blocks unallocated).
+ * Refused with an InputError naming the entry: sparse format 0.0 and old GNU
+ * type S, multi-volume parts (M), NFSv4 ACLs (SCHILY.acl.ace), file
  * flags (SCHILY.fflags), and any other typeflag.
  */
 
@@ -204,7 +206,7 @@ export async function* readTarTree(input: Readable | AsyncIterable<Buffer>, inpu
       }
       const type = TYPES[flag];
       if (!type) {
-        const what = flag === 'S' ? 'a GNU sparse file' : flag === 'M' ? 'a multi-volume continuation' : flag === 'N' ? 'an old GNU long-name record' : `type "${flag}"`;
+        const what = flag === 'S' ? 'an old-GNU-format sparse file' : flag === 'M' ? 'a multi-volume continuation' : flag === 'N' ? 'an old GNU long-name record' : `type "${flag}"`;
         throw new InputError(`${where()} is ${what}, which diskimg does not write; re-create the archive without it (GNU tar: no --sparse)`);
       }
       const rec = new Map([...global, ...(pax ?? [])]);
@@ -212,14 +214,14 @@ export async function* readTarTree(input: Readable | AsyncIterable<Buffer>, inpu
       const gnu = h.toString('latin1', 257, 265) === 'ustar  \0';
       const prefix = !gnu ? cstr(h.subarray(345, 500)) : Buffer.alloc(0);
       const nameBytes = longName ?? (prefix.length ? Buffer.concat([prefix, Buffer.from('/'), cstr(h.subarray(0, 100))]) : cstr(h.subarray(0, 100)));
-      const rawName = str('path') ?? nameBytes.toString('utf8');
+      const rawName = str('GNU.sparse.name') ?? str('path') ?? nameBytes.toString('utf8');
       const rawLink = str('linkpath') ?? (longLink ?? cstr(h.subarray(157, 257))).toString('utf8');
       pax = longName = longLink = undefined;
       const bodySize = rec.has('size') ? num(str('size')!, 'size') : size;
       const path = normalizeEntryPath(rawName, inputName);
       const label = `${inputName}: "${path || '/'}"`;
+      const sparse = sparseFormat(rec, label);
       for (const k of rec.keys()) {
-        if (k.startsWith('GNU.sparse.')) throw new InputError(`${label} is a GNU sparse file (pax ${k}); re-create the archive without --sparse`);
         if (k === 'SCHILY.acl.ace') throw new InputError(`${label} has an NFSv4 ACL (SCHILY.acl.ace), which ext4 cannot hold; remove it from the payload`);
         if (k === 'SCHILY.fflags' && rec.get(k)!.length) throw new InputError(`${label} has file flags "${str(k)}" (SCHILY.fflags), which diskimg does not write; clear them (chattr) before archiving`);
       }
@@ -230,7 +232,7 @@ export async function* readTarTree(input: Readable | AsyncIterable<Buffer>, inpu
         uid: rec.has('uid') ? num(str('uid')!, 'uid') : parseNumeric(h.subarray(108, 116), 'uid'),
         gid: rec.has('gid') ? num(str('gid')!, 'gid') : parseNumeric(h.subarray(116, 124), 'gid'),
         mtime: parseNumeric(h.subarray(136, 148), 'mtime'),
-        size: type === 'file' ? bodySize : 0,
+        size: type === 'file' ? (sparse ? sparse.realSize : bodySize) : 0,
       };
       const uname = str('uname') ?? cstr(h.subarray(265, 297)).toString('utf8');
       const gname = str('gname') ?? cstr(h.subarray(297, 329)).toString('utf8');
@@ -255,12 +257,16 @@ export async function* readTarTree(input: Readable | AsyncIterable<Buffer>, inpu
       const dataSize = type === 'file' ? bodySize : flag === '1' || flag === 'D' || type === 'directory' ? bodySize : 0;
       if (type === 'file') {
         let consumed = 0;
+        const stored = async function* () {
+          for await (const c of r.chunks(bodySize)) {
+            consumed += c.length;
+            yield c;
+          }
+        };
         const body = (async function* () {
           try {
-            for await (const c of r.chunks(bodySize)) {
-              consumed += c.length;
-              yield c;
-            }
+            if (sparse) yield* expandSparse(stored(), sparse, label);
+            else yield* stored();
           } catch (err) {
             throw tarError(err, inputName);
           }
@@ -281,6 +287,92 @@ export async function* readTarTree(input: Readable | AsyncIterable<Buffer>, inpu
     await r.close().catch(() => {});
   }
   if (count === 0) throw new InputError(`${inputName}: empty archive (no tar entries)`);
+}
+
+interface Sparse {
+  realSize: number;
+  /** The map from the pax header (0.1); 1.0 keeps it at the start of the data. */
+  map?: [number, number][];
+}
+
+/**
+ * GNU sparse files in pax archives (what GNU tar --sparse and bsdtar write
+ * for files with holes): 1.0 (map at the start of the data) and 0.1 (map in
+ * GNU.sparse.map). 0.0 repeats pax keys and is refused.
+ */
+function sparseFormat(rec: Map<string, Buffer>, label: string): Sparse | undefined {
+  const s = (k: string) => rec.get(k)?.toString('utf8');
+  if (![...rec.keys()].some((k) => k.startsWith('GNU.sparse.'))) return undefined;
+  const realSize = s('GNU.sparse.realsize') ?? s('GNU.sparse.size');
+  if (realSize === undefined) throw new InputError(`${label}: GNU sparse file without GNU.sparse.realsize`);
+  const size = num(realSize, 'GNU.sparse.realsize');
+  if (s('GNU.sparse.major') === '1' && s('GNU.sparse.minor') === '0') return { realSize: size };
+  const map = s('GNU.sparse.map');
+  if (map !== undefined) {
+    const n = map.split(',').map((x) => num(x, 'GNU.sparse.map'));
+    if (n.length % 2) throw new InputError(`${label}: odd GNU.sparse.map`);
+    const pairs: [number, number][] = [];
+    for (let i = 0; i < n.length; i += 2) pairs.push([n[i]!, n[i + 1]!]);
+    return { realSize: size, map: pairs };
+  }
+  throw new InputError(`${label} is a GNU sparse file in format 0.0, which diskimg does not read; re-create it with --sparse-version=1.0 or without --sparse`);
+}
+
+/** The stored data of a sparse file → the whole file, holes as zeros (the ext4 writer turns zero blocks back into holes). */
+async function* expandSparse(data: AsyncGenerator<Buffer>, sp: Sparse, label: string): AsyncGenerator<Buffer> {
+  let pending: Buffer = Buffer.alloc(0);
+  const next = async (): Promise<boolean> => {
+    const r = await data.next();
+    if (r.done) return false;
+    pending = pending.length ? Buffer.concat([pending, r.value]) : r.value;
+    return true;
+  };
+  let map = sp.map;
+  let header = 0;
+  if (!map) {
+    // 1.0: decimal lines "count\n", then offset\n size\n pairs, padded to 512 bytes.
+    const lines: number[] = [];
+    let want = 1;
+    let pos = 0;
+    while (lines.length < want) {
+      const nl = pending.indexOf(0x0a, pos);
+      if (nl < 0) {
+        if (pending.length > MAX_META || !(await next())) throw new InputError(`${label}: truncated GNU sparse map`);
+        continue;
+      }
+      lines.push(num(pending.toString('latin1', pos, nl), 'sparse map'));
+      pos = nl + 1;
+      if (lines.length === 1) want = 1 + 2 * lines[0]!;
+    }
+    header = pos + pad(pos);
+    while (pending.length < header) if (!(await next())) throw new InputError(`${label}: truncated GNU sparse map`);
+    pending = pending.subarray(header);
+    map = [];
+    for (let i = 1; i < lines.length; i += 2) map.push([lines[i]!, lines[i + 1]!]);
+  }
+  let at = 0;
+  const zeros = function* (n: number) {
+    while (n > 0) {
+      const k = Math.min(n, 1 << 20);
+      yield Buffer.alloc(k);
+      n -= k;
+    }
+  };
+  for (const [off, len] of map) {
+    if (off < at || off + len > sp.realSize) throw new InputError(`${label}: GNU sparse map out of order or past the file's size`);
+    yield* zeros(off - at);
+    let left = len;
+    while (left > 0) {
+      if (!pending.length && !(await next())) throw new InputError(`${label}: sparse data shorter than its map`);
+      const k = Math.min(left, pending.length);
+      yield pending.subarray(0, k);
+      pending = pending.subarray(k);
+      left -= k;
+    }
+    at = off + len;
+  }
+  yield* zeros(sp.realSize - at);
+  while (await next()) pending = Buffer.alloc(0); // stored padding past the last region
 }
 
 function pad(n: number): number {
