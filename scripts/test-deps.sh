@@ -6,7 +6,7 @@ set -euo pipefail
 # command → Debian package
 declare -A need=(
   [sgdisk]=gdisk [sfdisk]=fdisk [parted]=parted [fsck.fat]=dosfstools [mkfs.fat]=dosfstools
-  [mcopy]=mtools [e2fsck]=e2fsprogs [debugfs]=e2fsprogs [blkid]=util-linux [losetup]=mount
+  [mcopy]=mtools [getfattr]=attr [setfattr]=attr [getfacl]=acl [setfacl]=acl [setcap]=libcap2-bin [getcap]=libcap2-bin [bsdtar]=libarchive-tools [e2fsck]=e2fsprogs [debugfs]=e2fsprogs [blkid]=util-linux [losetup]=mount
   [grub-script-check]=grub-common [grub-editenv]=grub-common [grub-mkstandalone]=grub-common
   [qemu-system-x86_64]=qemu-system-x86 [busybox]=busybox-static [cpio]=cpio
   [minisign]=minisign [genimage]=genimage [/usr/bin/time]=time

@@ -7,6 +7,7 @@ import {
   createExt4,
   createFat32,
   createImage,
+  describeFatLoss,
   fat32,
   openDisk,
   openTarFile,
@@ -114,7 +115,7 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
 
     // ESP: payload, then our grub.cfg, grubenv and the ESP signature.
     const esp = part(PSYOPS_NAMES.esp);
-    const espTree = o.espTar ? openTarFile(o.espTar) : o.espDir ? readDirTree(o.espDir) : emptyTree();
+    const espTree = o.espTar ? openTarFile(o.espTar) : o.espDir ? readDirTree(o.espDir, { onWarning: o.onWarning }) : emptyTree();
     const vol = await createFat32(esp, countEntries(espTree, (n) => (partial.esp.files = n)), {
       label: PSYOPS_NAMES.esp,
       entropy,
@@ -122,7 +123,7 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
       now,
       sourceDateEpoch: epoch,
       inputName: o.espTar ?? o.espDir ?? 'ESP',
-      onSkip: (path, reason) => o.onWarning?.(`ESP: skipped ${path}: ${reason}`),
+      onLoss: (loss) => o.onWarning?.(`ESP (${o.espTar ?? o.espDir}): ${describeFatLoss(loss)}`),
     });
     const manifest = (await vol.lookup(ESP_PATHS.manifest)) ? (await vol.readFileBuffer(ESP_PATHS.manifest)).toString('utf8') : undefined;
     const extra = manifest ? extraProgramsFromManifest(manifest, `${o.espTar ?? o.espDir}:${ESP_PATHS.manifest}`) : [];
@@ -143,7 +144,7 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
 
     // Secret: a tarball, a directory, or an empty filesystem.
     const secret = part(PSYOPS_NAMES.secret);
-    const secretTree = o.secretTar ? openTarFile(o.secretTar) : o.secretDir ? readDirTree(o.secretDir) : undefined;
+    const secretTree = o.secretTar ? openTarFile(o.secretTar) : o.secretDir ? readDirTree(o.secretDir, { onWarning: o.onWarning }) : undefined;
     const s = await createExt4(secret, secretTree, { label: PSYOPS_NAMES.secret, entropy, now, sourceDateEpoch: epoch, regionIsZeroed: fresh });
     partial.secret.files = s.files;
     partial.secret.usedBytes = s.usedBlocks * s.blockSize;

@@ -16,7 +16,7 @@ export * from './image/mounts.js';
 export * from './image/create.js';
 export * from './ext4/index.js';
 export * as fat32 from './fat32/index.js';
-export { Fat32Volume, formatFat32, populateFat32, createFat32, type Fat32Entry, type FormatOptions as Fat32FormatOptions, type PopulateOptions as Fat32PopulateOptions } from './fat32/index.js';
+export { Fat32Volume, formatFat32, populateFat32, createFat32, describeFatLoss, type FatLoss, type Fat32Entry, type FormatOptions as Fat32FormatOptions, type PopulateOptions as Fat32PopulateOptions } from './fat32/index.js';
 export * from './image/probe.js';
 export * from './image/fs.js';
 export * from './source/tee.js';

@@ -5,6 +5,7 @@ interface LsArgs {
   disk: string;
   spec: string;
   json?: boolean;
+  xattrs?: boolean;
 }
 
 const TYPE_CHAR: Record<FsEntry['type'], string> = {
@@ -23,6 +24,12 @@ export function modeString(type: FsEntry['type'], mode: number): string {
   );
 }
 
+/** getfattr's rendering: "text" when printable, else 0s + base64. */
+function xattrText(v: Buffer): string {
+  const t = v.toString('utf8').replace(/\0$/, '');
+  return /^[\x20-\x7e]*$/.test(t) && !t.includes('"') && Buffer.from(t).length >= v.length - 1 ? `"${t}"` : `0s${v.toString('base64')}`;
+}
+
 const fmtTime = (s: number) => new Date(s * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
 
 export const lsCommand: CommandModule<object, LsArgs> = {
@@ -31,12 +38,14 @@ export const lsCommand: CommandModule<object, LsArgs> = {
   builder: (y) =>
     y
       .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
-      .positional('spec', { type: 'string', demandOption: true, describe: 'LABEL:/path, e.g. psyopsOS-A:/ or PSYOPSOSEFI:/grub' }),
+      .positional('spec', { type: 'string', demandOption: true, describe: 'LABEL:/path, e.g. psyopsOS-A:/ or PSYOPSOSEFI:/grub' })
+      .option('xattrs', { type: 'boolean', describe: 'also show extended attributes and POSIX ACLs (ext4), as getfattr -d does' }),
   handler: async (argv) => {
     const { label, path, isDir, entries } = await withFilesystem(argv.disk, argv.spec, async (fs, path, label) => {
-      const st = await fs.stat(path);
+      const opts = { xattrs: !!argv.xattrs };
+      const st = await fs.stat(path, opts);
       const isDir = st.type === 'directory';
-      const entries = isDir ? (await fs.readdir(path)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) : [st];
+      const entries = isDir ? (await fs.readdir(path, opts)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) : [st];
       return { label, path, isDir, entries };
     });
     if (argv.json) {
@@ -45,7 +54,11 @@ export const lsCommand: CommandModule<object, LsArgs> = {
     }
     const w = Math.max(1, ...entries.map((e) => String(e.size).length));
     const lines = entries.map(
-      (e) => `${modeString(e.type, e.mode)} ${String(e.size).padStart(w)} ${fmtTime(e.mtime)} ${e.name}${e.target !== undefined ? ` -> ${e.target}` : ''}`,
+      (e) =>
+        `${modeString(e.type, e.mode)} ${String(e.size).padStart(w)} ${fmtTime(e.mtime)} ${e.name}${e.target !== undefined ? ` -> ${e.target}` : ''}` +
+        Object.entries(e.xattrs ?? {})
+          .map(([k, v]) => `\n    ${k}=${xattrText(Buffer.from(v, 'base64'))}`)
+          .join(''),
     );
     if (lines.length) process.stdout.write(`${lines.join('\n')}\n`);
   },

@@ -5,7 +5,9 @@ import { drain } from '../source/tree.js';
 import { planGeometry, groupHasSuper, BLOCK_SIZE, INODE_SIZE, DESC_SIZE, FIRST_INO, type Geometry } from './geometry.js';
 import { BlockAllocator, type Run } from './alloc.js';
 import { WriteBehind } from './write-behind.js';
-import { buildExtentTree, runsToExtents, treeBlocksNeeded } from './extent-tree.js';
+import { buildExtentTree, runsToExtents, treeBlocksNeeded, type FileRun } from './extent-tree.js';
+import { aclToDisk, blockCapacity, compareXattrs, encodeIbodyXattrs, encodeXattrBlock, ibodyCapacity, xattrEntrySpace, xattrShortName, EXT4_XATTR_INDEX_POSIX_ACL_ACCESS, EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT, EXT4_XATTR_REFCOUNT_MAX, type XattrEntry } from './xattr.js';
+import { checkAcl, decodeAclXattr, aclIsMinimal, ACL_USER_OBJ, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER } from '../source/acl.js';
 import { dirBlockCount, buildDirBlocks, type DirEntryIn } from './dir-build.js';
 import { journalSuperblockBlock } from './journal-create.js';
 import { crc32cRaw } from './crc32c.js';
@@ -113,6 +115,11 @@ class Writer {
   private nextIno = FIRST_INO + 1;
   private files = 0;
   private readonly zero = Buffer.alloc(CHUNK);
+  private readonly zeroBlock = Buffer.alloc(BLOCK_SIZE);
+  /** External xattr blocks by content, shared by inodes with identical sets (up to the kernel's refcount limit). */
+  private readonly xblocks = new Map<string, { block: number; refs: number; entries: XattrEntry[] }>();
+  private readonly xblocksFull: { block: number; refs: number; entries: XattrEntry[] }[] = [];
+  private xattrCount = 0;
   /** Data, directory and tree blocks go through it; drained before the group metadata. */
   private readonly wb: WriteBehind;
 
@@ -173,6 +180,7 @@ class Writer {
     }
     this.streaming = false;
     await this.writeDirectories();
+    await this.writeXattrBlocks();
     await this.wb.drain();
     await this.writeInodeTables();
     await this.writeGroupMetadata();
@@ -181,10 +189,96 @@ class Writer {
 
   // ---------- input ----------
 
-  private times(e: { mtime: number; atime?: number; ctime?: number }): Times {
-    const c = (x: number) => clampTime(x, this.sde);
-    const mtime = c(e.mtime);
-    return { mtime, atime: c(e.atime ?? e.mtime), ctime: c(e.ctime ?? e.mtime) };
+  /**
+   * Times clamped to SOURCE_DATE_EPOCH (newer ones become it, like tar
+   * --clamp-mtime); older ones keep their nanoseconds exactly.
+   */
+  private times(e: Pick<TreeEntry, 'mtime' | 'atime' | 'ctime' | 'mtimeNs' | 'atimeNs' | 'ctimeNs'>): Times {
+    const out = {} as Times;
+    const set = (k: 'mtime' | 'atime' | 'ctime', sec: number, ns: number | undefined) => {
+      const newer = this.sde !== undefined && (sec > this.sde || (sec === this.sde && !!ns));
+      out[k] = newer ? this.sde! : sec;
+      if (ns !== undefined && !newer) out[`${k}Ns`] = ns;
+    };
+    set('mtime', e.mtime, e.mtimeNs);
+    set('atime', e.atime ?? e.mtime, e.atime !== undefined ? e.atimeNs : e.mtimeNs);
+    set('ctime', e.ctime ?? e.mtime, e.ctime !== undefined ? e.ctimeNs : e.mtimeNs);
+    return out;
+  }
+
+  /**
+   * Store an entry's xattrs as e2fsprogs and the kernel do: sorted by (index,
+   * name length, name), each in the inode's extra space when it fits, the
+   * rest in one external block shared with every inode holding the same set.
+   * POSIX ACLs go to ext4's compact format and set the mode's permission
+   * bits, as setfacl does. A set larger than one block is refused.
+   */
+  private setXattrs(node: Node, xattrs: Map<string, Buffer> | undefined, path: string): void {
+    node.ibody = undefined;
+    node.xattrBlock = undefined;
+    if (!xattrs?.size) return;
+    const what = `ext4: "${path || '/'}"`;
+    const entries: XattrEntry[] = [];
+    for (const [full, raw] of xattrs) {
+      const { index, name } = xattrShortName(full, what);
+      let value = raw;
+      if (index === EXT4_XATTR_INDEX_POSIX_ACL_ACCESS || index === EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT) {
+        const acl = checkAcl(decodeAclXattr(raw, `${what} ${full}`), `${what} ${full}`);
+        if (index === EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT && (node.mode & 0xf000) !== S_IFDIR) {
+          throw new InputError(`${what}: a default ACL on a non-directory; remove it from the payload`);
+        }
+        if (index === EXT4_XATTR_INDEX_POSIX_ACL_ACCESS) {
+          const perm = (tag: number) => acl.find((x) => x.tag === tag)?.perm ?? 0;
+          const group = acl.some((x) => x.tag === ACL_MASK) ? perm(ACL_MASK) : perm(ACL_GROUP_OBJ);
+          node.mode = (node.mode & ~0o777) | (perm(ACL_USER_OBJ) << 6) | (group << 3) | perm(ACL_OTHER);
+          if (aclIsMinimal(acl)) continue; // the mode says it all; the kernel stores no attribute
+        }
+        value = aclToDisk(raw, `${what} ${full}`);
+      }
+      entries.push({ e_name_index: index, name, e_value_inum: 0, value });
+    }
+    if (!entries.length) return;
+    this.xattrCount += entries.length;
+    entries.sort(compareXattrs);
+    const inInode: XattrEntry[] = [];
+    const inBlock: XattrEntry[] = [];
+    let room = ibodyCapacity(INODE_SIZE - 160);
+    for (const e of entries) {
+      const need = xattrEntrySpace(e);
+      if (need <= room) {
+        inInode.push(e);
+        room -= need;
+      } else inBlock.push(e);
+    }
+    if (inInode.length) node.ibody = encodeIbodyXattrs(inInode, INODE_SIZE - 160);
+    if (!inBlock.length) return;
+    const total = inBlock.reduce((a, e) => a + xattrEntrySpace(e), 0);
+    if (total > blockCapacity(BLOCK_SIZE)) {
+      throw new InputError(
+        `${what}: its extended attributes need ${total + (INODE_SIZE - 160 - 8 - room)} bytes; ext4 holds ${ibodyCapacity(INODE_SIZE - 160)} in the inode and ${blockCapacity(BLOCK_SIZE)} in one attribute block (diskimg writes no ea_inode); shrink them`,
+      );
+    }
+    const key = inBlock.map((e) => `${e.e_name_index}:${e.name.toString('hex')}:${e.value.toString('hex')}`).join('/');
+    let shared = this.xblocks.get(key);
+    if (!shared || shared.refs >= EXT4_XATTR_REFCOUNT_MAX) {
+      if (shared) this.xblocksFull.push(shared);
+      const run = this.alloc.alloc(1);
+      if (!run) {
+        if (this.streaming) throw new OutOfSpace();
+        this.tooBig(this.geo.blocksCount + 1);
+      }
+      shared = { block: run[0]!.start, refs: 0, entries: inBlock };
+      this.xblocks.set(key, shared);
+    }
+    shared.refs++;
+    node.xattrBlock = shared.block;
+    node.sectors += BLOCK_SIZE / 512;
+  }
+
+  private async writeXattrBlocks(): Promise<void> {
+    for (const x of [...this.xblocksFull, ...this.xblocks.values()]) {
+      await this.wb.write(x.block * BLOCK_SIZE, encodeXattrBlock(x.entries, BLOCK_SIZE, x.refs, x.block, this.csumSeed));
+    }
   }
 
   private newIno(): number {
@@ -235,7 +329,9 @@ class Writer {
       const existing = this.dirs.get(e.path);
       if (existing) {
         // The root, lost+found, or a parent created implicitly earlier: take the entry's attributes.
+        if (existing.xattrBlock) throw new InputError(`ext4: directory "${e.path}" appears twice in the input with extended attributes; remove the duplicate`);
         Object.assign(existing, { mode: S_IFDIR | (e.mode & 0o7777), uid: e.uid, gid: e.gid }, this.times(e));
+        this.setXattrs(existing, e.xattrs, e.path);
         return;
       }
     }
@@ -257,18 +353,25 @@ class Writer {
     const perm = e.mode & 0o7777;
     if (e.type === 'directory') {
       const d = this.newDir(ino, dir.ino, perm, e.uid, e.gid, t);
+      this.setXattrs(d, e.xattrs, e.path);
       this.link(dir, name, d);
       this.dirs.set(e.path, d);
       return;
     }
     const node: Node = { ino, mode: 0, uid: e.uid, gid: e.gid, ...t, size: 0, links: 0, flags: 0, sectors: 0 };
+    const mode = { file: S_IFREG, symlink: S_IFLNK, char: S_IFCHR, block: S_IFBLK, fifo: S_IFIFO }[e.type];
+    node.mode = mode | (e.type === 'symlink' ? 0o777 : perm);
+    try {
+      this.setXattrs(node, e.xattrs, e.path);
+    } catch (err) {
+      await drain(e.body);
+      throw err;
+    }
     switch (e.type) {
       case 'file':
-        node.mode = S_IFREG | perm;
         await this.writeFile(node, e.size, e.body);
         break;
       case 'symlink': {
-        node.mode = S_IFLNK | 0o777;
         const target = Buffer.from(e.linkname ?? '', 'utf8');
         if (target.length === 0 || target.length >= BLOCK_SIZE) throw new InputError(`ext4: symlink "${e.path}" target is ${target.length} bytes; must be 1..${BLOCK_SIZE - 1}`);
         node.size = target.length;
@@ -282,12 +385,10 @@ class Writer {
       }
       case 'char':
       case 'block': {
-        node.mode = (e.type === 'char' ? S_IFCHR : S_IFBLK) | perm;
         this.iblocks.set(ino, encodeDev(e.devmajor ?? 0, e.devminor ?? 0));
         break;
       }
       case 'fifo':
-        node.mode = S_IFIFO | perm;
         break;
     }
     this.nodes[ino] = node;
@@ -295,27 +396,33 @@ class Writer {
     this.link(dir, name, node);
   }
 
-  /** Allocate contiguous runs for `size` bytes, stream the body into them, build the extent tree. */
+  /**
+   * Stream the body to freshly allocated blocks and build the extent tree.
+   * Whole blocks of zeros are left unallocated (holes, as mke2fs -d does);
+   * the other blocks take the allocator's next free blocks as they arrive,
+   * so a file without holes is one contiguous run.
+   */
   private async writeFile(node: Node, size: number, body: AsyncIterable<Buffer> | Iterable<Buffer> | undefined): Promise<void> {
     node.flags = EXT4_EXTENTS_FL;
     node.size = size;
     const nblocks = Math.ceil(size / BLOCK_SIZE);
-    const runs = nblocks ? this.alloc.alloc(nblocks) : [];
-    if (!runs) {
+    if (nblocks > this.alloc.free) {
       this.pendingBlocks = nblocks;
       throw new OutOfSpace();
     }
+    const runs: FileRun[] = [];
     if (nblocks) await this.streamInto(runs, size, body);
     const tree = await this.extentTree(node.ino, runs);
     this.iblocks.set(node.ino, tree.iblock);
-    node.sectors = (nblocks + tree.treeBlocks) * (BLOCK_SIZE / 512);
+    const used = runs.reduce((a, r) => a + r.len, 0);
+    node.sectors += (used + tree.treeBlocks) * (BLOCK_SIZE / 512);
   }
 
   private pendingBlocks = 0;
   /** While reading the input, running out of space is reported after draining it (to say how much is needed). */
   private streaming = false;
 
-  private async extentTree(ino: number, runs: Run[]): Promise<{ iblock: Buffer; treeBlocks: number }> {
+  private async extentTree(ino: number, runs: FileRun[]): Promise<{ iblock: Buffer; treeBlocks: number }> {
     const need = treeBlocksNeeded(runsToExtents(runs).length, BLOCK_SIZE);
     if (need && need > this.alloc.free) {
       if (this.streaming) throw new OutOfSpace();
@@ -331,35 +438,65 @@ class Writer {
   }
 
   /**
-   * Copy exactly `size` bytes from `body` to the file's runs, chunk by chunk
-   * through the write-behind. The tail of the last block is zeroed, so
-   * nothing of an older filesystem stays inside a file's blocks.
+   * Copy exactly `size` bytes from `body` to new blocks, chunk by chunk
+   * through the write-behind, appending to `runs` (with their logical block
+   * numbers; gaps are holes). Only a partial block is copied (into a fresh
+   * buffer); the tail of the last block is zeroed, so nothing of an older
+   * filesystem stays inside a file's blocks.
    */
-  private async streamInto(runs: Run[], size: number, body: AsyncIterable<Buffer> | Iterable<Buffer> | undefined): Promise<void> {
-    let runIdx = 0;
-    let runFirst = 0; // file offset where runs[runIdx] begins
-    // Queue `buf` for file offset `off` (≥ every earlier offset), split at run boundaries.
-    const put = async (buf: Buffer, off: number) => {
-      let p = 0;
-      while (p < buf.length) {
-        const at = off + p;
-        while (at >= runFirst + runs[runIdx]!.len * BLOCK_SIZE) runFirst += runs[runIdx++]!.len * BLOCK_SIZE;
-        const r = runs[runIdx]!;
-        const n = Math.min(buf.length - p, runFirst + r.len * BLOCK_SIZE - at);
-        await this.wb.write(r.start * BLOCK_SIZE + (at - runFirst), buf.subarray(p, p + n));
-        p += n;
+  private async streamInto(runs: FileRun[], size: number, body: AsyncIterable<Buffer> | Iterable<Buffer> | undefined): Promise<void> {
+    let lblk = 0; // logical block of the next whole block
+    let carry: Buffer | undefined; // a partial block being filled
+    let carryLen = 0;
+    // Blocks [lblk, lblk + n) of `buf`: write the non-zero ones, leave zero ones as holes.
+    const blocks = async (buf: Buffer) => {
+      const n = buf.length / BLOCK_SIZE;
+      let i = 0;
+      while (i < n) {
+        while (i < n && buf.compare(this.zeroBlock, 0, BLOCK_SIZE, i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE) === 0) i++;
+        let j = i;
+        while (j < n && buf.compare(this.zeroBlock, 0, BLOCK_SIZE, j * BLOCK_SIZE, (j + 1) * BLOCK_SIZE) !== 0) j++;
+        if (j > i) {
+          let at = i;
+          for (const r of this.alloc.alloc(j - i)!) {
+            await this.wb.write(r.start * BLOCK_SIZE, buf.subarray(at * BLOCK_SIZE, (at + r.len) * BLOCK_SIZE));
+            const prev = runs[runs.length - 1];
+            const l = lblk + at;
+            if (prev && prev.lblk! + prev.len === l && prev.start + prev.len === r.start) prev.len += r.len;
+            else runs.push({ lblk: l, start: r.start, len: r.len });
+            at += r.len;
+          }
+        }
+        i = j;
       }
+      lblk += n;
     };
     let got = 0;
     if (body) {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         if (got + chunk.length > size) throw new InputError(`ext4: input file is longer than its declared size ${size}`);
-        await put(chunk, got);
         got += chunk.length;
+        let p = 0;
+        if (carry) {
+          const k = Math.min(BLOCK_SIZE - carryLen, chunk.length);
+          chunk.copy(carry, carryLen, 0, k);
+          carryLen += k;
+          p = k;
+          if (carryLen < BLOCK_SIZE) continue;
+          await blocks(carry);
+          carry = undefined;
+        }
+        const whole = Math.floor((chunk.length - p) / BLOCK_SIZE) * BLOCK_SIZE;
+        if (whole) await blocks(chunk.subarray(p, p + whole));
+        p += whole;
+        if (p < chunk.length) {
+          carry = Buffer.alloc(BLOCK_SIZE);
+          carryLen = chunk.copy(carry, 0, p);
+        }
       }
     }
     if (got !== size) throw new InputError(`ext4: input file ended after ${got} of ${size} bytes (truncated input?)`);
-    if (size % BLOCK_SIZE) await put(this.zero.subarray(0, BLOCK_SIZE - (size % BLOCK_SIZE)), size);
+    if (carry) await blocks(carry); // zero-filled past the end
   }
 
   /**
@@ -439,7 +576,7 @@ class Writer {
       const tree = await this.extentTree(d.ino, runs);
       this.iblocks.set(d.ino, tree.iblock);
       d.size = n * BLOCK_SIZE;
-      d.sectors = (n + tree.treeBlocks) * (BLOCK_SIZE / 512);
+      d.sectors += (n + tree.treeBlocks) * (BLOCK_SIZE / 512);
       d.links = 2 + d.subdirs > LINK_MAX ? 1 : 2 + d.subdirs;
       d.entries = new Map();
     }

@@ -15,11 +15,15 @@ export interface ExtentTree {
   blocks: { block: number; data: Buffer }[];
 }
 
+/** A run of a file's data; `lblk` (default: right after the previous run) leaves a hole before it when it skips ahead. */
+export type FileRun = Run & { lblk?: number };
+
 /** Split runs into extents of at most 32768 blocks (the initialized-extent limit). */
-export function runsToExtents(runs: readonly Run[]): ExtentLeaf[] {
+export function runsToExtents(runs: readonly FileRun[]): ExtentLeaf[] {
   const out: ExtentLeaf[] = [];
   let lblk = 0;
   for (const r of runs) {
+    if (r.lblk !== undefined) lblk = r.lblk;
     for (let off = 0; off < r.len; off += EXT_INIT_MAX_LEN) {
       const len = Math.min(EXT_INIT_MAX_LEN, r.len - off);
       out.push({ ee_block: lblk, ee_len: len, ee_start: r.start + off, uninit: false });
@@ -42,7 +46,7 @@ export function treeBlocksNeeded(extents: number, blockSize: number): number {
 }
 
 export function buildExtentTree(
-  runs: readonly Run[],
+  runs: readonly FileRun[],
   blockSize: number,
   csum: ExtentChecksumOptions,
   allocTree: (n: number) => number[],

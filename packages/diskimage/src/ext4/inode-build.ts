@@ -10,6 +10,10 @@ export interface Times {
   atime: number;
   mtime: number;
   ctime: number;
+  /** Exact nanoseconds; when set, the matching seconds field is whole. */
+  atimeNs?: number;
+  mtimeNs?: number;
+  ctimeNs?: number;
 }
 
 export interface NodeRecord extends Times {
@@ -23,6 +27,10 @@ export interface NodeRecord extends Times {
   flags: number;
   /** 512-byte sectors. */
   sectors: number;
+  /** The in-inode xattr area (from 128 + i_extra_isize to the end of the inode), when the inode has attributes there. */
+  ibody?: Buffer;
+  /** i_file_acl: the external xattr block. */
+  xattrBlock?: number;
 }
 
 const PER_CHUNK = 16384;
@@ -70,9 +78,11 @@ export function encodeNodeInode(n: NodeRecord | undefined, ino: number, iblock: 
   x.i_blocks = n.sectors;
   x.i_flags = n.flags;
   x.i_block = Buffer.from(iblock);
-  const a = splitTime(n.atime);
-  const m = splitTime(n.mtime);
-  const c = splitTime(n.ctime);
+  if (n.ibody) x.i_tail = n.ibody;
+  if (n.xattrBlock) x.i_file_acl = n.xattrBlock;
+  const a = splitTime(n.atime, n.atimeNs);
+  const m = splitTime(n.mtime, n.mtimeNs);
+  const c = splitTime(n.ctime, n.ctimeNs);
   const cr = encodeInodeTime(now);
   x.i_atime = a.lo;
   x.i_atime_extra = a.extra;
@@ -105,10 +115,10 @@ export function encodeDev(major: number, minor: number): Buffer {
   return b;
 }
 
-/** Seconds (possibly fractional) → the 32-bit field and *_extra (nanoseconds + epoch bits). */
-export function splitTime(t: number): { lo: number; extra: number } {
+/** Seconds (possibly fractional, or whole with exact `ns`) → the 32-bit field and *_extra (nanoseconds + epoch bits). */
+export function splitTime(t: number, ns?: number): { lo: number; extra: number } {
   const sec = Math.floor(t);
-  const nsec = Math.min(999_999_999, Math.round((t - sec) * 1e9));
+  const nsec = ns ?? Math.min(999_999_999, Math.round((t - sec) * 1e9));
   return encodeInodeTime(sec, nsec);
 }
 

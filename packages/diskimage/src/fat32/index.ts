@@ -7,4 +7,4 @@ export { checkLongName, makeShortName, type ShortName } from './shortname.js';
 export { formatFat32, planFat32, defaultClusterSize, minimumFat32Bytes, normalizeLabel, MIN_CLUSTERS, type FormatOptions, type Layout } from './format.js';
 export { Fat32Volume, type WriteOptions, type FileData } from './volume.js';
 export type { Fat32Entry } from './dir.js';
-export { populateFat32, createFat32, type PopulateOptions } from './populate.js';
+export { populateFat32, createFat32, describeFatLoss, type PopulateOptions, type FatLoss } from './populate.js';

@@ -18,6 +18,42 @@ export interface PopulateOptions {
    * (so nothing is silently dropped from a boot partition).
    */
   onSkip?: (path: string, reason: string) => void;
+  /**
+   * Called once, after populating, with what FAT could not keep (xattrs,
+   * owners, modes, hard links stored as copies, and — when given, instead of
+   * onSkip — the skipped symlinks, devices and FIFOs). Not called when
+   * nothing was lost. `describeFatLoss` makes it one line.
+   */
+  onLoss?: (loss: FatLoss) => void;
+}
+
+/** Metadata of a tree that FAT32 cannot represent, counted (never listed per file). */
+export interface FatLoss {
+  /** Extended attributes (including POSIX ACLs and file capabilities). */
+  xattrs: number;
+  /** Entries owned by another uid or gid than 0. */
+  owners: number;
+  /** Entries whose permission bits are not FAT's fixed 0755 (directories) / 0644 (files). */
+  modes: number;
+  /** Hard links, stored as separate copies of the data. */
+  hardlinks: number;
+  /** Skipped because FAT has no such type (only counted when onLoss replaces onSkip). */
+  symlinks: number;
+  devices: number;
+  fifos: number;
+}
+
+/** "12 xattrs, 3 owners and 2 modes not representable on FAT32; 1 symlink skipped". */
+export function describeFatLoss(l: FatLoss): string {
+  const n = (k: number, one: string, many = `${one}s`) => `${k} ${k === 1 ? one : many}`;
+  const list = (xs: string[]) => (xs.length <= 1 ? xs.join('') : `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`);
+  const kept = [l.xattrs && n(l.xattrs, 'xattr'), l.owners && n(l.owners, 'owner'), l.modes && n(l.modes, 'mode')].filter(Boolean) as string[];
+  const skipped = [l.symlinks && n(l.symlinks, 'symlink'), l.devices && n(l.devices, 'device node'), l.fifos && n(l.fifos, 'FIFO')].filter(Boolean) as string[];
+  const parts: string[] = [];
+  if (kept.length) parts.push(`${list(kept)} not representable on FAT32`);
+  if (skipped.length) parts.push(`${list(skipped)} skipped (FAT has no such file type)`);
+  if (l.hardlinks) parts.push(`${n(l.hardlinks, 'hard link')} stored as ${l.hardlinks === 1 ? 'a copy' : 'copies'}`);
+  return parts.join('; ');
 }
 
 interface Node {
@@ -71,7 +107,13 @@ export async function populateFat32(dev: Device, tree: AsyncIterable<TreeEntry>,
     return n;
   };
 
+  const loss: FatLoss = { xattrs: 0, owners: 0, modes: 0, hardlinks: 0, symlinks: 0, devices: 0, fifos: 0 };
   for await (const e of tree) {
+    loss.xattrs += e.xattrs?.size ?? 0;
+    if (e.type !== 'hardlink') {
+      if (e.uid !== 0 || e.gid !== 0) loss.owners++;
+      if ((e.mode & 0o7777) !== (e.type === 'directory' ? 0o755 : 0o644) && (e.type === 'directory' || e.type === 'file')) loss.modes++;
+    } else loss.hardlinks++;
     if (e.path === '') {
       root.mtime = clampTime(e.mtime, epoch);
       continue;
@@ -114,6 +156,12 @@ export async function populateFat32(dev: Device, tree: AsyncIterable<TreeEntry>,
       fat.link(clusters);
       usedClusters += n;
       parent.children!.set(name.toUpperCase(), { name, dir: false, mtime, firstCluster: clusters[0] ?? 0, size });
+      continue;
+    }
+    if (opts.onLoss) {
+      if (e.type === 'symlink') loss.symlinks++;
+      else if (e.type === 'fifo') loss.fifos++;
+      else loss.devices++;
       continue;
     }
     const reason = `FAT cannot hold a ${e.type === 'char' || e.type === 'block' ? `${e.type} device` : e.type}`;
@@ -197,6 +245,7 @@ export async function populateFat32(dev: Device, tree: AsyncIterable<TreeEntry>,
   await fat.flush(dev, true);
   await vol.writeFsInfo();
   await dev.flush();
+  if (opts.onLoss && Object.values(loss).some((v) => v > 0)) opts.onLoss(loss);
   return vol;
 }
 

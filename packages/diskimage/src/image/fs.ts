@@ -25,15 +25,22 @@ export interface FsEntry {
   gid: number;
   /** Symbolic link target. */
   target?: string;
+  /** Extended attributes by full name, values base64 (ext4 only, when asked for: readdir/stat with { xattrs: true }). */
+  xattrs?: Record<string, string>;
+}
+
+export interface FsReadOptions {
+  /** Also return each entry's extended attributes (and POSIX ACLs, as system.posix_acl_*). */
+  xattrs?: boolean;
 }
 
 export interface FsReader {
   type: 'fat32' | 'ext4';
   /** What errors call the filesystem: its label, else the GPT name. */
   name: string;
-  readdir(path: string): Promise<FsEntry[]>;
+  readdir(path: string, opts?: FsReadOptions): Promise<FsEntry[]>;
   /** stat, following symbolic links. */
-  stat(path: string): Promise<FsEntry>;
+  stat(path: string, opts?: FsReadOptions): Promise<FsEntry>;
   /** A regular file's bytes, streamed in chunks of at most 1 MiB. */
   readFile(path: string): AsyncIterable<Buffer>;
   /** A small regular file in memory; an InputError when it is larger than maxBytes. */
@@ -101,6 +108,12 @@ class FatReader implements FsReader {
   }
 }
 
+function b64(m: Map<string, Buffer>): Record<string, string> {
+  const o: Record<string, string> = {};
+  for (const [k, v] of [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) o[k] = v.toString('base64');
+  return o;
+}
+
 function ext4Entry(s: Ext4Stat, name: string, target?: string): FsEntry {
   const e: FsEntry = { name, type: s.type, size: s.size, mode: s.mode, mtime: s.mtime, uid: s.uid, gid: s.gid };
   if (target !== undefined) e.target = target;
@@ -135,7 +148,7 @@ class Ext4FsReader implements FsReader {
     }
   }
 
-  async readdir(path: string): Promise<FsEntry[]> {
+  async readdir(path: string, opts: FsReadOptions = {}): Promise<FsEntry[]> {
     return await this.at(path, async (p) => {
       const out: FsEntry[] = [];
       for (const d of await this.fs.readdir(p)) {
@@ -143,14 +156,25 @@ class Ext4FsReader implements FsReader {
         const i = await this.fs.inode(d.ino);
         const st = this.fs.statInode(d.ino, i);
         const target = st.type === 'symlink' ? (await this.fs.readlinkInode(d.ino, i)).toString('utf8') : undefined;
-        out.push(ext4Entry(st, d.name, target));
+        const e = ext4Entry(st, d.name, target);
+        if (opts.xattrs) e.xattrs = b64(await this.fs.xattrsInode(d.ino, i));
+        out.push(e);
       }
       return out;
     });
   }
 
-  async stat(path: string): Promise<FsEntry> {
-    return await this.at(path, async (p) => ext4Entry(await this.fs.stat(p), baseName(p)));
+  async stat(path: string, opts: FsReadOptions = {}): Promise<FsEntry> {
+    return await this.at(path, async (p) => {
+      const e = ext4Entry(await this.fs.stat(p), baseName(p));
+      if (opts.xattrs) e.xattrs = b64(await this.fs.xattrsInode(...(await this.inodeOf(p))));
+      return e;
+    });
+  }
+
+  private async inodeOf(p: string): Promise<[number, Awaited<ReturnType<Ext4Reader['inode']>>]> {
+    const ino = await this.fs.lookup(p, true);
+    return [ino, await this.fs.inode(ino)];
   }
 
   async *readFile(path: string): AsyncGenerator<Buffer> {

@@ -1,68 +1,138 @@
 import { lstat, opendir, readlink } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
-import { join } from 'node:path';
+import { createReadStream, type BigIntStats } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { join, resolve } from 'node:path';
 import { InputError } from '@diskimg/partitions';
 import type { TreeEntry } from './tree.js';
+
+export interface ReadDirOptions {
+  /** Told once when the tree's extended attributes cannot be read. */
+  onWarning?: (msg: string) => void;
+}
 
 /**
  * Walk a directory as TreeEntry values: parents before children, names sorted
  * (byte order) so the result is deterministic. Hard links (same dev+ino seen
- * twice) become "hardlink" entries pointing at the first path.
+ * twice) become "hardlink" entries pointing at the first path. Times carry
+ * their nanoseconds.
+ *
+ * Extended attributes (and POSIX ACLs, file capabilities): Node has no
+ * xattr call, and a native addon would need a compiler on every build
+ * host, so they are read with one `getfattr -R -P -d -m - -h -e base64`
+ * over the tree (Debian package attr). Without getfattr the tree is read
+ * without them and `onWarning` says so once.
  */
-export async function* readDirTree(root: string): AsyncGenerator<TreeEntry> {
+export async function* readDirTree(root: string, opts: ReadDirOptions = {}): AsyncGenerator<TreeEntry> {
   let st;
   try {
-    st = await lstat(root);
+    st = await lstat(root, { bigint: true });
   } catch {
     throw new InputError(`${root}: no such directory`);
   }
   if (!st.isDirectory()) throw new InputError(`${root}: not a directory`);
+  const xattrs = await readTreeXattrs(root, opts);
   const seen = new Map<string, string>();
-  yield statEntry('', st);
-  yield* walk(root, '', seen);
+  yield withXattrs(statEntry('', st), xattrs);
+  yield* walk(root, '', seen, xattrs);
 }
 
-function statEntry(path: string, st: import('node:fs').Stats): TreeEntry {
+function withXattrs(e: TreeEntry, all: Map<string, Map<string, Buffer>>): TreeEntry {
+  const x = all.get(e.path);
+  if (x?.size) e.xattrs = x;
+  return e;
+}
+
+/** Every extended attribute under `root`, by relative path ("" for root itself). */
+async function readTreeXattrs(root: string, opts: ReadDirOptions): Promise<Map<string, Map<string, Buffer>>> {
+  const abs = resolve(root);
+  const out = await new Promise<string | undefined>((res, rej) => {
+    execFile('getfattr', ['-R', '-P', '-d', '-m', '-', '-h', '-e', 'base64', '--absolute-names', abs], { maxBuffer: 1 << 30, encoding: 'latin1' }, (err, stdout, stderr) => {
+      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') return res(undefined);
+      if (err) return rej(new InputError(`${root}: cannot read extended attributes: ${(stderr || err.message).trim().split('\n')[0]}`));
+      res(stdout);
+    });
+  });
+  const all = new Map<string, Map<string, Buffer>>();
+  if (out === undefined) {
+    opts.onWarning?.(`${root}: extended attributes, ACLs and file capabilities not read (getfattr, from the attr package, is not installed)`);
+    return all;
+  }
+  let cur: Map<string, Buffer> | undefined;
+  for (const line of out.split('\n')) {
+    if (line.startsWith('# file: ')) {
+      const p = Buffer.from(unescapeGetfattr(line.slice(8)), 'latin1').toString('utf8');
+      const rel = p === abs ? '' : p.startsWith(abs + '/') ? p.slice(abs.length + 1) : undefined;
+      cur = rel === undefined ? undefined : new Map();
+      if (cur) all.set(rel!, cur);
+      continue;
+    }
+    if (!cur || line === '') continue;
+    const eq = line.indexOf('=');
+    const name = Buffer.from(unescapeGetfattr(eq < 0 ? line : line.slice(0, eq)), 'latin1').toString('utf8');
+    const v = eq < 0 ? '' : line.slice(eq + 1);
+    cur.set(name, v.startsWith('0s') ? Buffer.from(v.slice(2), 'base64') : Buffer.from(v.replace(/^"|"$/g, ''), 'latin1'));
+  }
+  return all;
+}
+
+/** getfattr writes unprintable bytes as \ooo and a backslash as \\. */
+function unescapeGetfattr(s: string): string {
+  return s.replace(/\\([0-7]{3}|\\)/g, (_, o: string) => (o === '\\' ? '\\' : String.fromCharCode(parseInt(o, 8))));
+}
+
+const NS = 1_000_000_000n;
+
+function statEntry(path: string, st: BigIntStats): TreeEntry {
+  const t = (ns: bigint) => {
+    const sec = ns >= 0n ? ns / NS : -((-ns + NS - 1n) / NS);
+    return [Number(sec), Number(ns - sec * NS)] as const;
+  };
+  const [mtime, mtimeNs] = t(st.mtimeNs);
+  const [atime, atimeNs] = t(st.atimeNs);
+  const [ctime, ctimeNs] = t(st.ctimeNs);
   return {
     path,
     type: 'directory',
-    mode: st.mode & 0o7777,
-    uid: st.uid,
-    gid: st.gid,
-    mtime: st.mtimeMs / 1000,
-    atime: st.atimeMs / 1000,
-    ctime: st.ctimeMs / 1000,
+    mode: Number(st.mode) & 0o7777,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtime,
+    mtimeNs,
+    atime,
+    atimeNs,
+    ctime,
+    ctimeNs,
     size: 0,
   };
 }
 
-async function* walk(abs: string, rel: string, seen: Map<string, string>): AsyncGenerator<TreeEntry> {
+async function* walk(abs: string, rel: string, seen: Map<string, string>, xattrs: Map<string, Map<string, Buffer>>): AsyncGenerator<TreeEntry> {
   const names: string[] = [];
   for await (const d of await opendir(abs)) names.push(d.name);
   names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   for (const name of names) {
     const a = join(abs, name);
     const r = rel ? `${rel}/${name}` : name;
-    const st = await lstat(a);
-    const e = statEntry(r, st);
+    const st = await lstat(a, { bigint: true });
+    const e = withXattrs(statEntry(r, st), xattrs);
     if (st.isDirectory()) {
       yield e;
-      yield* walk(a, r, seen);
+      yield* walk(a, r, seen, xattrs);
       continue;
     }
     const key = `${st.dev}:${st.ino}`;
-    if (!st.isDirectory() && st.nlink > 1 && seen.has(key)) {
+    if (!st.isDirectory() && st.nlink > 1n && seen.has(key)) {
       yield { ...e, type: 'hardlink', linkname: seen.get(key)! };
       continue;
     }
-    if (st.nlink > 1) seen.set(key, r);
+    if (st.nlink > 1n) seen.set(key, r);
     if (st.isFile()) {
-      yield { ...e, type: 'file', size: st.size, body: createReadStream(a, { highWaterMark: 1 << 20 }) };
+      yield { ...e, type: 'file', size: Number(st.size), body: createReadStream(a, { highWaterMark: 1 << 20 }) };
     } else if (st.isSymbolicLink()) {
       yield { ...e, type: 'symlink', linkname: await readlink(a) };
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
       // Linux encodes dev_t as major (bits 8-19, 32-43) and minor (bits 0-7, 20-31).
-      const rdev = st.rdev;
+      const rdev = Number(st.rdev);
       yield { ...e, type: st.isCharacterDevice() ? 'char' : 'block', devmajor: (rdev >> 8) & 0xfff, devminor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00) };
     } else if (st.isFIFO()) {
       yield { ...e, type: 'fifo' };

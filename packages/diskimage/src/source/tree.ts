@@ -14,10 +14,28 @@ export interface TreeEntry {
   mode: number;
   uid: number;
   gid: number;
-  /** Seconds since the epoch (may be fractional from a directory source). */
+  /**
+   * Seconds since the epoch. When the matching `*Ns` field is set, this is a
+   * whole number (floor) and the nanoseconds are exact there; otherwise it may
+   * be fractional (a double keeps only about microseconds at today's dates).
+   */
   mtime: number;
   atime?: number;
   ctime?: number;
+  /** Nanoseconds 0..999999999 of mtime / atime / ctime (pax records, directory stat). */
+  mtimeNs?: number;
+  atimeNs?: number;
+  ctimeNs?: number;
+  /** Owner and group names (pax uname/gname, ustar fields), kept for information only: uid/gid are authoritative. */
+  uname?: string;
+  gname?: string;
+  /**
+   * Extended attributes by full name ("user.x", "security.capability",
+   * "trusted.x"), values as Linux's getxattr returns them: POSIX ACLs as
+   * "system.posix_acl_access" / "system.posix_acl_default" in the
+   * posix_acl_xattr format (version 2, 8-byte entries).
+   */
+  xattrs?: Map<string, Buffer>;
   /** Byte length of a regular file's data. */
   size: number;
   /** Symlink target (verbatim) or, for a hard link, the normalized path it links to. */
