@@ -12,3 +12,8 @@ export const commands: CommandModule<any, any>[] = [createCommand, showCommand, 
 commands.push(lsCommand, catCommand);
 import { setDefaultCommand } from './set-default.js';
 commands.push(setDefaultCommand);
+import { markGoodCommand } from './mark-good.js';
+import { rollbackCommand } from './rollback.js';
+import { statusCommand } from './status.js';
+import { setNextCommand } from './set-next.js';
+commands.push(setNextCommand, markGoodCommand, rollbackCommand, statusCommand);
