@@ -30,27 +30,32 @@ function run(cmd: string, args: string[], ok = true): { status: number; out: Buf
 const tail = (b: BootResult) => b.log.split('\n').slice(-25).join('\n');
 const INIT_DONE = /PSYOPS-TEST-INIT version: VERSION=\S+/;
 
-test.serial('boot counting under real GRUB: every state boots the model\'s slot and leaves the model\'s grubenv', async (t) => {
-  if (skip) {
-    t.log(`skipped: ${skip}`);
-    t.pass();
-    return;
-  }
-  const f = getBootFixtures();
-  const { a: A, b: B } = PSYOPS_NAMES;
-  const cfgA = withCountingBlock(renderGrubCfg({ slots: [A, B], defaultLabel: A, lastUpdated: 1764374400, timeout: 0 }));
-  const cfgs: Record<string, string> = { [A]: cfgA, [B]: setGrubCfgDefault(cfgA, B) };
-  const cfgFile = join(work, 'grub.cfg');
-  writeFileSync(cfgFile, cfgA);
-  const img = join(work, 'counting.img');
-  buildUpstreamImage(img, { osTarA: f.osTarA, osTarB: f.osTarB, espTar: f.espTar, grubCfg: cfgFile });
-  const esp = `${img}@@${upstreamLayout().esp.offset}`;
-  const envFile = join(work, 'grubenv');
-  let current = A;
-  let compared = 0;
-  const seconds: number[] = [];
+const { a: A, b: B } = PSYOPS_NAMES;
+const cfgA = withCountingBlock(renderGrubCfg({ slots: [A, B], defaultLabel: A, lastUpdated: 1764374400, timeout: 0 }));
+const cfgs: Record<string, string> = { [A]: cfgA, [B]: setGrubCfgDefault(cfgA, B) };
+const cfgFile = join(work, 'grub.cfg');
+const envFile = join(work, 'grubenv');
+const img = join(work, 'counting.img');
+const esp = `${img}@@${upstreamLayout().esp.offset}`;
+let current: string = A;
+let compared = 0;
+const seconds: number[] = [];
 
-  for (const c of bootCases()) {
+test.before(() => {
+  if (skip) return;
+  const f = getBootFixtures();
+  writeFileSync(cfgFile, cfgA);
+  buildUpstreamImage(img, { osTarA: f.osTarA, osTarB: f.osTarB, espTar: f.espTar, grubCfg: cfgFile });
+});
+
+// One test per state (a boot takes 10-40 s depending on the machine's load).
+for (const c of bootCases()) {
+  test.serial(`real GRUB: ${c.name} → ${c.expect.label} (${c.expect.reason}), grubenv left as modelled`, async (t) => {
+    if (skip) {
+      t.log(`skipped: ${skip}`);
+      return t.pass();
+    }
+    const f = getBootFixtures();
     if (c.defaultLabel !== current) {
       writeFileSync(cfgFile, cfgs[c.defaultLabel]!);
       run('mcopy', ['-o', '-i', esp, cfgFile, '::/grub/grub.cfg']);
@@ -62,33 +67,58 @@ test.serial('boot counting under real GRUB: every state boots the model\'s slot 
       run('mcopy', ['-o', '-i', esp, envFile, '::/grub/grubenv']);
     }
     const model = predictBoot(parseGrubCfg(cfgs[c.defaultLabel]!), c.env);
-    t.is(model.label, c.expect.label, `${c.name}: model vs table`);
-    t.is(model.reason, c.expect.reason, `${c.name}: model vs table`);
+    t.is(model.label, c.expect.label, 'model vs table');
+    t.is(model.reason, c.expect.reason, 'model vs table');
 
     const r = await bootImage(img, { until: INIT_DONE });
     seconds.push(r.durationMs / 1000);
-    t.false(r.timedOut || r.panicked, `${c.name}\n${tail(r)}`);
+    t.false(r.timedOut || r.panicked, tail(r));
     const got = parseInitReport(r.log);
-    t.is(got.psyopsos, model.label, `${c.name}: GRUB booted ${got.psyopsos}, the model says ${model.label}\n${tail(r)}`);
-    t.is(got.version, got.psyopsos === B ? f.versionB : f.versionA, c.name);
-    t.notRegex(r.log, /Press any key/, `${c.name}: GRUB must not wait for a key\n${tail(r)}`);
+    t.is(got.psyopsos, model.label, `GRUB booted ${got.psyopsos}, the model says ${model.label}\n${tail(r)}`);
+    t.is(got.version, got.psyopsos === B ? f.versionB : f.versionA);
+    t.notRegex(r.log, /Press any key/, `GRUB must not wait for a key\n${tail(r)}`);
 
     // What GRUB left on the ESP: the model's write-back, or the file untouched.
     const after = run('mcopy', ['-i', esp, '::/grub/grubenv', '-'], false);
     const expected = model.writeBack ?? c.env;
-    if (expected === undefined) t.not(after.status, 0, `${c.name}: GRUB created a grubenv`);
+    if (expected === undefined) t.not(after.status, 0, 'GRUB created a grubenv');
     else {
-      t.is(after.status, 0, `${c.name}: ${after.err}`);
-      t.true(after.out.equals(expected), `${c.name}: grubenv after boot:\n${after.out.toString('latin1').replace(/#+$/, '')}\nmodel:\n${expected.toString('latin1').replace(/#+$/, '')}`);
+      t.is(after.status, 0, after.err);
+      t.true(after.out.equals(expected), `grubenv after boot:\n${after.out.toString('latin1').replace(/#+$/, '')}\nmodel:\n${expected.toString('latin1').replace(/#+$/, '')}`);
       if (envblkOpen(after.out) && after.out.length === 1024) {
         writeFileSync(envFile, after.out);
         const listed = run('grub-editenv', [envFile, 'list']).out.toString();
-        t.is(listed, envblkIterate(envblkOpen(expected)!).map(([k, v]) => `${k}=${v}\n`).join(''), c.name);
-        if (model.writeBack) t.notThrows(() => decodeGrubenv(after.out), c.name);
+        t.is(listed, envblkIterate(envblkOpen(expected)!).map(([k, v]) => `${k}=${v}\n`).join(''));
+        if (model.writeBack) t.notThrows(() => decodeGrubenv(after.out));
       }
     }
     compared++;
-    t.log(`${c.name}: ${got.psyopsos} (${model.reason})${model.writeBack ? ', grubenv rewritten as modelled' : ''} in ${(r.durationMs / 1000).toFixed(1)} s`);
+    t.log(`${got.psyopsos} (${model.reason})${model.writeBack ? ', grubenv rewritten as modelled' : ''} in ${(r.durationMs / 1000).toFixed(1)} s`);
+  });
+}
+
+test.serial('real GRUB: a trial slot GRUB cannot find falls back to the default in the same boot; the try is counted', async (t) => {
+  if (skip) {
+    t.log(`skipped: ${skip}`);
+    return t.pass();
   }
-  t.log(`${compared} states compared model vs real GRUB; boots ${Math.min(...seconds).toFixed(1)}–${Math.max(...seconds).toFixed(1)} s`);
+  const C = 'psyopsOS-C';
+  const cfgC = withCountingBlock(renderGrubCfg({ slots: [A, B, C], defaultLabel: A, lastUpdated: 1764374400, timeout: 0 }));
+  writeFileSync(cfgFile, cfgC);
+  run('mcopy', ['-o', '-i', esp, cfgFile, '::/grub/grub.cfg']);
+  const envC = Buffer.from(bootCases().find((c) => c.name === 'trial B, 3 tries')!.env!.toString('latin1').replace(`psyopsos_trial=${B}`, `psyopsos_trial=${C}`), 'latin1');
+  writeFileSync(envFile, envC);
+  run('mcopy', ['-o', '-i', esp, envFile, '::/grub/grubenv']);
+  const model = predictBoot(parseGrubCfg(cfgC), envC);
+  t.like(model, { label: C, reason: 'trial', fallbackLabel: A });
+  const r = await bootImage(img, { until: INIT_DONE });
+  t.is(parseInitReport(r.log).psyopsos, model.fallbackLabel, tail(r));
+  t.regex(r.log, /Falling back to .psyopsOS-A/, tail(r));
+  t.true(run('mcopy', ['-i', esp, '::/grub/grubenv', '-']).out.equals(model.writeBack!));
+  compared++;
+  t.log(`${model.fallbackLabel} via fallback in ${(r.durationMs / 1000).toFixed(1)} s`);
+});
+
+test.after(() => {
+  if (!skip) console.log(`boot-counting: ${compared} states compared model vs real GRUB; boots ${Math.min(...seconds).toFixed(1)}-${Math.max(...seconds).toFixed(1)} s`);
 });
