@@ -67,7 +67,7 @@ for (const [name, text] of inputs) {
 }
 
 test('the block tries every slot by its label and sets default to its menu title', (t) => {
-  const block = renderCountingBlock({ slots: [{ label: A, title: 'Boot A' }, { label: B, title: B }], espLabel: 'PSYOPSOSEFI' });
+  const block = renderCountingBlock({ slots: [{ label: A, title: 'Boot A', index: 2 }, { label: B, title: B, index: 3 }], espLabel: 'PSYOPSOSEFI' });
   t.true(block.startsWith(`${COUNTING_BEGIN}\n`));
   t.true(block.endsWith(`${COUNTING_END}\n`));
   t.regex(block, /if \[ "\$\{psyopsos_trial\}" = "psyopsOS-A" \]; then set psyopsos_entry="Boot A"; fi/);
@@ -75,6 +75,8 @@ test('the block tries every slot by its label and sets default to its menu title
   t.regex(block, /load_env --file "\(\$\{psyopsos_esp\}\)\/grub\/grubenv" --skip-sig psyopsos_trial psyopsos_tries/);
   for (let k = 9; k >= 1; k--) t.regex(block, new RegExp(`\\[ "\\$\\{psyopsos_tries\\}" = ${k} \\]; then set psyopsos_next=${k - 1}`));
   t.notRegex(block, /regexp/); // not in the test GRUB image's module list
+  // GRUB 2.06 reads `fallback` as menu indexes only: the default's title is mapped to its index
+  t.regex(block, /if \[ "\$\{default\}" = "Boot A" \]; then set fallback=2; fi/);
 });
 
 test('an old block is replaced, not duplicated (e.g. after the slots changed)', (t) => {

@@ -24,8 +24,11 @@ export const COUNTING_BEGIN = '# BEGIN psyopsOS boot counting';
 export const COUNTING_END = '# END psyopsOS boot counting';
 
 export interface CountingBlockOptions {
-  /** The slots the block can try: filesystem label (the trial's name) and menu entry title (what `default` takes). */
-  slots: ReadonlyArray<{ label: string; title: string }>;
+  /**
+   * The slots the block can try: filesystem label (the trial's name), menu entry title (what
+   * `default` takes) and 0-based menu index (what GRUB 2.06's `fallback` takes: it reads no titles).
+   */
+  slots: ReadonlyArray<{ label: string; title: string; index: number }>;
   /** Label of the ESP holding /grub/grubenv. */
   espLabel?: string;
 }
@@ -67,6 +70,7 @@ export function renderCountingBlock(opts: CountingBlockOptions): string {
     '                # The try is counted on disk before the trial boots, or it does not boot.',
     `                if save_env --file ${env} ${ENV_TRIES}; then`,
     '                    set fallback="${default}"',
+    ...opts.slots.map((s) => `                    if [ "\${default}" = ${quoteString(s.title)} ]; then set fallback=${s.index}; fi`),
     '                    set default="${psyopsos_entry}"',
     '                fi',
     '            else',

@@ -54,7 +54,7 @@ function lineRange(text: string, r: { start: number; end: number }): [number, nu
 export function withCountingBlock(text: string, opts: { espLabel?: string; name?: string } = {}): string {
   const name = opts.name ?? 'grub.cfg';
   const cfg = parseGrubCfg(text, name);
-  const slots = cfg.slots.map((s) => ({ label: s.psyopsos ?? s.searchLabel ?? s.title, title: s.title }));
+  const slots = cfg.slots.map((s) => ({ label: s.psyopsos ?? s.searchLabel ?? s.title, title: s.title, index: cfg.entries.indexOf(s) }));
   if (slots.length === 0) throw new FormatError(name, 'has no menu entry that boots a slot: nothing to count tries for');
   const block = renderCountingBlock({ slots, espLabel: opts.espLabel });
   const found = findCountingBlock(text);
