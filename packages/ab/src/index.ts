@@ -6,3 +6,4 @@ export * from './slot-write.js';
 export * from './boot-state.js';
 export * from './update.js';
 export * from './boot-disk.js';
+export * from './status.js';

@@ -20,7 +20,8 @@ import {
   type FsReader,
   type PartitionSummary,
 } from '@diskimg/diskimage';
-import { decodeGrubenv, GRUBENV_SIZE, parseGrubCfg, predictBoot } from '@diskimg/grubcfg';
+import { decodeGrubenv, GRUBENV_SIZE, parseGrubCfg, type BootReason } from '@diskimg/grubcfg';
+import { bootStateOf, type BootState } from './boot-state.js';
 import { ESP_PATHS, isNotFound, SLOT_PATHS } from '@diskimg/partitions';
 import { decodeSignature, MAX_SIGNATURE_FILE_BYTES } from './minisign/signature.js';
 import { parseTrustedComment } from './minisign/trusted.js';
@@ -74,8 +75,10 @@ export interface EspInfo {
   grubCfg: GrubCfgInfo | null;
   /** grubenv variables, null when there is no /grub/grubenv. */
   grubenv: Record<string, string> | null;
-  /** The slot GRUB boots next (grubenv next_entry one-shot, else the default). */
-  nextBoot: { label: string | null; reason: 'next_entry' | 'default' } | null;
+  /** The slot GRUB boots next (a trial counted in grubenv, else the default; see predictBoot). */
+  nextBoot: { label: string | null; reason: BootReason } | null;
+  /** Boot counting: default, trial and tries left, last failed (boot-state.ts). */
+  boot: BootState | null;
   /** Errors reading parts of the ESP (each "what: message"). */
   errors: string[];
   error?: string;
@@ -135,7 +138,8 @@ async function openLabelled(disk: Disk, label: string, out: { partition: number 
   return openFilesystem(p);
 }
 
-async function inspectSlot(disk: Disk, slot: 'a' | 'b'): Promise<SlotInfo> {
+/** A slot's partition and signed metadata (version); errors are reported in the result. */
+export async function inspectSlot(disk: Disk, slot: 'a' | 'b'): Promise<SlotInfo> {
   const label = PSYOPS_NAMES[slot];
   const out: SlotInfo = { slot, label, partition: null, signature: null, version: null };
   try {
@@ -151,7 +155,7 @@ async function inspectSlot(disk: Disk, slot: 'a' | 'b'): Promise<SlotInfo> {
 
 async function inspectEsp(disk: Disk): Promise<EspInfo> {
   const label = PSYOPS_NAMES.esp;
-  const out: EspInfo = { label, partition: null, signature: null, grubCfg: null, grubenv: null, nextBoot: null, errors: [] };
+  const out: EspInfo = { label, partition: null, signature: null, grubCfg: null, grubenv: null, nextBoot: null, boot: null, errors: [] };
   let fs: FsReader;
   try {
     const f = await openLabelled(disk, label, out);
@@ -185,15 +189,16 @@ async function inspectEsp(disk: Disk): Promise<EspInfo> {
       warnings: cfg.warnings,
     };
   });
-  let env: Map<string, string> | undefined;
+  let envBytes: Buffer | undefined;
   await part(GRUBENV_PATH, async () => {
     if (!(await exists(fs, GRUBENV_PATH))) return;
-    env = decodeGrubenv(await fs.readFileBuffer(GRUBENV_PATH, GRUBENV_SIZE * 4), { name: `${fs.name}:${GRUBENV_PATH}`, size: null });
-    out.grubenv = Object.fromEntries(env);
+    envBytes = await fs.readFileBuffer(GRUBENV_PATH, GRUBENV_SIZE * 4);
+    out.grubenv = Object.fromEntries(decodeGrubenv(envBytes, { name: `${fs.name}:${GRUBENV_PATH}`, size: null }));
   });
   if (cfg) {
-    const d = predictBoot(cfg, env);
-    out.nextBoot = { label: d.label ?? null, reason: d.reason };
+    // From the raw bytes, as GRUB reads them: a damaged grubenv still has a next boot.
+    out.boot = bootStateOf(cfg, envBytes);
+    out.nextBoot = out.boot.nextBoot;
   }
   return out;
 }

@@ -1,17 +1,8 @@
-import { ESP_PATHS, InputError, buildTime } from '@diskimg/partitions';
-import {
-  assertPartitionNotMounted,
-  FileDevice,
-  Fat32Volume,
-  findFilesystemPartition,
-  openDisk,
-  PSYOPS_NAMES,
-  type Disk,
-} from '@diskimg/diskimage';
-import { parseGrubCfg, setGrubCfgDefault } from '@diskimg/grubcfg';
+import { InputError } from '@diskimg/partitions';
+import { Fat32Volume, findFilesystemPartition, FileDevice, openDisk, PSYOPS_NAMES, type Disk } from '@diskimg/diskimage';
+import { assertEspNotMounted, readBootState, setDefault } from './boot-state.js';
 
 export type { SlotName } from '@diskimg/partitions';
-const GRUB_CFG = ESP_PATHS.grubCfg;
 
 export function slotLabel(slot: string): string {
   const s = slot.toLowerCase();
@@ -26,26 +17,21 @@ export function slotLabel(slot: string): string {
  */
 export async function openEspForEdit(disk: Disk): Promise<Fat32Volume> {
   const esp = await findFilesystemPartition(disk, PSYOPS_NAMES.esp);
-  if (disk.path && disk.device instanceof FileDevice && disk.device.isBlockDevice) assertPartitionNotMounted(disk.path, esp.number);
+  if (disk.path && disk.device instanceof FileDevice && disk.device.isBlockDevice) assertEspNotMounted(disk.path, esp.number);
   return Fat32Volume.open(esp.region());
 }
 
 /**
- * Make `slot` the default boot entry: edit /grub/grub.cfg on the ESP with
- * the FAT32 crash-safe replace (a power cut leaves the old or the new file).
+ * Make `slot` the default boot entry and end any trial (boot-state.ts
+ * setDefault: crash-safe FAT replaces of grub.cfg, then grubenv).
  */
 export async function setDefaultSlot(diskPath: string, slot: string): Promise<{ defaultLabel: string; previous?: string }> {
   const label = slotLabel(slot);
   const disk = await openDisk(diskPath, { writable: true });
   try {
-    const vol = await openEspForEdit(disk);
-    const name = `${PSYOPS_NAMES.esp}:${GRUB_CFG}`;
-    if (!(await vol.lookup(GRUB_CFG))) throw new InputError(`${diskPath}: ${name} not found; rebuild the ESP with "diskimg create" or "diskimg update-esp"`);
-    const old = (await vol.readFileBuffer(GRUB_CFG)).toString('utf8');
-    const previous = parseGrubCfg(old, name).defaultLabel;
-    const next = setGrubCfgDefault(old, label, name);
-    if (next !== old) await vol.replaceFile(GRUB_CFG, Buffer.from(next), { mtime: buildTime() });
-    return { defaultLabel: label, previous };
+    const previous = (await readBootState(disk)).defaultLabel ?? undefined;
+    const state = await setDefault(disk, label);
+    return { defaultLabel: state.defaultLabel ?? label, previous };
   } finally {
     await disk.close();
   }

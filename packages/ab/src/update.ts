@@ -194,7 +194,13 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
     Object.assign(result, written);
 
     // ---- hand it to GRUB, last ----
-    if (!o.noSwitch) result.armed = await armTrial(disk, targetLabel, { tries: o.tries });
+    if (o.noSwitch) {
+      // nothing to arm
+    } else if (state.defaultLabel === targetLabel && state.trial) {
+      // Only with --force over rule 2: the slot rewritten is the confirmed default, and the
+      // booted slot's trial goes on; GRUB falls back to the new bytes here if that trial fails.
+      warnings.push(`${targetLabel} is the confirmed default; the trial of ${state.trial.label} continues (confirm it with diskimg mark-good)`);
+    } else result.armed = await armTrial(disk, targetLabel, { tries: o.tries });
     result.durationMs = Date.now() - t0;
     return result;
   } finally {

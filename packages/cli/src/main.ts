@@ -22,6 +22,8 @@ export async function main(argv: string[]): Promise<number> {
   for (const c of commands) parser.command(c);
   try {
     await parser.parseAsync();
+    // A command may end "not ok" without an error (status: 1 when the slot is not confirmed).
+    if (typeof process.exitCode === 'number') code = process.exitCode;
   } catch (err) {
     code = reportError(err);
   }

@@ -1,5 +1,6 @@
 import { FormatError } from '@diskimg/partitions';
 import { tokenize, type Command } from './script.js';
+import { findCountingBlock } from './counting.js';
 
 /** A menu entry read back from grub.cfg. */
 export interface GrubMenuEntry {
@@ -38,8 +39,8 @@ export interface ParsedGrubCfg {
   defaultLabel?: string;
   /** Inconsistencies worth showing (e.g. the info line and `set default` disagree). */
   warnings: string[];
-  /** True when the file has our grubenv one-shot (next_entry) block. */
-  bootOnce: boolean;
+  /** True when the file has the boot counting block (between its BEGIN/END marker comments). */
+  countingBlock: boolean;
 }
 
 const INFO_PREFIX = '# neuralupgrade-info: ';
@@ -60,7 +61,7 @@ export function parseInfoLine(line: string): Record<string, string> {
  * nothing in it looks like a psyopsOS grub.cfg.
  */
 export function parseGrubCfg(text: string, name = 'grub.cfg'): ParsedGrubCfg {
-  const result: ParsedGrubCfg = { entries: [], slots: [], bootOnce: false, warnings: [] };
+  const result: ParsedGrubCfg = { entries: [], slots: [], countingBlock: findCountingBlock(text) !== undefined, warnings: [] };
   for (const line of text.split('\n')) {
     if (line.startsWith(INFO_PREFIX)) {
       const fields = parseInfoLine(line.replace(/\r$/, ''));
@@ -101,7 +102,6 @@ export function parseGrubCfg(text: string, name = 'grub.cfg'): ParsedGrubCfg {
       continue;
     }
     if (depth === 0) readTopCommand(result, cmd);
-    if (w.includes('load_env') && w.includes('next_entry')) result.bootOnce = true;
   }
   if (depth !== 0) throw new FormatError(name, `a '{' block is not closed at the end of the file`);
 

@@ -32,16 +32,8 @@ export interface RenderGrubCfgOptions {
    * `extra_programs` object of the ESP payload's /manifest.json.
    */
   extraPrograms?: Readonly<Record<string, string>> | ReadonlyArray<readonly [string, string]>;
-  /** Label of the ESP, searched by the chainloader entries (and the boot-once block). */
+  /** Label of the ESP, searched by the chainloader entries. */
   espLabel?: string;
-  /**
-   * Add a grubenv-driven one-shot boot block (grub-reboot style): when the
-   * ESP's /grub/grubenv holds `next_entry`, that entry is the default for one
-   * boot, and next_entry is cleared (save_env) before the menu runs, so a
-   * failed trial falls back to `defaultLabel` on the following boot.
-   * Off by default: the simple case stays exactly upstream's file.
-   */
-  bootOnce?: boolean;
 }
 
 /** The `neuralupgrade-info` fields, as upstream writes and reads them. */
@@ -138,25 +130,6 @@ function menuentry(title: string, body: string[]): string {
   return `menuentry ${quoteString(title)} {\n${body.map((l) => `    ${l}\n`).join('')}}\n`;
 }
 
-function bootOnceBlock(espLabel: string): string {
-  const env = `"(\${psyopsos_esp})${GRUBENV_PATH}"`;
-  return [
-    '# One-shot boot: a next_entry in the ESP grubenv is the default for this boot only;',
-    '# it is cleared before the menu runs, so a failed trial falls back to the default above.',
-    `search --no-floppy --label ${espLabel} --set psyopsos_esp`,
-    'if [ -n "${psyopsos_esp}" ]; then',
-    `    if load_env --file ${env} --skip-sig next_entry; then`,
-    '        if [ -n "${next_entry}" ]; then',
-    '            set default="${next_entry}"',
-    '            set next_entry=',
-    `            save_env --file ${env} next_entry`,
-    '        fi',
-    '    fi',
-    'fi',
-    '',
-  ].join('\n');
-}
-
 /** Render grub.cfg. Pure: the same options give the same bytes. */
 export function renderGrubCfg(opts: RenderGrubCfgOptions): string {
   const slots = [...opts.slots];
@@ -200,7 +173,6 @@ export function renderGrubCfg(opts: RenderGrubCfgOptions): string {
     'terminal_input console serial\n' +
     'terminal_output console serial\n' +
     '\n' +
-    (opts.bootOnce ? bootOnceBlock(espLabel) + '\n' : '') +
     '# This is slow and uselessly verbose\n' +
     '#set debug=all\n' +
     '\n' +

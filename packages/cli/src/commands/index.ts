@@ -15,3 +15,8 @@ commands.push(setDefaultCommand);
 import { updateCommand } from './update.js';
 import { bootDiskCommand } from './boot-disk.js';
 commands.push(updateCommand, bootDiskCommand);
+import { markGoodCommand } from './mark-good.js';
+import { rollbackCommand } from './rollback.js';
+import { statusCommand } from './status.js';
+import { setNextCommand } from './set-next.js';
+commands.push(setNextCommand, markGoodCommand, rollbackCommand, statusCommand);

@@ -9,7 +9,7 @@ interface Args {
 
 export const setDefaultCommand: CommandModule<object, Args> = {
   command: 'set-default <disk> <slot>',
-  describe: 'make slot a or b the default GRUB boot entry (edits /grub/grub.cfg on the ESP, crash-safe)',
+  describe: 'make slot a or b the confirmed default GRUB boot entry and end any trial (grub.cfg, then grubenv; crash-safe FAT replaces)',
   builder: (y) =>
     y
       .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })

@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { type DiskSummary } from '@diskimg/diskimage';
 import { inspectDisk, type DiskInspection } from '@diskimg/ab';
 import { fmtBytes } from '@diskimg/partitions';
+import { describeBootState } from './boot-common.js';
 
 interface ShowArgs {
   disk: string;
@@ -10,7 +11,7 @@ interface ShowArgs {
 
 export const showCommand: CommandModule<object, ShowArgs> = {
   command: 'show <disk>',
-  describe: "show an image file or block device: GPT (header used, partitions, types, GUIDs, attributes), filesystems (type, label, UUID), each slot's version from its minisig, the ESP signature, grub.cfg default, grubenv and next boot",
+  describe: "show an image file or block device: GPT (header used, partitions, types, GUIDs, attributes), filesystems (type, label, UUID), each slot's version from its minisig, the ESP signature, grub.cfg default, grubenv and the boot state (default, trial and tries left, last failed trial, next boot)",
   builder: (y) => y.positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' }),
   handler: async (argv) => {
     const summary = await inspectDisk(argv.disk);
@@ -67,7 +68,7 @@ export function printInspection(s: DiskInspection): void {
       for (const w of e.grubCfg.warnings) out.push(`  grub.cfg warning: ${w}`);
     } else out.push('  grub.cfg: none');
     if (e.grubenv) out.push(`  grubenv: ${Object.entries(e.grubenv).map(([k, v]) => `${k}=${v}`).join(' ') || '(empty)'}`);
-    if (e.nextBoot) out.push(`  next boot: ${e.nextBoot.label ?? '(not a slot)'}${e.nextBoot.reason === 'next_entry' ? ' (one-shot next_entry)' : ''}`);
+    if (e.boot) out.push('  boot:', ...describeBootState(e.boot, '    '));
     for (const x of e.errors) out.push(`  ERROR ${x}`);
   }
   process.stdout.write(`${out.join('\n')}\n`);

@@ -1,0 +1,50 @@
+/**
+ * `diskimg status`: one short line for a shell prompt, from the boot state
+ * and each slot's version (its /psyopsOS.tar.minisig trusted comment).
+ */
+import type { Disk } from '@diskimg/diskimage';
+import { slotOfLabel } from '@diskimg/partitions';
+import { readBootState, type BootState } from './boot-state.js';
+import { inspectSlot } from './inspect.js';
+
+export interface BootStatus {
+  /** e.g. `psyopsOS-B 20261201-000000 TRIAL 2/3`. */
+  line: string;
+  /** The slot described: the booted one, else the one the disk stands on (see slotStatus). */
+  slot: string | null;
+  /** True when that slot is the confirmed default and no trial failed: exit 0. */
+  confirmed: boolean;
+  /** Slot label → version (null: unsigned or unreadable). */
+  versions: Record<string, string | null>;
+  state: BootState;
+}
+
+const short = (label: string) => slotOfLabel(label)?.toUpperCase() ?? label;
+
+/**
+ * The status of `booted` (undefined on an offline image: then the slot the
+ * disk stands on: the trial while one is armed, else the default).
+ *   `L V ok` | `L V ok, next: B V TRIAL 3/3` | `L V TRIAL 2/3` | `L V FELL BACK from B V` | `L V NOT DEFAULT (default A)`
+ */
+export async function slotStatus(disk: Disk, booted?: string): Promise<BootStatus> {
+  const state = await readBootState(disk);
+  const versions: Record<string, string | null> = {};
+  for (const s of ['a', 'b'] as const) {
+    const info = await inspectSlot(disk, s);
+    versions[info.label] = info.version;
+  }
+  const ver = (l: string) => versions[l] ?? '-';
+  const slot = booted ?? (state.trial && !state.failed ? state.trial.label : state.defaultLabel);
+  if (!slot) return { line: 'no default slot', slot: null, confirmed: false, versions, state };
+  const trialText = (t: NonNullable<BootState['trial']>) => `TRIAL ${t.triesLeft}/${t.tries ?? '?'}`;
+  let line: string;
+  let confirmed = false;
+  if (state.trial && state.trial.label === slot) line = `${slot} ${ver(slot)} ${trialText(state.trial)}`;
+  else if (state.failed && state.failed !== slot) line = `${slot} ${ver(slot)} FELL BACK from ${short(state.failed)} ${ver(state.failed)}`;
+  else if (slot === state.defaultLabel) {
+    confirmed = true;
+    line = `${slot} ${ver(slot)} ok`;
+    if (state.trial) line += `, next: ${short(state.trial.label)} ${ver(state.trial.label)} ${trialText(state.trial)}`;
+  } else line = `${slot} ${ver(slot)} NOT DEFAULT (default ${state.defaultLabel ? short(state.defaultLabel) : 'none'})`;
+  return { line, slot, confirmed, versions, state };
+}

@@ -1,0 +1,28 @@
+import { openDisk, type Disk } from '@diskimg/diskimage';
+import type { BootState } from '@diskimg/ab';
+
+/** Open DISK, run fn, close. */
+export async function withDisk<T>(path: string, writable: boolean, fn: (disk: Disk) => Promise<T>): Promise<T> {
+  const disk = await openDisk(path, { writable });
+  try {
+    return await fn(disk);
+  } finally {
+    await disk.close();
+  }
+}
+
+/** The boot state in a few human words, one fact per line (show, set-next, rollback). */
+export function describeBootState(s: BootState, indent = ''): string[] {
+  const out = [`${indent}default: ${s.defaultLabel ?? '(none)'}`];
+  if (s.trial) out.push(`${indent}trial: ${s.trial.label}, ${s.trial.triesLeft}${s.trial.tries !== undefined ? ` of ${s.trial.tries}` : ''} tries left`);
+  if (s.failed) out.push(`${indent}last failed trial: ${s.failed}`);
+  out.push(`${indent}next boot: ${s.nextBoot.label ?? '(not a slot)'} (${s.nextBoot.reason})`);
+  if (!s.countingBlock && s.trial) out.push(`${indent}warning: grub.cfg has no boot counting block; the trial is ignored (set-next adds it)`);
+  if (s.envError) out.push(`${indent}warning: ${s.envError}`);
+  return out;
+}
+
+export const bootedLabelOption = {
+  type: 'string',
+  describe: 'the slot this system booted (default: psyopsos= on /proc/cmdline)',
+} as const;

@@ -1,0 +1,28 @@
+import type { CommandModule } from 'yargs';
+import { armTrial, slotLabel } from '@diskimg/ab';
+import { DEFAULT_TRIES, MAX_TRIES } from '@diskimg/grubcfg';
+import { describeBootState, withDisk } from './boot-common.js';
+
+interface Args {
+  disk: string;
+  slot: string;
+  tries: number;
+  json?: boolean;
+}
+
+export const setNextCommand: CommandModule<object, Args> = {
+  command: 'set-next <disk> <slot>',
+  describe:
+    'arm a trial of slot a or b: it boots up to --tries times until mark-good confirms it, then GRUB falls back to the ' +
+    'confirmed default (adds the boot counting block to grub.cfg if missing, then writes grubenv); --tries 0 = set-default',
+  builder: (y) =>
+    y
+      .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
+      .positional('slot', { type: 'string', demandOption: true, choices: ['a', 'b'], describe: 'slot to try' })
+      .option('tries', { type: 'number', default: DEFAULT_TRIES, describe: `boots before falling back, 0 to ${MAX_TRIES}` }),
+  handler: async (argv) => {
+    const state = await withDisk(argv.disk, true, (disk) => armTrial(disk, slotLabel(argv.slot), { tries: argv.tries }));
+    if (argv.json) process.stdout.write(`${JSON.stringify(state)}\n`);
+    else process.stdout.write(`${describeBootState(state).join('\n')}\n`);
+  },
+};
