@@ -107,6 +107,8 @@ interface Step {
   /** ours: its --json result goes here (read after the run). */
   json?: string;
   best?: Row;
+  /** Highest peak RSS over all runs (the memory target uses it; the table shows the best-wall run's). */
+  maxRssMiB?: number;
   note?: string;
 }
 
@@ -148,6 +150,8 @@ const NAMES = {
   floor: 'floor: dd of the tar onto slot B + sync',
   upstream: "upstream's way: loop mount, tar -xf over old files, umount",
   mkfs: 'rootless mkfs.ext4 -E offset= -d TREE',
+  refHash: 'ref: node reading + BLAKE2b-hashing the tar (1 MiB reads, no writes)',
+  refHttp: 'ref: node http.get + BLAKE2b of the download (no writes)',
   small: 'ours, file, ~110 MiB tar (memory)',
   large: 'ours, file, ~1 GiB tar (memory)',
 };
@@ -223,6 +227,18 @@ tasks.push({
   check: true,
 });
 
+// References (not anchors): what node alone pays to read and hash the bytes, from the file and
+// over HTTP (the signature check needs every byte hashed; minisign prehashes with BLAKE2b-512).
+{
+  const hashFile = `const h=require('crypto').createHash('blake2b512');const s=require('fs').createReadStream(process.argv[1],{highWaterMark:1<<20});` +
+    `s.on('data',c=>h.update(c));s.on('end',()=>h.digest())`;
+  tasks.push({ restore: false, steps: [{ name: NAMES.refHash, script: `node -e ${q(hashFile)} ${q(w.osTar)}`, note: 'not an anchor' }] });
+  const hashHttp = `const h=require('crypto').createHash('blake2b512');require('http').get(process.argv[1],r=>{r.on('data',c=>h.update(c));r.on('end',()=>h.digest())})`;
+  tasks.push(url
+    ? { restore: false, steps: [{ name: NAMES.refHttp, script: `node -e ${q(hashHttp)} ${q(url)}`, note: 'not an anchor' }] }
+    : { steps: [{ name: NAMES.refHttp, script: '' }], unavailable: nginx as string });
+}
+
 tasks.push({ steps: [{ name: NAMES.small, ...update(img, sized.small.tar, sizedSigs.small) }], check: true });
 tasks.push({ steps: [{ name: NAMES.large, ...update(img, sized.large.tar, sizedSigs.large) }], check: true });
 
@@ -262,6 +278,7 @@ function runAll(): void {
       const checked = t.check ? checkSlot() : undefined;
       t.steps.forEach((s, i) => {
         const m = ms[i]!;
+        s.maxRssMiB = Math.max(s.maxRssMiB ?? 0, m.maxRssMiB);
         if (!s.best || m.wallS < s.best.wallS) s.best = { ...m, note: [s.note, i === t.steps.length - 1 ? checked : undefined].filter(Boolean).join('; ') };
       });
     }
@@ -276,7 +293,9 @@ try {
 
 // ---- table and targets ----
 const rows = new Map<string, Row>();
+const maxRss = new Map<string, number>();
 for (const t of tasks) for (const s of t.steps) {
+  maxRss.set(s.name, s.maxRssMiB ?? NaN);
   rows.set(s.name, s.best ?? { name: s.name, wallS: NaN, cpuS: NaN, maxRssMiB: NaN, note: t.unavailable ? `n/a: ${t.unavailable}` : s.note });
 }
 const row = (k: keyof typeof NAMES) => rows.get(NAMES[k])!;
@@ -301,17 +320,18 @@ const http = row('http');
 const dl = row('download');
 const httpBound = Math.max(dl.wallS, ours.wallS);
 const reapply = row('block2');
-const mem = [row('small'), ours, row('large')];
-const memOk = mem.every((m) => Number.isFinite(m.maxRssMiB));
-const rssMax = Math.max(...mem.map((m) => m.maxRssMiB));
-const rssMin = Math.min(...mem.map((m) => m.maxRssMiB));
+// Memory: the highest peak RSS of each size over all runs (GC timing moves it by a few MiB).
+const mem = [NAMES.small, NAMES.file, NAMES.large].map((n) => maxRss.get(n)!);
+const memOk = mem.every((m) => Number.isFinite(m));
+const rssMax = Math.max(...mem);
+const rssMin = Math.min(...mem);
 const targets: [string, boolean, string][] = [
   ['update from file ≤ 1.2× the floor', ours.wallS / floor.wallS <= 1.2, `ours ${fmt(ours.wallS)} s / floor ${fmt(floor.wallS)} s = ${fmt(ours.wallS / floor.wallS)}`],
   ['from HTTP ≤ 1.1× max(download alone, update from file)', http.wallS / httpBound <= 1.1,
     `HTTP ${fmt(http.wallS)} s / max(${fmt(dl.wallS)}, ${fmt(ours.wallS)}) s = ${fmt(http.wallS / httpBound)}`],
   ['re-apply on a block device writes < 1 % of the slot', reapply.written !== undefined && reapply.written / B_BYTES < 0.01,
     reapply.written === undefined ? 'n/a' : `${fmt(reapply.written / MiB, 2)} MiB of ${B_BYTES / MiB} MiB = ${fmt((100 * reapply.written) / B_BYTES, 3)}%`],
-  ['peak RSS ≤ 150 MiB', memOk && rssMax <= 150, mem.map((m) => `${fmt(m.maxRssMiB, 1)}`).join(' / ') + ' MiB (~110 MiB / 451 MiB / ~1 GiB tar)'],
+  ['peak RSS ≤ 150 MiB (highest over all runs)', memOk && rssMax <= 150, mem.map((m) => fmt(m, 1)).join(' / ') + ' MiB (~110 MiB / 451 MiB / ~1 GiB tar)'],
   ['peak RSS flat from ~110 MiB to ~1 GiB (spread ≤ 10% of the smallest)', memOk && rssMax - rssMin <= 0.1 * rssMin, `spread ${fmt(rssMax - rssMin, 1)} MiB`],
 ];
 console.log('\n| target | result | measured |');
