@@ -166,6 +166,55 @@ export function ensureWorkload(opts: { force?: boolean } = {}): Workload {
   return paths(WORKLOAD_DIR);
 }
 
+export interface SizedOsTar {
+  /** Uncompressed tar: the OS tree's kernel/initramfs plus an incompressible `./extra.img`. */
+  tar: string;
+  /** Its size in bytes. */
+  bytes: number;
+}
+
+/**
+ * Two more OS tarballs for the memory rows of update.bench.ts, built once next to the workload
+ * (bench/out/workload-v<N>-sizes/, ~1.2 GiB):
+ *   small  ~110 MiB: the OS tree without modloop and squashfs, plus a 60 MiB `./extra.img`
+ *   large  ~1 GiB:   the whole OS tree plus a 576 MiB `./extra.img`
+ * Same tar options as `os.tar`; the extra file's bytes come from the same keyed stream.
+ */
+export function ensureSizedOsTars(w: Workload = ensureWorkload()): { small: SizedOsTar; large: SizedOsTar } {
+  const dir = `${WORKLOAD_DIR}-sizes`;
+  const result = (d: string) => {
+    const meta = JSON.parse(readFileSync(join(d, 'done'), 'utf8')) as { small: number; large: number };
+    return { small: { tar: join(d, 'small.tar'), bytes: meta.small }, large: { tar: join(d, 'large.tar'), bytes: meta.large } };
+  };
+  if (existsSync(join(dir, 'done'))) return result(dir);
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    const tar = (out: string, extraDir: string, exclude: string[]) => {
+      const r = spawnSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--mtime=@${WORKLOAD_MTIME}`,
+        '--format=gnu', ...exclude.map((e) => `--exclude=${e}`), '-C', w.osTree, '-cf', out, '.', '-C', extraDir, './extra.img'], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`workload: tar ${out} failed: ${r.stderr}`);
+    };
+    for (const [name, mib, exclude] of [['small', 60, ['./modloop', './squashfs']], ['large', 576, []]] as const) {
+      const extra = join(tmp, `extra-${name}`);
+      mkdirSync(extra, { recursive: true });
+      writeRandomFile(join(extra, 'extra.img'), mib * MiB, `extra-${name}`);
+      pinTimes(extra);
+      tar(join(tmp, `${name}.tar`), extra, [...exclude]);
+      rmSync(extra, { recursive: true, force: true });
+    }
+    const size = (f: string) => Number(spawnSync('stat', ['-c', '%s', join(tmp, f)], { encoding: 'utf8' }).stdout.trim());
+    writeFileSync(join(tmp, 'done'), JSON.stringify({ small: size('small.tar'), large: size('large.tar') }) + '\n');
+    if (!existsSync(join(dir, 'done'))) rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (existsSync(join(dir, 'done'))) return result(dir);
+    throw e;
+  }
+  return result(dir);
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const t0 = Date.now();
   const w = ensureWorkload({ force: process.argv.includes('--force') });
