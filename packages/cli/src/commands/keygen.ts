@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { printJson } from '../output.js';
 import { writeKeyPair } from '@diskimg/ab';
 
 interface KeygenArgs {
@@ -13,7 +14,7 @@ export const keygenCommand: CommandModule<object, KeygenArgs> = {
   handler: async (argv) => {
     const k = await writeKeyPair(argv.out);
     if (argv.json) {
-      process.stdout.write(`${JSON.stringify(k, null, 2)}\n`);
+      printJson(k);
       return;
     }
     process.stdout.write(

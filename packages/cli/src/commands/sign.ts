@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { printJson } from '../output.js';
 import { readFile, rename, writeFile, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import {
@@ -70,7 +71,7 @@ export const signCommand: CommandModule<object, SignArgs> = {
       fields: parseTrustedComment(trusted),
     };
     if (argv.json) {
-      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      printJson(result);
       return;
     }
     process.stdout.write(`wrote ${out} (key ${result.keyId}${sig.algorithm === 'Ed' ? ', legacy' : ''})\ntrusted comment: ${trusted}\n`);

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { printJson } from '../output.js';
 import { findBootDisk, updateSlot, type UpdateResult } from '@diskimg/ab';
 import { fmtBytes } from '@diskimg/partitions';
 
@@ -58,7 +59,7 @@ export const updateCommand: CommandModule<object, Args> = {
     });
     if (progress) process.stderr.write('\n');
     for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
-    if (argv.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    if (argv.json) printJson(r);
     else process.stdout.write(describe(r));
   },
 };
