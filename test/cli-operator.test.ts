@@ -314,3 +314,70 @@ test('--layout-only with content options, --secret-dir FILE, a slot in upper cas
   t.regex(s.stdout, /^\{\n {2}"/);
   rmSync(img);
 });
+
+test('sign and keygen: missing file, directory, existing signature (--force), --out dir/ and a missing directory', async (t) => {
+  const { key } = await signed(t);
+  fails(t, await runCli(['sign', join(work, 'nothing.tar'), '--seckey', key]), 1, /nothing\.tar: no such file to sign/);
+  fails(t, await runCli(['sign', work, '--seckey', key]), 1, /: is a directory; sign a file/);
+  const f = join(work, 'to-sign.tar');
+  writeFileSync(f, 'payload');
+  t.is((await runCli(['sign', f, '--seckey', key])).code, 0);
+  const first = readFileSync(`${f}.minisig`, 'utf8');
+  fails(t, await runCli(['sign', f, '--seckey', key, '--trusted', 'type=other']), 1, /to-sign\.tar\.minisig: already exists; give --force/);
+  t.is(readFileSync(`${f}.minisig`, 'utf8'), first);
+  t.is((await runCli(['sign', f, '--seckey', key, '--trusted', 'type=other', '--force'])).code, 0);
+  t.regex(readFileSync(`${f}.minisig`, 'utf8'), /trusted comment: type=other/);
+  fails(t, await runCli(['sign', f, '--seckey', key, '--sig', f, '--force']), 1, /is the file being signed/);
+  fails(t, await runCli(['sign', f, '--seckey', key, '--sig', join(work, 'nodir', 'x.minisig')]), 1, /directory .*nodir does not exist/);
+  fails(t, await runCli(['sign', f, '--seckey', work, '--force']), 1, /is a directory/);
+  const kd = join(work, 'keys');
+  mkdirSync(kd);
+  fails(t, await runCli(['keygen', '--out', `${kd}/`]), 1, /--out .*keys\/: is a directory; give a path prefix/);
+  fails(t, await runCli(['keygen', '--out', kd]), 1, /is a directory/);
+  t.deepEqual(readdirSync(kd), []);
+  fails(t, await runCli(['keygen', '--out', join(work, 'nodir', 'k')]), 1, /--out .*nodir\/k: directory .*nodir does not exist/);
+});
+
+test('an image cut short: the error says it looks truncated', async (t) => {
+  const img = join(work, 'cut.img');
+  t.is((await runCli(['create', img, '--layout-only', '--slot-size', '8M'])).code, 0);
+  execFileSync('truncate', ['-s', '10M', img]);
+  fails(t, await runCli(['show', img]), 1, /both headers are damaged.*the disk looks truncated: its primary GPT header expects at least \d+ sectors/);
+  rmSync(img);
+});
+
+test('the one-file bundle runs outside the repository', async (t) => {
+  const out = join(work, 'bundle', 'diskimg.mjs');
+  // The same command as `pnpm run bundle` (package.json), to a file of our own.
+  const script = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).scripts.bundle as string;
+  const b = spawnSync('sh', ['-c', `PATH=node_modules/.bin:$PATH ${script.replace('--outfile=dist/diskimg.mjs', `--outfile=${out} --log-level=error`)}`], { cwd: repoRoot, encoding: 'utf8' });
+  t.is(b.status, 0, b.stderr);
+  const elsewhere = mkdtempSync(join(tmpdir(), 'cli-op-elsewhere-'));
+  try {
+    const run = (...args: string[]) => spawnSync(process.execPath, [out, ...args], { cwd: elsewhere, encoding: 'utf8' });
+    t.regex(run('--version').stdout, /^\d+\.\d+\.\d+\n$/);
+    const c = run('create', 'x.img', '--layout-only', '--slot-size', '8M');
+    t.is(c.status, 0, c.stderr);
+    t.regex(run('show', 'x.img').stdout, /psyopsOS-B/);
+  } finally {
+    rmSync(elsewhere, { recursive: true, force: true });
+  }
+});
+
+test('scripts/test.sh closing line: ava\'s real counts, a failure when ava fails without totals', (t) => {
+  const summary = (log: string, rc: number) => {
+    const f = join(work, `tap-${rc}-${log.length}.log`);
+    writeFileSync(f, log);
+    return spawnSync('bash', [join(repoRoot, 'scripts/ava-summary.sh'), f, String(rc)], { encoding: 'utf8' });
+  };
+  t.is(summary('ok 1 - a\n\n1..1\n# tests 1\n# pass 1\n# fail 0\n', 0).stdout, '1 passed, 0 failed\n');
+  t.is(summary('ok 1 - a\nnot ok 2 - b\nok 3 - c # SKIP\n\n1..3\n# tests 3\n# pass 1\n# skip 1\n# fail 1\n', 1).stdout, '1 passed, 1 failed, 1 skipped\n');
+  const crashed = summary('ok 1 - a\nok 2 - b\n', 1);
+  t.is(crashed.stdout, '2 passed, 1 failed\n');
+  t.regex(crashed.stderr, /exited with status 1/);
+});
+
+test('no test depends on one machine\'s absolute paths (the e2fsprogs corpus is found beside the repository)', (t) => {
+  const src = readFileSync(join(repoRoot, 'test/ext4-corpus.test.ts'), 'utf8');
+  t.notRegex(src, /['"`]\/work\//);
+});
