@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
-# Installs pnpm (pinned), the workspace's packages, and builds. Needs only Node.js 20 + npm.
+# Installs the workspace's packages with the pinned pnpm (scripts/pnpm.sh) and builds.
+# Needs only Node.js 20 + npm; works as root or as any user (no global install, no PATH change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want=12.4.2
-if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$want" ]; then
-  npm install -g "pnpm@$want" >/dev/null 2>&1 || npm install --prefix "$HOME/.local" -g "pnpm@$want" >/dev/null
-  export PATH="$HOME/.local/bin:$PATH"
-fi
-pnpm install --frozen-lockfile --reporter=silent
-pnpm run --silent build
+bash scripts/pnpm.sh install --frozen-lockfile --reporter=silent
+bash scripts/pnpm.sh run --silent build

@@ -72,19 +72,23 @@ function signedInputs() {
     run('cp', [tar, copy]);
     minisignSign(keys.key, copy, v === 'A' ? '20251129-000000' : '20251130-000000');
   }
-  return { f, pub: keys.pub, osA: join(work, 'osA.tar'), osB: join(work, 'osB.tar') };
+  // The ESP payload (the bootloader) is verified too: sign a copy.
+  const esp = join(work, 'esp.tar');
+  run('cp', [f.espTar, esp]);
+  execFileSync('minisign', ['-S', '-s', keys.key, '-m', esp, '-x', `${esp}.minisig`, '-t', 'type=psyopsESP version=20251129-000000'], { input: '\n', stdio: ['pipe', 'ignore', 'pipe'] });
+  return { f, pub: keys.pub, osA: join(work, 'osA.tar'), osB: join(work, 'osB.tar'), esp };
 }
 
 test.serial('diskimg create image boots slot A, then slot B after set-default b', async (t) => {
   if (skip) { t.log(`skipped: ${skip}`); t.pass(); return; }
-  const { f, pub, osA, osB } = signedInputs();
+  const { f, pub, osA, osB, esp } = signedInputs();
   const img = join(work, 'a.img');
   const imgB = join(work, 'b.img');
-  const c = await runCli(['create', img, '--os-tar', osA, '--esp-tar', f.espTar, '--pubkey', pub, '--seed', 'boot', ...SMALL], { env: EPOCH });
+  const c = await runCli(['create', img, '--os-tar', osA, '--esp-tar', esp, '--pubkey', pub, '--seed', 'boot', ...SMALL], { env: EPOCH });
   t.is(c.code, 0, c.stderr);
   // Slot B gets B's OS: build the same layout from osB and copy its partition 4 over (the
   // `diskimg update` of a later issue does this in place).
-  const c2 = await runCli(['create', imgB, '--os-tar', osB, '--esp-tar', f.espTar, '--pubkey', pub, '--seed', 'boot', ...SMALL], { env: EPOCH });
+  const c2 = await runCli(['create', imgB, '--os-tar', osB, '--esp-tar', esp, '--pubkey', pub, '--seed', 'boot', ...SMALL], { env: EPOCH });
   t.is(c2.code, 0, c2.stderr);
   const pb = partitions(imgB).find((p) => p.name === 'psyopsOS-B')!;
   run('dd', [`if=${imgB}`, `of=${img}`, 'bs=1M', `skip=${pb.start / 2 ** 20}`, `seek=${pb.start / 2 ** 20}`, `count=${pb.size / 2 ** 20}`, 'conv=notrunc,sparse', 'status=none']);
@@ -101,10 +105,10 @@ test.serial('diskimg create image boots slot A, then slot B after set-default b'
 
 test.serial('4096-byte logical sectors: a diskimg image boots under OVMF and GRUB', async (t) => {
   if (skip) { t.log(`skipped: ${skip}`); t.pass(); return; }
-  const { f, pub, osA } = signedInputs();
+  const { f, pub, osA, esp } = signedInputs();
   const img = join(work, '4k.img');
   // FAT32 with 4 KiB sectors needs ≥ 65525 clusters of 4 KiB: a 260 MiB ESP (sparse).
-  const c = await runCli(['create', img, '--sector-size', '4096', '--os-tar', osA, '--esp-tar', f.espTar, '--pubkey', pub,
+  const c = await runCli(['create', img, '--sector-size', '4096', '--os-tar', osA, '--esp-tar', esp, '--pubkey', pub,
     '--esp-size', '260M', '--secret-size', '16M', '--slot-size', '64M'], { env: EPOCH });
   t.is(c.code, 0, c.stderr);
   t.regex(run('fdisk', ['-b', '4096', '-l', img]), /Sector size \(logical\/physical\): 4096 bytes/);

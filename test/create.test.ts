@@ -14,7 +14,8 @@ import { sha256 } from './gpt-helpers.js';
 const work = mkdtempSync(join(tmpdir(), 'create-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
 const EPOCH = { SOURCE_DATE_EPOCH: '1764374400' };
-const SMALL = ['--esp-size', '40M', '--secret-size', '8M', '--slot-size', '32M'];
+// Most images here are never booted: no ESP payload needed (--no-bootloader).
+const SMALL = ['--esp-size', '40M', '--secret-size', '8M', '--slot-size', '32M', '--no-bootloader'];
 const have = (c: string) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
 
 function tree(name: string, files: Record<string, string | Buffer>): string {
@@ -78,7 +79,7 @@ test('same inputs, seed and SOURCE_DATE_EPOCH give a byte-identical image; --jso
 
 test('the image is sparse: allocated size stays close to the payload', async (t) => {
   const img = join(work, 'sparse.img');
-  const r = await runCli(['create', img, '--os-tar', osTar, '--no-verify', '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '256M'], { env: EPOCH });
+  const r = await runCli(['create', img, '--os-tar', osTar, '--no-verify', '--no-bootloader', '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '256M'], { env: EPOCH });
   t.is(r.code, 0, r.stderr);
   const allocated = Number(execFileSync('stat', ['-c', '%b*%B', img], { encoding: 'utf8' }).trim().split('*').reduce((x, y) => String(Number(x) * Number(y))));
   const apparent = Number(execFileSync('stat', ['-c', '%s', img], { encoding: 'utf8' }).trim());
@@ -139,14 +140,14 @@ test('bad inputs: one-line errors naming the input, nothing left behind, an exis
   oneLine(t, await runCli(['create', img, '--os-tar', bigOs, '--no-verify', ...SMALL]), /needs .* MiB, partition has .* MiB/);
   noLeftovers(t, work, img);
   // ESP too small for FAT32 at 4096-byte sectors: named in the CLI's words, before any write.
-  oneLine(t, await runCli(['create', img, '--os-tar', osTar, '--no-verify', '--sector-size', '4096', '--secret-size', '8M', '--slot-size', '32M']), /--esp-size 128 MiB is too small for FAT32 with 4096-byte sectors; use at least --esp-size 257M/);
+  oneLine(t, await runCli(['create', img, '--os-tar', osTar, '--no-verify', '--no-bootloader', '--sector-size', '4096', '--secret-size', '8M', '--slot-size', '32M']), /--esp-size 128 MiB is too small for FAT32 with 4096-byte sectors; use at least --esp-size 257M/);
   noLeftovers(t, work, img);
   // Missing inputs.
   oneLine(t, await runCli(['create', img, '--os-tar', join(work, 'nope.tar'), '--no-verify']), /--os-tar .*nope\.tar: no such file/);
   oneLine(t, await runCli(['create', img, '--os-tar', osTar, '--esp-dir', join(work, 'nodir'), '--no-verify']), /--esp-dir .*nodir: no such directory/);
   // A failed build keeps the image that was there.
   writeFileSync(img, 'previous image');
-  oneLine(t, await runCli(['create', img, '--os-tar', noKernel, '--no-verify', ...SMALL]), /missing kernel/);
+  oneLine(t, await runCli(['create', img, '--os-tar', noKernel, '--no-verify', '--force', ...SMALL]), /missing kernel/);
   t.is(readFileSync(img, 'utf8'), 'previous image');
   rmSync(img);
   // Usage: no --os-tar.
@@ -168,7 +169,7 @@ test('a block device with a mounted partition is refused before anything is writ
     const m = spawnSync('mount', ['-o', 'ro', dev, mnt], { encoding: 'utf8' });
     if (m.status !== 0) { t.log(`skipped: mount failed: ${m.stderr.trim()}`); t.pass(); return; }
     const before = await sha256(backing);
-    const r = await runCli(['create', dev, '--os-tar', osTar, '--no-verify', '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '32M']);
+    const r = await runCli(['create', dev, '--os-tar', osTar, '--no-verify', '--no-bootloader', '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '32M']);
     oneLine(t, r, /in use .*unmount it first/);
     spawnSync('umount', [mnt]);
     t.is(await sha256(backing), before);

@@ -1,6 +1,6 @@
 /**
  * Our ext4 reader against the e2fsprogs test-suite images
- * (/work/shared/corpus/e2fsprogs, see its INDEX.tsv):
+ * (shared/corpus/e2fsprogs beside the repository, see its INDEX.tsv):
  * - clean images (e2fsck -fn passes): every directory listed and every file
  *   read byte-identical to `debugfs -R 'rdump / OUT'`, or the whole
  *   filesystem refused up front with "unsupported feature X";
@@ -19,11 +19,8 @@ import { createGunzip } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import type { CorpusJob, CorpusResult } from './helpers/ext4-corpus-worker.js';
 
-// shared/ lies beside the repository (in CI too: a copy beside the clone).
-const CORPUS =
-  process.env.EXT4_CORPUS ??
-  [fileURLToPath(new URL('../../shared/corpus/e2fsprogs', import.meta.url)), '/work/shared/corpus/e2fsprogs'].find((d) => existsSync(join(d, 'INDEX.tsv'))) ??
-  '/work/shared/corpus/e2fsprogs';
+// shared/ lies beside the repository (in CI too: a copy beside the clone); EXT4_CORPUS overrides.
+const CORPUS = process.env.EXT4_CORPUS ?? fileURLToPath(new URL('../../shared/corpus/e2fsprogs', import.meta.url));
 const WORKER = fileURLToPath(new URL('./helpers/ext4-corpus-worker.ts', import.meta.url));
 // Generous: the machine running CI may be busy; a real hang never answers.
 const IMAGE_TIMEOUT_MS = 120_000;

@@ -73,7 +73,7 @@ test.before(async () => {
   await sign(tarV1, V1);
   await sign(tarV2, V2);
   base = join(work, 'base.img');
-  await ok(['create', base, '--os-tar', tarV1, '--pubkey', key.pub, ...SMALL]);
+  await ok(['create', base, '--os-tar', tarV1, '--pubkey', key.pub, '--no-bootloader', ...SMALL]);
 });
 
 function fresh(name: string): string {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { dirname, resolve, sep } from 'node:path';
 import { buildTime, ESP_PATHS, fmtBytes, InputError, makeEntropy, sourceDateEpoch, type LayoutPlan } from '@diskimg/partitions';
 import {
   CountingDevice,
@@ -11,6 +12,7 @@ import {
   fat32,
   openDisk,
   openTarFile,
+  planGeometry,
   planRegions,
   PSYOPS_NAMES,
   readDirTree,
@@ -40,9 +42,19 @@ export interface BuildImageOptions {
   pubkey?: string;
   /** Skip signature checks (the signatures, when given, are still copied in). */
   noVerify?: boolean;
-  espSize?: string;
-  secretSize?: string;
-  slotSize?: string;
+  /**
+   * Skip only the ESP payload's check (an unsigned ESP tarball, or --esp-dir).
+   * Without it, verification (a pubkey) requires a signed ESP tarball too:
+   * the ESP holds the bootloader, which runs at boot.
+   */
+  noVerifyEsp?: boolean;
+  /** Refuse an image whose ESP has no /EFI/BOOT/BOOTX64.EFI (the CLI sets it unless --no-bootloader). */
+  requireBootloader?: boolean;
+  /** Replace an existing OUTPUT that is not a disk image. */
+  force?: boolean;
+  espSize?: string | number;
+  secretSize?: string | number;
+  slotSize?: string | number;
   sectorSize?: number;
   defaultSlot?: 'a' | 'b';
   kernelParams?: string;
@@ -65,6 +77,8 @@ export interface SlotSummary {
 export interface BuildSummary extends CreateSummary {
   defaultSlot: string;
   verified: { os?: VerifyResult; esp?: VerifyResult };
+  /** Payloads that run at boot but were not verified ("OS tarball …", "ESP payload …"), with why. */
+  unverified: string[];
   esp: { label: string; files: number; extraPrograms: string[] };
   secret: { label: string; files: number; usedBytes: number };
   /** What was written into slots A and B (named apart from `show --json`'s `slots`, which reads a disk back). */
@@ -86,15 +100,22 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
   const epoch = sourceDateEpoch();
   const defaultLabel = o.defaultSlot === 'b' ? PSYOPS_NAMES.b : PSYOPS_NAMES.a;
   const verified: BuildSummary['verified'] = {};
+  const unverified: string[] = [];
+  const espName = o.espTar ? `ESP tarball ${o.espTar}` : o.espDir ? `ESP directory ${o.espDir}` : undefined;
   if (!o.noVerify) {
     const pub = await readPublicKeyFile(o.pubkey!);
     verified.os = await verifyFile(o.osTar, inputs.osSig!.sig, pub, { sig: inputs.osSig!.path, pubkey: o.pubkey });
-    if (inputs.espSig) verified.esp = await verifyFile(o.espTar!, inputs.espSig.sig, pub, { sig: inputs.espSig.path, pubkey: o.pubkey });
+    if (inputs.espSig && !o.noVerifyEsp) verified.esp = await verifyFile(o.espTar!, inputs.espSig.sig, pub, { sig: inputs.espSig.path, pubkey: o.pubkey });
+    else if (espName) unverified.push(`${espName} (--no-verify-esp)`);
+  } else {
+    unverified.push(`OS tarball ${o.osTar} (--no-verify)`);
+    if (espName) unverified.push(`${espName} (--no-verify)`);
   }
 
   const partial: Omit<BuildSummary, keyof CreateSummary | 'digests'> = {
     defaultSlot: defaultLabel,
     verified,
+    unverified,
     esp: { label: PSYOPS_NAMES.esp, files: 0, extraPrograms: [] },
     secret: { label: PSYOPS_NAMES.secret, files: 0, usedBytes: 0 },
     slotsBuilt: [],
@@ -111,6 +132,15 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
         `--esp-size ${fmtBytes(espBytes)} is too small for FAT32 with ${plan.sectorSize}-byte sectors; use at least --esp-size ${Math.ceil(minEsp / 2 ** 20)}M`,
       );
     }
+    for (const [name, option] of [[PSYOPS_NAMES.secret, '--secret-size'], [PSYOPS_NAMES.a, '--slot-size']] as const) {
+      const bytes = planned(name).sizeBytes;
+      try {
+        planGeometry(bytes);
+      } catch (e) {
+        if (e instanceof InputError) throw new InputError(`${option} ${fmtBytes(bytes)} is too small: ${e.message.replace(/^ext4: region of [^;]*; /, '')}`);
+        throw e;
+      }
+    }
     const part = (name: string) => progressRegion(regions.get(name)!, name, o.onProgress);
 
     // ESP: payload, then our grub.cfg, grubenv and the ESP signature.
@@ -125,6 +155,11 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
       inputName: o.espTar ?? o.espDir ?? 'ESP',
       onLoss: (loss) => o.onWarning?.(`ESP (${o.espTar ?? o.espDir}): ${describeFatLoss(loss)}`),
     });
+    if (o.requireBootloader && !(await vol.lookup(BOOTLOADER))) {
+      throw new InputError(
+        `${o.espTar ? `--esp-tar ${o.espTar}` : o.espDir ? `--esp-dir ${o.espDir}` : 'the ESP payload'}: no ${BOOTLOADER}, so the image would not boot; give a payload with the bootloader, or --no-bootloader`,
+      );
+    }
     const manifest = (await vol.lookup(ESP_PATHS.manifest)) ? (await vol.readFileBuffer(ESP_PATHS.manifest)).toString('utf8') : undefined;
     const extra = manifest ? extraProgramsFromManifest(manifest, `${o.espTar ?? o.espDir}:${ESP_PATHS.manifest}`) : [];
     partial.esp.extraPrograms = extra.map(([p]) => p);
@@ -180,6 +215,7 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
     sectorSize: o.sectorSize,
     entropy,
     fill,
+    force: o.force,
   });
   const summary: BuildSummary = { ...created, ...partial };
   if (o.digests) summary.digests = await partitionDigests(o.output);
@@ -191,6 +227,9 @@ interface SigInput {
   text: string;
   sig: ReturnType<typeof decodeSignature>;
 }
+
+/** The UEFI fallback bootloader path on the ESP (FAT lookups ignore case). */
+const BOOTLOADER = '/EFI/BOOT/BOOTX64.EFI';
 
 /** Every input exists and has the right kind; signatures are found and parse. No writes. */
 async function checkInputs(o: BuildImageOptions): Promise<{ osSig?: SigInput; espSig?: SigInput }> {
@@ -209,7 +248,21 @@ async function checkInputs(o: BuildImageOptions): Promise<{ osSig?: SigInput; es
     if (!osSigPath) {
       throw new InputError(`${o.osTar}: no signature (${o.osTar}.minisig not found); give --os-sig FILE, sign it with "diskimg sign", or pass --no-verify`);
     }
+    if (!o.noVerifyEsp) {
+      if (o.espTar && !espSigPath) {
+        throw new InputError(
+          `${o.espTar}: the ESP tarball has no signature (${o.espTar}.minisig not found) and its bootloader runs at boot; give --esp-sig FILE, sign it with "diskimg sign ${o.espTar} --seckey KEY --trusted type=psyopsESP", or pass --no-verify-esp`,
+        );
+      }
+      if (o.espDir) {
+        throw new InputError(`--esp-dir ${o.espDir}: a directory has no signature to verify and its bootloader runs at boot; give a signed --esp-tar, or pass --no-verify-esp`);
+      }
+    }
   }
+  if (o.requireBootloader && !o.espTar && !o.espDir) {
+    throw new InputError(`no ESP payload: the image would have no ${BOOTLOADER} and would not boot; give --esp-tar FILE or --esp-dir DIR, or --no-bootloader`);
+  }
+  await refuseOutputAsInput(o);
   return { osSig: osSigPath ? await readSig(osSigPath) : undefined, espSig: espSigPath ? await readSig(espSigPath) : undefined };
 }
 
@@ -228,7 +281,42 @@ async function mustBeFile(path: string, option: string, what: string): Promise<v
 
 async function mustBeDir(path: string, option: string): Promise<void> {
   const st = await stat(path).catch(() => undefined);
-  if (!st?.isDirectory()) throw new InputError(`${option} ${path}: no such directory`);
+  if (!st) throw new InputError(`${option} ${path}: no such directory`);
+  if (!st.isDirectory()) throw new InputError(`${option} ${path}: not a directory (give a directory, or use the tarball option)`);
+}
+
+/**
+ * OUTPUT must not be one of the inputs (it would be replaced by the image)
+ * nor lie inside an input directory (it would be read while being written).
+ */
+async function refuseOutputAsInput(o: BuildImageOptions): Promise<void> {
+  const out = await stat(o.output).catch(() => undefined);
+  const files: [string, string | undefined][] = [
+    ['--os-tar', o.osTar],
+    ['--os-sig', o.osSig ?? `${o.osTar}.minisig`],
+    ['--esp-tar', o.espTar],
+    ['--esp-sig', o.espSig ?? (o.espTar ? `${o.espTar}.minisig` : undefined)],
+    ['--secret-tar', o.secretTar],
+    ['--pubkey', o.pubkey],
+  ];
+  if (out?.isFile() || out?.isBlockDevice()) {
+    for (const [option, path] of files) {
+      if (path === undefined) continue;
+      const st = await stat(path).catch(() => undefined);
+      if (st && st.dev === out.dev && st.ino === out.ino) {
+        throw new InputError(`${o.output}: is the ${option} input ${path}; the image would replace it. Give another OUTPUT`);
+      }
+    }
+  }
+  const outDir = await realpath(dirname(resolve(o.output))).catch(() => undefined);
+  if (outDir === undefined) return;
+  for (const [option, dir] of [['--esp-dir', o.espDir], ['--secret-dir', o.secretDir]] as const) {
+    if (dir === undefined) continue;
+    const d = await realpath(dir).catch(() => undefined);
+    if (d !== undefined && (outDir === d || outDir.startsWith(d + sep))) {
+      throw new InputError(`${o.output}: lies inside the ${option} input ${dir}; the image would be read while written. Give an OUTPUT outside it`);
+    }
+  }
 }
 
 async function* countEntries(tree: AsyncIterable<TreeEntry>, set: (n: number) => void): AsyncGenerator<TreeEntry> {

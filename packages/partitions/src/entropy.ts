@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { InputError } from './errors.js';
 
 /**
  * Where every UUID, serial and hash seed comes from. With a seed the bytes are
@@ -27,14 +28,27 @@ export function makeEntropy(seed?: string): Entropy {
 }
 
 /**
+ * The SOURCE_DATE_EPOCH values every format we write can hold: FAT32 dates run
+ * from 1980-01-01 to 2107-12-31 (2-second steps); ext4 (256-byte inodes) holds
+ * 1901–2446, grub.cfg's last_updated needs a four-digit year. FAT's range is
+ * the narrowest.
+ */
+export const SOURCE_DATE_EPOCH_MIN = 315532800; // 1980-01-01T00:00:00Z
+export const SOURCE_DATE_EPOCH_MAX = 4354819198; // 2107-12-31T23:59:58Z
+
+/**
  * SOURCE_DATE_EPOCH (seconds) if set and valid, else undefined.
  * Timestamps from inputs are clamped to it; "now" becomes it.
+ * A value that is not a whole number in the range above is an InputError.
  */
 export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | undefined {
   const v = env.SOURCE_DATE_EPOCH;
   if (v === undefined || v === '') return undefined;
-  if (!/^\d+$/.test(v)) throw new Error(`SOURCE_DATE_EPOCH=${v}: not a whole number of seconds`);
-  return Number(v);
+  const range = `${SOURCE_DATE_EPOCH_MIN}..${SOURCE_DATE_EPOCH_MAX} (1980-01-01 to 2107-12-31 UTC, what FAT32 can record)`;
+  if (!/^\d+$/.test(v)) throw new InputError(`SOURCE_DATE_EPOCH=${v}: not a whole number of seconds; give one in ${range}`);
+  const n = Number(v);
+  if (n < SOURCE_DATE_EPOCH_MIN || n > SOURCE_DATE_EPOCH_MAX) throw new InputError(`SOURCE_DATE_EPOCH=${v}: out of range; give one in ${range}`);
+  return n;
 }
 
 /** The build's "now" in seconds: SOURCE_DATE_EPOCH or the clock. */

@@ -77,7 +77,7 @@ export async function readDiskTable(read: SectorReader, geo: Geometry): Promise<
       if (kind0 === 'mbr') return { kind: 'mbr-only', mbr: decodeMbr(lba0), sectorSize, totalSectors };
       if (kind0 === 'none' || kind0 === 'empty') return { kind: 'blank', mbr: kind0, sectorSize, totalSectors };
     }
-    throw new FormatError('GPT', `both headers are damaged (primary: ${primary.error}; backup: ${backup.error})`);
+    throw new FormatError('GPT', `both headers are damaged (primary: ${primary.error}; backup: ${backup.error})${await truncationHint(sector, geo)}`);
   }
 
   const warnings: string[] = [];
@@ -113,6 +113,18 @@ export async function readDiskTable(read: SectorReader, geo: Geometry): Promise<
     if (!isUnused(e)) partitions.push({ ...e, number: i + 1, sizeSectors: e.endingLba - e.startingLba + 1 });
   });
   return { kind: 'gpt', mbr: kind0, used, header: chosen.header!, primary, backup, partitions, warnings, sectorSize, totalSectors };
+}
+
+/** When an intact primary header places the disk's end beyond its size: say the disk (file) looks cut short. */
+async function truncationHint(sector: (lba: number) => Promise<Uint8Array>, geo: Geometry): Promise<string> {
+  try {
+    const h = decodeGptHeader(await sector(1));
+    const want = Math.max(h.alternateLba, h.lastUsableLba) + 1;
+    if (want <= geo.totalSectors) return '';
+    return `; the disk looks truncated: its primary GPT header expects at least ${want} sectors (${want * geo.sectorSize} bytes), it has ${geo.totalSectors} (${geo.totalSectors * geo.sectorSize} bytes)`;
+  } catch {
+    return '';
+  }
 }
 
 async function checkHeader(

@@ -11,6 +11,8 @@ export interface SignOptions {
   untrustedComment?: string;
   /** Names the input in errors. */
   name?: string;
+  /** Bytes of the input read so far (for a progress line). */
+  onProgress?: (bytes: number) => void;
 }
 
 /**
@@ -37,13 +39,18 @@ export async function signToSignature(
     let n = 0;
     for await (const c of openInput(input)) {
       n += c.byteLength;
+      opts.onProgress?.(n);
       if (n > LEGACY_MAX_BYTES) throw new InputError(`${name}: over ${LEGACY_MAX_BYTES >> 20} MiB; sign it prehashed (without legacy mode)`);
       chunks.push(Buffer.from(c));
     }
     message = Buffer.concat(chunks);
   } else {
     const h = createHash('blake2b512');
-    for await (const c of openInput(input)) h.update(c);
+    let n = 0;
+    for await (const c of openInput(input)) {
+      h.update(c);
+      opts.onProgress?.((n += c.byteLength));
+    }
     message = h.digest();
   }
   const key = ed25519PrivateKey(sk.seed);

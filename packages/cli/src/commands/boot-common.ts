@@ -1,9 +1,10 @@
 import { openDisk, type Disk } from '@diskimg/diskimage';
-import type { BootState } from '@diskimg/ab';
+import { findBootDisk, type BootState } from '@diskimg/ab';
 
 /** Open DISK, run fn, close. */
-export async function withDisk<T>(path: string, writable: boolean, fn: (disk: Disk) => Promise<T>): Promise<T> {
-  const disk = await openDisk(path, { writable });
+/** Open DISK, or the node's boot disk (found by partition labels) when it is omitted. */
+export async function withDisk<T>(path: string | undefined, writable: boolean, fn: (disk: Disk) => Promise<T>): Promise<T> {
+  const disk = await openDisk(path ?? (await findBootDisk()).disk, { writable });
   try {
     return await fn(disk);
   } finally {

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { printJson } from '../output.js';
 import { findBootDisk } from '@diskimg/ab';
 
 export const bootDiskCommand: CommandModule<object, { json?: boolean }> = {
@@ -6,7 +7,7 @@ export const bootDiskCommand: CommandModule<object, { json?: boolean }> = {
   describe: 'print the psyopsOS boot disk (found by partition labels), its partitions and the booted slot',
   handler: async (argv) => {
     const r = await findBootDisk();
-    if (argv.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    if (argv.json) printJson(r);
     else process.stdout.write(`${r.disk}\n${r.partitions.map((p) => `  ${p.number} ${p.label}`).join('\n')}\nbooted: ${r.booted ?? 'unknown'}\n`);
   },
 };

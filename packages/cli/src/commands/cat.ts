@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { printJson } from '../output.js';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { withFilesystem } from '@diskimg/diskimage';
@@ -49,7 +50,7 @@ export const catCommand: CommandModule<object, CatArgs> = {
           h.update(c);
           size += c.length;
         }
-        process.stdout.write(`${JSON.stringify({ disk: argv.disk, label, path, size, sha256: h.digest('hex') }, null, 2)}\n`);
+        printJson({ disk: argv.disk, label, path, size, sha256: h.digest('hex') });
         return;
       }
       await toStdout(data);

@@ -1,5 +1,9 @@
 import type { CommandModule } from 'yargs';
+import { printJson } from '../output.js';
+import { stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { writeKeyPair } from '@diskimg/ab';
+import { InputError } from '@diskimg/partitions';
 
 interface KeygenArgs {
   out: string;
@@ -11,9 +15,17 @@ export const keygenCommand: CommandModule<object, KeygenArgs> = {
   describe: 'create a minisign key pair PREFIX.pub and PREFIX.key (unencrypted, as minisign -G -W); never overwrites',
   builder: (y) => y.option('out', { type: 'string', demandOption: true, describe: 'path prefix of the two key files' }),
   handler: async (argv) => {
+    const st = await stat(argv.out).catch(() => undefined);
+    if (argv.out.endsWith('/') || st?.isDirectory()) {
+      throw new InputError(`--out ${argv.out}: is a directory; give a path prefix such as ${argv.out.replace(/\/*$/, '')}/release (writes release.pub and release.key)`);
+    }
+    const dir = dirname(argv.out);
+    const d = await stat(dir).catch(() => undefined);
+    if (!d) throw new InputError(`--out ${argv.out}: directory ${dir} does not exist; create it first`);
+    if (!d.isDirectory()) throw new InputError(`--out ${argv.out}: ${dir} is not a directory`);
     const k = await writeKeyPair(argv.out);
     if (argv.json) {
-      process.stdout.write(`${JSON.stringify(k, null, 2)}\n`);
+      printJson(k);
       return;
     }
     process.stdout.write(

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { printJson } from '../output.js';
 import { withFilesystem, type FsEntry } from '@diskimg/diskimage';
 
 interface LsArgs {
@@ -49,7 +50,7 @@ export const lsCommand: CommandModule<object, LsArgs> = {
       return { label, path, isDir, entries };
     });
     if (argv.json) {
-      process.stdout.write(`${JSON.stringify({ disk: argv.disk, label, path, directory: isDir, entries }, null, 2)}\n`);
+      printJson({ disk: argv.disk, label, path, directory: isDir, entries });
       return;
     }
     const w = Math.max(1, ...entries.map((e) => String(e.size).length));

@@ -1,26 +1,27 @@
+import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
 import { bootedLabel, rollback } from '@diskimg/ab';
 import { bootedLabelOption, describeBootState, withDisk } from './boot-common.js';
 
 interface Args {
-  disk: string;
+  disk?: string;
   bootedLabel?: string;
   json?: boolean;
 }
 
 export const rollbackCommand: CommandModule<object, Args> = {
-  command: 'rollback <disk>',
+  command: 'rollback [disk]',
   describe:
     'go back: with a trial armed, end it (the confirmed default stays); otherwise make the slot other than the booted one ' +
     '(or than the default, offline) the default, when it holds a complete slot (/psyopsOS.tar.minisig)',
   builder: (y) =>
     y
-      .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
+      .positional('disk', { type: 'string', describe: 'image file or block device (default: the psyopsOS boot disk, found by labels)' })
       .option('booted-label', bootedLabelOption),
   handler: async (argv) => {
     const booted = bootedLabel({ bootedLabel: argv.bootedLabel });
     const state = await withDisk(argv.disk, true, (disk) => rollback(disk, booted));
-    if (argv.json) process.stdout.write(`${JSON.stringify({ booted: booted ?? null, state })}\n`);
+    if (argv.json) printJson({ booted: booted ?? null, state });
     else process.stdout.write(`rolled back\n${describeBootState(state).join('\n')}\n`);
   },
 };

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { setDefaultSlot } from '@diskimg/ab';
+import { printJson } from '../output.js';
 
 interface Args {
   disk: string;
@@ -13,10 +14,10 @@ export const setDefaultCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
-      .positional('slot', { type: 'string', demandOption: true, choices: ['a', 'b'], describe: 'slot to boot by default' }),
+      .positional('slot', { type: 'string', demandOption: true, choices: ['a', 'b'], coerce: (v: string) => v.toLowerCase(), describe: 'slot to boot by default (a or b, any case)' }),
   handler: async (argv) => {
     const r = await setDefaultSlot(argv.disk, argv.slot);
-    if (argv.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    if (argv.json) printJson(r);
     else process.stdout.write(`default slot: ${r.defaultLabel}${r.previous && r.previous !== r.defaultLabel ? ` (was ${r.previous})` : ''}\n`);
   },
 };

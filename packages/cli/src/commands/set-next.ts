@@ -1,3 +1,4 @@
+import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
 import { armTrial, slotLabel } from '@diskimg/ab';
 import { DEFAULT_TRIES, MAX_TRIES } from '@diskimg/grubcfg';
@@ -22,7 +23,7 @@ export const setNextCommand: CommandModule<object, Args> = {
       .option('tries', { type: 'number', default: DEFAULT_TRIES, describe: `boots before falling back, 0 to ${MAX_TRIES}` }),
   handler: async (argv) => {
     const state = await withDisk(argv.disk, true, (disk) => armTrial(disk, slotLabel(argv.slot), { tries: argv.tries }));
-    if (argv.json) process.stdout.write(`${JSON.stringify(state)}\n`);
+    if (argv.json) printJson(state);
     else process.stdout.write(`${describeBootState(state).join('\n')}\n`);
   },
 };

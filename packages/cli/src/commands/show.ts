@@ -3,6 +3,7 @@ import { type DiskSummary } from '@diskimg/diskimage';
 import { inspectDisk, type DiskInspection } from '@diskimg/ab';
 import { fmtBytes } from '@diskimg/partitions';
 import { describeBootState } from './boot-common.js';
+import { printJson } from '../output.js';
 
 interface ShowArgs {
   disk: string;
@@ -16,7 +17,7 @@ export const showCommand: CommandModule<object, ShowArgs> = {
   handler: async (argv) => {
     const summary = await inspectDisk(argv.disk);
     if (argv.json) {
-      process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      printJson(summary);
       return;
     }
     const s = summary;
@@ -61,7 +62,9 @@ export function printInspection(s: DiskInspection): void {
   out.push(`ESP ${e.label} (${e.partition === null ? 'missing' : `partition ${e.partition}`}):`);
   if (e.error) out.push(`  ERROR ${e.error}`);
   else {
-    out.push(`  signature: ${e.signature ? meta(e.signature.metadata) || e.signature.trustedComment : 'no signature'}`);
+    out.push(
+      `  signature: ${e.signature ? meta(e.signature.metadata) || e.signature.trustedComment : 'MISSING (no /psyopsESP.tar.minisig: this ESP payload was not verified when written)'}`,
+    );
     if (e.grubCfg) {
       out.push(`  grub.cfg: default ${e.grubCfg.defaultLabel ?? '(none)'}${e.grubCfg.default !== null ? ` (set default=${e.grubCfg.default})` : ''}`);
       if (e.grubCfg.info) out.push(`  neuralupgrade-info: ${Object.entries(e.grubCfg.info).map(([k, v]) => `${k}=${v}`).join(' ')}`);

@@ -1,26 +1,27 @@
+import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
 import { bootedLabel, slotStatus } from '@diskimg/ab';
 import { bootedLabelOption, withDisk } from './boot-common.js';
 
 interface Args {
-  disk: string;
+  disk?: string;
   bootedLabel?: string;
   json?: boolean;
 }
 
 export const statusCommand: CommandModule<object, Args> = {
-  command: 'status <disk>',
+  command: 'status [disk]',
   describe:
     'one line for a shell prompt: "psyopsOS-B 20261201-000000 ok", "… TRIAL 2/3" (tries left / armed), ' +
     '"psyopsOS-A … FELL BACK from B …"; exit 0 when the booted slot (offline: the disk\'s current slot) is confirmed, 1 otherwise',
   builder: (y) =>
     y
-      .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
+      .positional('disk', { type: 'string', describe: 'image file or block device (default: the psyopsOS boot disk, found by labels)' })
       .option('booted-label', bootedLabelOption),
   handler: async (argv) => {
     const booted = bootedLabel({ bootedLabel: argv.bootedLabel });
     const s = await withDisk(argv.disk, false, (disk) => slotStatus(disk, booted));
-    if (argv.json) process.stdout.write(`${JSON.stringify({ booted: booted ?? null, ...s })}\n`);
+    if (argv.json) printJson({ booted: booted ?? null, ...s });
     else process.stdout.write(`${s.line}\n`);
     if (!s.confirmed) process.exitCode = 1;
   },

@@ -1,4 +1,6 @@
 import type { CommandModule } from 'yargs';
+import { printJson } from '../output.js';
+import { createProgress, progressWanted, type Progress } from '../progress.js';
 import { findBootDisk, updateSlot, type UpdateResult } from '@diskimg/ab';
 import { fmtBytes } from '@diskimg/partitions';
 
@@ -17,6 +19,7 @@ interface Args {
   'dry-run'?: boolean;
   'skip-unchanged'?: boolean;
   json?: boolean;
+  quiet?: boolean;
 }
 
 export const updateCommand: CommandModule<object, Args> = {
@@ -25,7 +28,7 @@ export const updateCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('disk', { type: 'string', describe: 'image file or block device (default: the psyopsOS boot disk, found by label)' })
-      .option('slot', { type: 'string', choices: ['inactive', 'a', 'b'] as const, demandOption: true, describe: 'slot to write; inactive = not the booted one' })
+      .option('slot', { type: 'string', choices: ['inactive', 'a', 'b'] as const, coerce: (v: string) => v.toLowerCase() as 'inactive' | 'a' | 'b', demandOption: true, describe: 'slot to write; inactive = not the booted one' })
       .option('os-tar', { type: 'string', demandOption: true, describe: 'OS tarball: FILE, http(s) URL, or - for standard input (plain or gzip)' })
       .option('os-sig', { type: 'string', describe: 'its minisign signature, FILE or URL (default OS_TAR.minisig; required with -)' })
       .option('pubkey', { type: 'string', describe: 'minisign public key that signs OS updates' })
@@ -39,7 +42,8 @@ export const updateCommand: CommandModule<object, Args> = {
       .option('skip-unchanged', { type: 'boolean', describe: 'read each block first and write only changed ones (default: on for block devices)' }),
   handler: async (argv) => {
     const disk = argv.disk ?? (await findBootDisk()).disk;
-    const progress = !argv.json && process.stderr.isTTY;
+    let progress: Progress | undefined;
+    const quiet = !progressWanted(argv);
     const r = await updateSlot({
       disk,
       slot: argv.slot,
@@ -54,11 +58,17 @@ export const updateCommand: CommandModule<object, Args> = {
       tries: argv.tries,
       dryRun: argv['dry-run'],
       skipUnchanged: argv['skip-unchanged'],
-      onProgress: progress ? ({ bytes, total }) => process.stderr.write(`\r${fmtBytes(bytes)}${total ? ` of ${fmtBytes(total)}` : ''} `) : undefined,
+      onProgress: ({ bytes, total }) => {
+        progress ??= createProgress({ label: 'update', total: total || undefined, quiet });
+        progress.update(bytes);
+      },
+    }).catch((e) => {
+      progress?.clear();
+      throw e;
     });
-    if (progress) process.stderr.write('\n');
+    progress?.finish();
     for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
-    if (argv.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    if (argv.json) printJson(r);
     else process.stdout.write(describe(r));
   },
 };

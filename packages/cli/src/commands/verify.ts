@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { printJson } from '../output.js';
 import { defaultSignaturePath, readPublicKeyFile, readSignatureFile, verifyFile } from '@diskimg/ab';
 
 interface VerifyArgs {
@@ -21,7 +22,7 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
     const [sig, pub] = await Promise.all([readSignatureFile(sigPath), readPublicKeyFile(argv.pubkey)]);
     const r = await verifyFile(argv.file, sig, pub, { file: argv.file, sig: sigPath, pubkey: argv.pubkey });
     if (argv.json) {
-      process.stdout.write(`${JSON.stringify({ file: argv.file, signature: sigPath, verified: true, ...r }, null, 2)}\n`);
+      printJson({ file: argv.file, signature: sigPath, verified: true, ...r });
       return;
     }
     const lines = [

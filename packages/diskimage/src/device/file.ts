@@ -21,7 +21,12 @@ export class FileDevice implements Device {
    */
   static async create(path: string, size: number, sectorSize = 512): Promise<FileDevice> {
     const fh = await open(path, 'w+');
-    await fh.truncate(size);
+    try {
+      await fh.truncate(size);
+    } catch (e) {
+      await fh.close().catch(() => {});
+      throw e;
+    }
     return new FileDevice(fh, path, size, sectorSize, false);
   }
 

@@ -1,0 +1,74 @@
+/**
+ * What every command prints goes through here: one JSON style, a stdout that
+ * may be closed under us (`| head -1`), and cleanups to run on a signal.
+ */
+
+/** `--json`: one document, indented, on stdout (the same for every command). */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+let stdoutClosed = false;
+
+/** True once a reader closed our stdout (EPIPE): commands may stop producing output. */
+export function isStdoutClosed(): boolean {
+  return stdoutClosed;
+}
+
+let pipeGuard = false;
+
+/**
+ * A closed stdout or stderr (`diskimg show … | head -1`) ends output quietly:
+ * no unhandled 'error' event and no stack trace. Stays installed (an EPIPE
+ * is reported after the last write, even after the command has returned);
+ * installing twice is a no-op.
+ */
+export function quietOnClosedPipe(): void {
+  if (pipeGuard) return;
+  pipeGuard = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') stdoutClosed = true;
+  });
+  // stderr the same: an error message that cannot be shown must not become a crash.
+  process.stderr.on('error', () => {});
+}
+
+/** The conventional exit codes: 128 + signal number. */
+export const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM' | 'SIGHUP', number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
+
+const cleanups = new Set<() => void>();
+
+/**
+ * Run `fn` (synchronous: the process exits right after) if a catchable signal
+ * arrives while the returned function has not been called.
+ */
+export function onSignalCleanup(fn: () => void): () => void {
+  cleanups.add(fn);
+  return () => {
+    cleanups.delete(fn);
+  };
+}
+
+/**
+ * SIGINT, SIGTERM, SIGHUP: run the registered cleanups, then exit with
+ * 130, 143, 129. Returns the detach function.
+ */
+export function exitOnSignals(): () => void {
+  const handlers = (Object.keys(SIGNAL_EXIT) as (keyof typeof SIGNAL_EXIT)[]).map((sig) => {
+    const h = () => {
+      for (const fn of cleanups) {
+        try {
+          fn();
+        } catch {
+          // best effort: the exit code still tells what happened
+        }
+      }
+      process.exit(SIGNAL_EXIT[sig]);
+    };
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  return () => {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  };
+}
