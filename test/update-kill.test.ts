@@ -139,7 +139,7 @@ test.before(async () => {
   const secret = writeOsTar(join(work, 'secret.tar'), { 'boot/dtbs/x.dtb': 'k', kernel: randomBytes(64 * 1024) });
   base = join(work, 'kill.img');
   await ok(['create', base, '--os-tar', v1, '--secret-tar', secret, '--pubkey', key.pub,
-    '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '192M', '--seed', 'update-kill']);
+    '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '192M', '--seed', 'update-kill', '--no-bootloader']);
   big = writeOsTar(join(work, 'big.tar'), {
     kernel: randomBytes(6 * MiB),
     initramfs: randomBytes(4 * MiB + 4321),
