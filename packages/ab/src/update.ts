@@ -14,6 +14,7 @@
  *     UUID, hash seed and timestamps so the same tarball gives the same bytes.
  * Everything that can be checked is checked before the first write.
  */
+import { stat } from 'node:fs/promises';
 import {
   InputError,
   makeEntropy,
@@ -30,6 +31,7 @@ import {
   CountingDevice,
   FileDevice,
   findFilesystemPartition,
+  isUrl,
   openDisk,
   openFilesystem,
   openUpdateInput,
@@ -104,7 +106,6 @@ export interface UpdateResult {
 }
 
 const ARCH_NAMES: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', arm: 'armv7', ia32: 'x86', riscv64: 'riscv64' };
-const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
 export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
   const t0 = Date.now();
@@ -117,13 +118,17 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
   if (!o.noVerify && !o.pubkey) throw new InputError('no --pubkey: give the minisign public key that signs your OS updates, or --no-verify');
   let sigText: string | undefined;
   let sig: Signature | undefined;
-  if (sigSpec && (o.osSig || !o.noVerify || (await specExists(sigSpec)))) {
+  if (sigSpec) {
+    // With --no-verify a default OS_TAR.minisig is optional (stored in the slot when present).
     const raw = await readSmallInput(sigSpec, { maxBytes: MAX_SIGNATURE_FILE_BYTES }).catch((e) => {
+      if (o.noVerify && !o.osSig && e instanceof InputError) return undefined;
       if (!o.osSig && e instanceof InputError) throw new InputError(`${o.osTar}: no signature at ${sigSpec}; give --os-sig FILE|URL, or --no-verify`);
       throw e;
     });
-    sigText = raw.toString('utf8');
-    sig = decodeSignature(raw, sigSpec);
+    if (raw) {
+      sigText = raw.toString('utf8');
+      sig = decodeSignature(raw, sigSpec);
+    }
   }
   // The constructor checks the key id and the trusted comment's own signature now, before any write.
   const verifier = o.noVerify ? undefined : new MinisignVerifier(sig!, await readPublicKeyFile(o.pubkey!), { file: o.osTar, sig: sigSpec, pubkey: o.pubkey });
@@ -179,7 +184,7 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
       warnings,
     };
     if (o.dryRun) {
-      if (!isUrl(o.osTar) && o.osTar !== '-' && !(await specExists(o.osTar))) throw new InputError(`--os-tar ${o.osTar}: no such file`);
+      if (!isUrl(o.osTar) && o.osTar !== '-' && !(await isFile(o.osTar))) throw new InputError(`--os-tar ${o.osTar}: no such file`);
       result.durationMs = Date.now() - t0;
       return result;
     }
@@ -321,8 +326,6 @@ export function versionTime(v: string | null | undefined): number | undefined {
   return Number.isFinite(t) ? t / 1000 : undefined;
 }
 
-async function specExists(spec: string): Promise<boolean> {
-  if (isUrl(spec)) return true;
-  const { stat } = await import('node:fs/promises');
-  return (await stat(spec).catch(() => undefined))?.isFile() ?? false;
+async function isFile(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isFile() ?? false;
 }
