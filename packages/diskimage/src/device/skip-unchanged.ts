@@ -1,6 +1,5 @@
 import type { Device } from './device.js';
-
-const CHUNK = 4096;
+import { writeRuns } from './sparse.js';
 
 /**
  * Reads before it writes and writes only the 4 KiB pieces whose bytes differ.
@@ -28,25 +27,9 @@ export class SkipUnchangedDevice implements Device {
     const old = Buffer.allocUnsafe(buf.length);
     await this.inner.read(offset, old);
     const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-    let runStart = -1; // start (in buf) of the pending run of changed pieces
-    let pos = 0;
-    while (pos < b.length) {
-      // Pieces follow the device's 4 KiB grid, not the buffer's start.
-      const end = Math.min(b.length, pos + CHUNK - ((offset + pos) % CHUNK));
-      const same = b.compare(old, pos, end, pos, end) === 0;
-      if (same) {
-        this.skipped += end - pos;
-        if (runStart >= 0) await this.flushRun(offset, b, runStart, pos);
-        runStart = -1;
-      } else if (runStart < 0) runStart = pos;
-      pos = end;
-    }
-    if (runStart >= 0) await this.flushRun(offset, b, runStart, b.length);
-  }
-
-  private async flushRun(offset: number, b: Buffer, from: number, to: number): Promise<void> {
-    await this.inner.write(offset + from, b.subarray(from, to));
-    this.written += to - from;
+    const skipped = await writeRuns(this.inner, offset, b, (from, to) => b.compare(old, from, to, from, to) === 0);
+    this.skipped += skipped;
+    this.written += buf.length - skipped;
   }
 
   flush(): Promise<void> {

@@ -2,6 +2,28 @@ import type { Device } from './device.js';
 
 const CHUNK = 4096;
 
+/**
+ * Write `buf` at device `offset` as runs of its 4 KiB pieces (on the
+ * device's grid, not the buffer's), leaving out the pieces `skip(from, to)`
+ * (offsets in buf) says need no write. Returns the bytes left out.
+ */
+export async function writeRuns(dev: Device, offset: number, buf: Uint8Array, skip: (from: number, to: number) => boolean): Promise<number> {
+  let skipped = 0;
+  let runStart = -1; // start (in buf) of the pending run to write
+  let pos = 0;
+  while (pos < buf.length) {
+    const end = Math.min(buf.length, pos + CHUNK - ((offset + pos) % CHUNK));
+    if (skip(pos, end)) {
+      skipped += end - pos;
+      if (runStart >= 0) await dev.write(offset + runStart, buf.subarray(runStart, pos));
+      runStart = -1;
+    } else if (runStart < 0) runStart = pos;
+    pos = end;
+  }
+  if (runStart >= 0) await dev.write(offset + runStart, buf.subarray(runStart));
+  return skipped;
+}
+
 const ZERO = Buffer.alloc(CHUNK);
 
 /**
@@ -37,20 +59,7 @@ export class SparseWriteDevice implements Device {
     return this.inner.read(offset, buf);
   }
   async write(offset: number, buf: Uint8Array): Promise<void> {
-    let runStart = -1; // start (in buf) of the pending non-zero run
-    let pos = 0;
-    while (pos < buf.length) {
-      // Chunk boundaries follow the device's 4 KiB grid, not the buffer's start.
-      const end = Math.min(buf.length, pos + CHUNK - ((offset + pos) % CHUNK));
-      const zero = isZero(buf.subarray(pos, end));
-      if (!zero && runStart < 0) runStart = pos;
-      if (zero && runStart >= 0) {
-        await this.inner.write(offset + runStart, buf.subarray(runStart, pos));
-        runStart = -1;
-      }
-      pos = end;
-    }
-    if (runStart >= 0) await this.inner.write(offset + runStart, buf.subarray(runStart));
+    await writeRuns(this.inner, offset, buf, (from, to) => isZero(buf.subarray(from, to)));
   }
   flush(): Promise<void> {
     return this.inner.flush();
