@@ -305,3 +305,20 @@ test('against an image made by upstream\'s recipe: a readable list; its files ag
     t.deepEqual([...added].sort(), [...ref].sort(), `partition ${n}`);
   }
 });
+
+test('bytes that differ where every structure compares equal: the partition and the number of 4 KiB blocks', async (t) => {
+  const other = join(work, 'free-space.img');
+  sparseCopy(img['default-512']!, other);
+  const disk = await openDisk(other);
+  const a = disk.partitions.find((p) => p.name === 'psyopsOS-A')!;
+  await disk.close();
+  const fd = openSync(other, 'r+');
+  writeSync(fd, Buffer.alloc(100, 0xaa), 0, 100, a.offset + a.size - 8192 + 10); // a free block near the end
+  closeSync(fd);
+  const d = await diffDisks(img['default-512']!, other);
+  t.deepEqual(d, [{ kind: 'bytes', category: 'content', group: '3 psyopsOS-A', partition: 3, area: 'partition', offset: a.size - 8192 + 10, blocks: 1 }]);
+  t.deepEqual(await diffDisks(img['default-512']!, other, { bytes: false }), []);
+  const r = await runCli(['diff', img['default-512']!, other]);
+  t.is(r.code, 1);
+  t.regex(r.stdout, /^3 psyopsOS-A: bytes: 1 block of 4 KiB differ in the partition \(first at byte \d+\), every structure compared equal$/m);
+});
