@@ -7,3 +7,4 @@ export * from './boot-state.js';
 export * from './update.js';
 export * from './boot-disk.js';
 export * from './status.js';
+export * from './diff.js';
