@@ -7,3 +7,5 @@ export * from './boot-state.js';
 export * from './update.js';
 export * from './boot-disk.js';
 export * from './status.js';
+export * from './repo/index.js';
+export * from './esp-update.js';

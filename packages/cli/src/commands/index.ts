@@ -20,3 +20,5 @@ import { rollbackCommand } from './rollback.js';
 import { statusCommand } from './status.js';
 import { setNextCommand } from './set-next.js';
 commands.push(setNextCommand, markGoodCommand, rollbackCommand, statusCommand);
+import { addRepoCommands } from './repo.js';
+addRepoCommands(commands);
