@@ -8,3 +8,5 @@ export * from './update.js';
 export * from './boot-disk.js';
 export * from './status.js';
 export * from './diff.js';
+export * from './repo/index.js';
+export * from './esp-update.js';

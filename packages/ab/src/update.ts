@@ -82,6 +82,14 @@ export interface UpdateOptions {
   /** The node's architecture as trusted comments name it (default from process.arch). */
   arch?: string;
   stdin?: NodeJS.ReadableStream;
+  /** Trusted comment fields the signature must carry (`update --repo`: the filename and version the pointer named). */
+  expectTrusted?: Record<string, string>;
+  /**
+   * The booted slot already runs this version: 'error' (default; --force writes it again) or
+   * 'up-to-date' (`update --repo`: nothing to do, result.upToDate set, nothing written). Also then:
+   * the target already holds it and is armed to boot next → nothing to do; it failed its trial → refused.
+   */
+  sameVersion?: 'error' | 'up-to-date';
   mountSources?: MountSources;
   onProgress?: (p: { bytes: number; total?: number }) => void;
 }
@@ -102,6 +110,8 @@ export interface UpdateResult {
   durationMs: number;
   /** The boot state after arming (null with --no-switch or --dry-run). */
   armed: BootState | null;
+  /** With sameVersion 'up-to-date': why nothing was written ('booted': running it; 'armed': written, boots next). */
+  upToDate?: 'booted' | 'armed';
   warnings: string[];
 }
 
@@ -134,6 +144,9 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
   const verifier = o.noVerify ? undefined : new MinisignVerifier(sig!, await readPublicKeyFile(o.pubkey!), { file: o.osTar, sig: sigSpec, pubkey: o.pubkey });
   const fields = sig ? parseTrustedComment(sig.trustedComment) : {};
   if (sig) checkTrustedFields(fields, sigSpec!, o.arch ?? ARCH_NAMES[process.arch] ?? process.arch);
+  for (const [k, v] of Object.entries(o.expectTrusted ?? {})) {
+    if (fields[k] !== v) throw new InputError(`${sigSpec ?? 'signature'}: the trusted comment says ${k}=${fields[k] ?? '(none)'}, expected ${k}=${v}; refused`);
+  }
   const newVersion = fields.version ?? null;
 
   // ---- the disk: booted slot, target, safety rules ----
@@ -147,17 +160,44 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
     if (booted.label === targetLabel) {
       throw new SafetyError(`${diskName}: ${targetLabel} is the booted slot; update the other one (--slot inactive)`);
     }
+    const part = await findFilesystemPartition(disk, targetLabel);
+    if (disk.path && isBlock) assertPartitionNotMounted(disk.path, part.number, o.mountSources);
+
+    const bootedVersion = booted.label ? await slotVersion(disk, booted.label, warnings) : null;
+    const previousVersion = await slotVersion(disk, targetLabel, warnings);
+    let upToDate: UpdateResult['upToDate'];
+    if (o.sameVersion === 'up-to-date' && newVersion && !o.force) {
+      if (newVersion === bootedVersion) upToDate = 'booted';
+      else if (newVersion === previousVersion && state.trial?.label === targetLabel && state.nextBoot.label === targetLabel) upToDate = 'armed';
+      else if (newVersion === previousVersion && state.failed === targetLabel && !state.trial) {
+        throw new InputError(`${targetLabel} holds ${newVersion}, which failed its trial (GRUB fell back to ${state.defaultLabel ?? 'the default'}); not trying it again: pass --force to, or publish a fixed version`);
+      }
+    }
+    if (upToDate) {
+      return {
+        disk: disk.path ?? diskName,
+        dryRun: !!o.dryRun,
+        target: { slot: target, label: targetLabel, partition: part.number },
+        booted,
+        previousVersion,
+        bootedVersion,
+        newVersion,
+        verified: !!verifier,
+        inputBytes: 0,
+        bytesWritten: 0,
+        bytesSkipped: 0,
+        durationMs: Date.now() - t0,
+        armed: null,
+        upToDate,
+        warnings,
+      };
+    }
     // Rule 2: the booted slot on trial means the target is the last known-good slot.
     if (state.trial && state.trial.label === booted.label && !o.force) {
       throw new SafetyError(
         `${diskName}: the booted slot ${booted.label} is on trial and ${targetLabel} is the last known-good slot; confirm the running slot with \`diskimg mark-good\` first (or --force)`,
       );
     }
-    const part = await findFilesystemPartition(disk, targetLabel);
-    if (disk.path && isBlock) assertPartitionNotMounted(disk.path, part.number, o.mountSources);
-
-    const bootedVersion = booted.label ? await slotVersion(disk, booted.label, warnings) : null;
-    const previousVersion = await slotVersion(disk, targetLabel, warnings);
     if (newVersion && bootedVersion) {
       if (newVersion < bootedVersion && !o.allowDowngrade) {
         throw new InputError(`${sigSpec}: version ${newVersion} is older than the booted ${booted.label} (${bootedVersion}); pass --allow-downgrade to install it anyway`);
@@ -288,7 +328,7 @@ function checkTrustedFields(f: Record<string, string>, sigName: string, arch: st
   }
 }
 
-function whichBooted(o: UpdateOptions, isBlock: boolean, state: BootState): UpdateResult['booted'] {
+export function whichBooted(o: Pick<UpdateOptions, 'bootedLabel' | 'cmdline'>, isBlock: boolean, state: BootState): UpdateResult['booted'] {
   if (o.bootedLabel) {
     if (!slotOfLabel(o.bootedLabel)) throw new InputError(`--booted-label ${o.bootedLabel}: not a slot label (${PSYOPS_NAMES.a} or ${PSYOPS_NAMES.b})`);
     return { label: o.bootedLabel, source: 'option' };
@@ -308,7 +348,7 @@ function chooseTarget(slot: UpdateOptions['slot'], booted: string | null, state:
 }
 
 /** A slot's version from its /psyopsOS.tar.minisig; null when absent or unreadable (noted). */
-async function slotVersion(disk: Disk, label: string, warnings: string[]): Promise<string | null> {
+export async function slotVersion(disk: Disk, label: string, warnings: string[]): Promise<string | null> {
   try {
     const fs = await openFilesystem(await findFilesystemPartition(disk, label));
     return (await readSignatureInfo(fs, SLOT_PATHS.signature))?.metadata.version ?? null;

@@ -22,3 +22,5 @@ import { setNextCommand } from './set-next.js';
 commands.push(setNextCommand, markGoodCommand, rollbackCommand, statusCommand);
 import { diffCommand } from './diff.js';
 commands.push(diffCommand);
+import { addRepoCommands } from './repo.js';
+addRepoCommands(commands);

@@ -1,0 +1,212 @@
+/**
+ * The node's commands against a repository: `update --repo` (resolve the
+ * release, then the one update path, updateSlot) and `check` (compare the
+ * repository's latest with the slots and the ESP; exit codes below).
+ */
+import {
+  FileDevice,
+  findFilesystemPartition,
+  openDisk,
+  openFilesystem,
+  PSYOPS_NAMES,
+  type Device,
+  type Disk,
+} from '@diskimg/diskimage';
+import { ESP_PATHS, InputError, otherSlot, slotOfLabel } from '@diskimg/partitions';
+import { readBootState, type BootState } from '../boot-state.js';
+import { readSignatureInfo } from '../inspect.js';
+import { slotVersion, updateSlot, whichBooted, type UpdateOptions, type UpdateResult } from '../update.js';
+import { nodeArch, resolveRelease, type Release } from './client.js';
+import { DEFAULT_PLATFORM } from './layout.js';
+
+export interface RepoUpdateOptions extends Omit<UpdateOptions, 'osTar' | 'osSig' | 'expectTrusted' | 'sameVersion'> {
+  repo: string;
+  /** "latest" (default) or a version. */
+  version?: string;
+  fwtype?: string;
+}
+
+export interface RepoUpdateResult extends UpdateResult {
+  release: ReleaseSummary;
+}
+
+export interface ReleaseSummary {
+  version: string;
+  filename: string;
+  artifact: string;
+  signature: string;
+  source: string;
+  verified: boolean;
+}
+
+const summary = (r: Release): ReleaseSummary => ({
+  version: r.version,
+  filename: r.filename,
+  artifact: r.artifact,
+  signature: r.signature,
+  source: r.source,
+  verified: r.verified,
+});
+
+/**
+ * `diskimg update --repo`: read the pointer (or the version's signature),
+ * verify it, take the tarball's name from its trusted comment, then update
+ * from those URLs exactly as `update --os-tar URL --os-sig URL` does. The
+ * booted slot already running that version is not an error here: nothing to do.
+ */
+export async function updateFromRepo(o: RepoUpdateOptions): Promise<RepoUpdateResult> {
+  if (!o.noVerify && !o.pubkey) throw new InputError('no --pubkey: give the minisign public key that signs your OS updates, or --no-verify');
+  const release = await resolveRelease({ repo: o.repo, kind: 'os', platform: o.arch ?? nodeArch(), version: o.version, pubkey: o.noVerify ? undefined : o.pubkey });
+  const { repo: _repo, version: _version, fwtype, ...rest } = o;
+  const r = await updateSlot({
+    ...rest,
+    osTar: release.artifact,
+    osSig: release.signature,
+    expectTrusted: { type: release.fields.type!, filename: release.filename, version: release.version },
+    sameVersion: 'up-to-date',
+  });
+  const espWarning = await espBehind(o.disk, o.repo, fwtype, o.noVerify ? undefined : o.pubkey).catch(() => undefined);
+  if (espWarning) r.warnings.push(espWarning);
+  return { ...r, release: summary(release) };
+}
+
+/** A warning when the repository has a newer ESP than the disk's (best effort: any problem → none). */
+async function espBehind(diskSpec: string | Device, repo: string, fwtype: string | undefined, pubkey: string | undefined): Promise<string | undefined> {
+  const esp = await resolveRelease({ repo, kind: 'esp', platform: fwtype ?? DEFAULT_PLATFORM.esp, pubkey }).catch(() => undefined);
+  if (!esp) return undefined;
+  const disk = await openDisk(diskSpec);
+  try {
+    const have = await espVersion(disk);
+    if (have === null || esp.version > have) return `the ESP is at ${have ?? 'an unknown version'}, the repository has ${esp.version}: run "diskimg update-esp --repo ${repo}"`;
+  } finally {
+    await disk.close();
+  }
+  return undefined;
+}
+
+/** The ESP payload's version from /psyopsESP.tar.minisig; null when absent. */
+export async function espVersion(disk: Disk): Promise<string | null> {
+  const fs = await openFilesystem(await findFilesystemPartition(disk, PSYOPS_NAMES.esp));
+  return (await readSignatureInfo(fs, ESP_PATHS.signature))?.metadata.version ?? null;
+}
+
+export interface CheckOptions {
+  disk: string | Device;
+  repo: string;
+  pubkey?: string;
+  noVerify?: boolean;
+  bootedLabel?: string;
+  cmdline?: string;
+  arch?: string;
+  fwtype?: string;
+}
+
+/**
+ * Exit codes of `diskimg check` (first that applies):
+ *  11  the boot state is in transition, so an update must not be applied now: the booted slot is on
+ *      trial (mark-good pending), another slot is armed and has not booted yet (reboot pending), or
+ *      GRUB fell back from a failed trial and the repository has nothing newer than what failed;
+ *  10  the repository has a newer OS version than the booted slot's: `update --repo` would apply it;
+ *  12  only the ESP is behind the repository's latest ESP: `update-esp --repo` would apply it;
+ *   0  up to date;
+ *   1  an error (repository unreachable, bad signature, …): never "up to date".
+ */
+export type CheckStatus = 'boot-pending' | 'update-available' | 'esp-update-available' | 'up-to-date';
+export const CHECK_EXIT: Record<CheckStatus, number> = { 'boot-pending': 11, 'update-available': 10, 'esp-update-available': 12, 'up-to-date': 0 };
+
+export interface CheckResult {
+  status: CheckStatus;
+  exitCode: number;
+  disk: string;
+  booted: { label: string | null; source: string; version: string | null; state: 'confirmed' | 'trial' | 'fell-back' | 'reboot-pending' | 'not-default' };
+  other: { label: string | null; version: string | null };
+  boot: BootState;
+  repo: { os: ReleaseSummary; esp: ReleaseSummary | null };
+  esp: { version: string | null; updateAvailable: boolean };
+  /** One line per item, for people and logs. */
+  lines: string[];
+}
+
+export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
+  if (!o.noVerify && !o.pubkey) throw new InputError('no --pubkey: give the minisign public key that signs your updates, or --no-verify');
+  const pubkey = o.noVerify ? undefined : o.pubkey;
+  const disk = await openDisk(o.disk);
+  let state: BootState;
+  let booted: ReturnType<typeof whichBooted>;
+  let bootedVersion: string | null = null;
+  let otherLabel: string | null = null;
+  let otherVersion: string | null = null;
+  let espHave: string | null = null;
+  const warnings: string[] = [];
+  try {
+    const isBlock = disk.device instanceof FileDevice && disk.device.isBlockDevice;
+    state = await readBootState(disk);
+    booted = whichBooted(o, isBlock, state);
+    const b = slotOfLabel(booted.label);
+    if (booted.label) bootedVersion = await slotVersion(disk, booted.label, warnings);
+    if (b) {
+      otherLabel = PSYOPS_NAMES[otherSlot(b)];
+      otherVersion = await slotVersion(disk, otherLabel, warnings);
+    }
+    espHave = await espVersion(disk).catch(() => null);
+  } finally {
+    await disk.close();
+  }
+  // Network and signature problems are errors, never "up to date".
+  const os = await resolveRelease({ repo: o.repo, kind: 'os', platform: o.arch ?? nodeArch(), pubkey });
+  const esp = await resolveRelease({ repo: o.repo, kind: 'esp', platform: o.fwtype ?? DEFAULT_PLATFORM.esp, pubkey }).catch((e) => {
+    if (e instanceof InputError && /: not found; the repository has no/.test(e.message)) return null;
+    throw e;
+  });
+
+  const bootedState: CheckResult['booted']['state'] =
+    state.trial && state.trial.label === booted.label
+      ? 'trial'
+      : state.trial && state.nextBoot.label === state.trial.label
+        ? 'reboot-pending'
+        : state.failed && !state.trial
+          ? 'fell-back'
+          : state.defaultLabel === booted.label
+            ? 'confirmed'
+            : 'not-default';
+  const newer = bootedVersion === null || os.version > bootedVersion;
+  const failedHolds = state.failed && state.failed === otherLabel ? otherVersion : null;
+  const espUpdate = !!esp && (espHave === null || esp.version > espHave);
+  let status: CheckStatus;
+  if (bootedState === 'trial' || bootedState === 'reboot-pending') status = 'boot-pending';
+  else if (bootedState === 'fell-back' && newer && failedHolds !== null && os.version <= failedHolds) status = 'boot-pending';
+  else if (newer) status = 'update-available';
+  else if (espUpdate) status = 'esp-update-available';
+  else status = 'up-to-date';
+
+  const v = (x: string | null) => x ?? 'unknown';
+  const lines = [
+    `booted: ${booted.label ?? 'unknown'} ${v(bootedVersion)} (${bootedState}${state.trial ? `, ${state.trial.label} on trial, ${state.trial.triesLeft} tries left` : ''}${state.failed ? `, ${state.failed} failed its trial` : ''})`,
+    `other: ${otherLabel ?? 'unknown'} ${v(otherVersion)}`,
+    `repository: ${os.filename}${os.verified ? '' : ' (signature NOT verified)'}`,
+    esp ? `esp: ${v(espHave)}, repository ${esp.version}${espUpdate ? ': update-esp available' : ': up to date'}` : `esp: ${v(espHave)}, no ESP release in the repository`,
+    {
+      'boot-pending':
+        bootedState === 'trial'
+          ? `boot pending: ${booted.label} is on trial; confirm it with "diskimg mark-good" before updating`
+          : bootedState === 'reboot-pending'
+            ? `boot pending: ${state.trial?.label} is armed for the next boot; reboot`
+            : `boot pending: ${state.failed} failed its trial with ${v(failedHolds)} and the repository has nothing newer`,
+      'update-available': `update available: ${os.version} (booted ${v(bootedVersion)})`,
+      'esp-update-available': `ESP update available: ${esp?.version}`,
+      'up-to-date': `up to date: ${v(bootedVersion)}${bootedVersion && os.version < bootedVersion ? ` (the repository's latest is older: ${os.version})` : ''}`,
+    }[status],
+    ...warnings.map((w) => `warning: ${w}`),
+  ];
+  return {
+    status,
+    exitCode: CHECK_EXIT[status],
+    disk: typeof o.disk === 'string' ? o.disk : 'disk',
+    booted: { ...booted, version: bootedVersion, state: bootedState },
+    other: { label: otherLabel, version: otherVersion },
+    boot: state,
+    repo: { os: summary(os), esp: esp ? summary(esp) : null },
+    esp: { version: espHave, updateAvailable: espUpdate },
+    lines,
+  };
+}
