@@ -266,9 +266,10 @@ test('idle timeout: a server that sends headers then stalls gives a one-line err
     res.writeHead(200, { 'Content-Length': 1000 });
     res.flushHeaders(); // then nothing
   });
-  const input = await openUpdateInput(`http://127.0.0.1:${port}/os.tar`, { ...fast, idleTimeoutMs: 200, maxResumes: 2 });
+  // 2 s, not less: on a loaded machine the response head alone can take a few hundred ms.
+  const input = await openUpdateInput(`http://127.0.0.1:${port}/os.tar`, { ...fast, idleTimeoutMs: 2000, maxResumes: 2 });
   const msg = await inputError(t, drain(input));
-  t.is(msg, `http://127.0.0.1:${port}/os.tar: no data from 127.0.0.1:${port} for 0.2 s (idle timeout); gave up after 2 resumes`);
+  t.is(msg, `http://127.0.0.1:${port}/os.tar: no data from 127.0.0.1:${port} for 2 s (idle timeout); gave up after 2 resumes`);
   t.is(requests, 3);
   t.is(input.stats.resumes, 2);
 });
