@@ -2,7 +2,7 @@ import yargs, { type Argv } from 'yargs';
 import { DiskimgError, UsageError, sourceDateEpoch } from '@diskimg/partitions';
 import { commands } from './commands/index.js';
 import { exitOnSignals, quietOnClosedPipe } from './output.js';
-import { VERSION } from './version.js';
+import { VERSION_LINE } from './version.js';
 
 /** Exit codes: 0 ok, 1 failure, 2 usage; 129/130/143 after SIGHUP/SIGINT/SIGTERM. */
 export async function main(argv: string[]): Promise<number> {
@@ -19,7 +19,7 @@ export async function main(argv: string[]): Promise<number> {
     .recommendCommands()
     .completion('completion', 'print a bash/zsh completion script (diskimg completion >> ~/.bashrc)')
     .help()
-    .version('version', 'print the version', VERSION)
+    .version('version', 'print the version (and, in the one-file bundle, the git commit it was built from)', VERSION_LINE)
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     .epilogue('Sizes: K, M, G, T (also KiB, MiB, GiB, TiB) are powers of 1024; KB, MB, GB, TB are powers of 1000. Exit: 0 ok, 1 failure, 2 bad usage.')
     .fail((msg, err) => {
