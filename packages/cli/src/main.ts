@@ -8,6 +8,7 @@ import { VERSION_LINE } from './version.js';
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
   const args = joinDashValues(argv);
+  quietYargsVersionWarning();
   const parser = yargs(args)
     .scriptName('diskimg')
     .usage('$0 <command> [options]')
@@ -40,6 +41,23 @@ export async function main(argv: string[]): Promise<number> {
     detachSignals();
   }
   return code;
+}
+
+/**
+ * `update --repo … --version V` and `push --repo … --version V` take a `--version` of their own;
+ * yargs then warns on stderr that "version" is reserved, which breaks the one-line-on-stderr rule.
+ * Drop that one warning (the global --version still works: it is only recognised alone).
+ */
+function quietYargsVersionWarning(): void {
+  const emit = process.emitWarning;
+  if ((emit as { diskimg?: boolean }).diskimg) return;
+  const filtered = function (this: unknown, warning: string | Error, ...rest: unknown[]) {
+    const text = typeof warning === 'string' ? warning : warning.message;
+    if (/^"version" is a reserved word/.test(text)) return;
+    return (emit as (...a: unknown[]) => void).call(process, warning, ...rest);
+  } as typeof process.emitWarning;
+  (filtered as { diskimg?: boolean }).diskimg = true;
+  process.emitWarning = filtered;
 }
 
 /** SOURCE_DATE_EPOCH is an input like any option: a bad value is bad usage, before anything runs. */
