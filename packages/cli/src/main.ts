@@ -2,12 +2,13 @@ import yargs, { type Argv } from 'yargs';
 import { DiskimgError, UsageError, sourceDateEpoch } from '@diskimg/partitions';
 import { commands } from './commands/index.js';
 import { exitOnSignals, quietOnClosedPipe } from './output.js';
-import { VERSION } from './version.js';
+import { VERSION_LINE } from './version.js';
 
 /** Exit codes: 0 ok, 1 failure, 2 usage; 129/130/143 after SIGHUP/SIGINT/SIGTERM. */
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
   const args = joinDashValues(argv);
+  quietYargsVersionWarning();
   const parser = yargs(args)
     .scriptName('diskimg')
     .usage('$0 <command> [options]')
@@ -19,7 +20,7 @@ export async function main(argv: string[]): Promise<number> {
     .recommendCommands()
     .completion('completion', 'print a bash/zsh completion script (diskimg completion >> ~/.bashrc)')
     .help()
-    .version('version', 'print the version', VERSION)
+    .version('version', 'print the version (and, in the one-file bundle, the git commit it was built from)', VERSION_LINE)
     .wrap(Math.min(100, process.stdout.columns ?? 100))
     .epilogue('Sizes: K, M, G, T (also KiB, MiB, GiB, TiB) are powers of 1024; KB, MB, GB, TB are powers of 1000. Exit: 0 ok, 1 failure, 2 bad usage.')
     .fail((msg, err) => {
@@ -40,6 +41,23 @@ export async function main(argv: string[]): Promise<number> {
     detachSignals();
   }
   return code;
+}
+
+/**
+ * `update --repo … --version V` and `push --repo … --version V` take a `--version` of their own;
+ * yargs then warns on stderr that "version" is reserved, which breaks the one-line-on-stderr rule.
+ * Drop that one warning (the global --version still works: it is only recognised alone).
+ */
+function quietYargsVersionWarning(): void {
+  const emit = process.emitWarning;
+  if ((emit as { diskimg?: boolean }).diskimg) return;
+  const filtered = function (this: unknown, warning: string | Error, ...rest: unknown[]) {
+    const text = typeof warning === 'string' ? warning : warning.message;
+    if (/^"version" is a reserved word/.test(text)) return;
+    return (emit as (...a: unknown[]) => void).call(process, warning, ...rest);
+  } as typeof process.emitWarning;
+  (filtered as { diskimg?: boolean }).diskimg = true;
+  process.emitWarning = filtered;
 }
 
 /** SOURCE_DATE_EPOCH is an input like any option: a bad value is bad usage, before anything runs. */

@@ -24,3 +24,5 @@ import { diffCommand } from './diff.js';
 commands.push(diffCommand);
 import { addRepoCommands } from './repo.js';
 addRepoCommands(commands);
+import { pushCommand } from './push.js';
+commands.push(pushCommand);

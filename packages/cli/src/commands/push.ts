@@ -1,0 +1,199 @@
+/**
+ * `diskimg push`: from the builder, one command updates a node over ssh. The system `ssh` client
+ * is spawned (so ~/.ssh/config, agents and jump hosts work; no password is ever handled here):
+ *
+ *  1. `REMOTE boot-disk --json` on the node finds its boot disk (skipped when DISK is given);
+ *  2. the signature (public data, a few hundred bytes) and, with --pubkey, the public key are copied
+ *     into a private temp dir on the node (`mktemp -d`, `cat > FILE`);
+ *  3. the tarball is streamed over ssh into `REMOTE update DISK --slot inactive --os-tar - --os-sig
+ *     TMP/os.tar.minisig … --json`: the node verifies before it arms the trial, and the temp dir is
+ *     removed whatever the outcome;
+ *  4. with --reboot, `--reboot-cmd` (default `reboot`) runs on the node after a successful update.
+ *
+ * A failure on the node comes back as one line with the node's own message.
+ */
+import type { CommandModule } from 'yargs';
+import { spawn } from 'node:child_process';
+import { createReadStream, statSync } from 'node:fs';
+import { DiskimgError, UsageError, fmtBytes } from '@diskimg/partitions';
+import { printJson } from '../output.js';
+import { createProgress, progressWanted } from '../progress.js';
+
+interface Args {
+  disk?: string;
+  ssh: string;
+  'ssh-opt'?: string[];
+  'os-tar'?: string;
+  'os-sig'?: string;
+  repo?: string;
+  version?: string;
+  pubkey?: string;
+  'remote-cmd': string;
+  'booted-label'?: string;
+  tries?: number;
+  reboot?: boolean;
+  'reboot-cmd': string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** A shell word for the remote shell. */
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+interface Remote {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `ssh [opts] HOST command`, feeding `input` (a buffer, or a file streamed with progress). */
+function ssh(a: Args, command: string, input?: Buffer | { file: string; onBytes(n: number): void }): Promise<Remote> {
+  const args = [...(a['ssh-opt'] ?? []).flatMap((o) => ['-o', o]), '--', a.ssh, command];
+  return new Promise((resolve, reject) => {
+    const child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'ENOENT' ? new DiskimgError('ssh: the ssh client is not installed (apt-get install openssh-client)') : e),
+    );
+    child.stdin.on('error', () => {}); // the node may stop reading early (a refusal): its message says why
+    if (input === undefined) child.stdin.end();
+    else if (Buffer.isBuffer(input)) child.stdin.end(input);
+    else {
+      let n = 0;
+      const rs = createReadStream(input.file);
+      rs.on('data', (d) => input.onBytes((n += d.length)));
+      rs.on('error', reject);
+      rs.pipe(child.stdin);
+    }
+    child.on('close', (code, signal) =>
+      resolve({ code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
+    );
+  });
+}
+
+/** One line for a failed remote step: the node's own "diskimg: …" message, or ssh's. */
+function nodeError(a: Args, step: string, r: Remote): DiskimgError {
+  const lines = r.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const mine = lines.filter((l) => l.startsWith('diskimg: ')).pop();
+  let msg: string;
+  if (mine) msg = mine.slice('diskimg: '.length);
+  else if (r.code === 127) msg = `${a['remote-cmd']}: command not found on the node (${lines.pop() ?? 'exit 127'}); put diskimg on its PATH or give --remote-cmd 'node /path/to/diskimg.mjs'`;
+  else if (r.code === 255) msg = `ssh failed: ${lines.pop() ?? 'exit 255'}`;
+  else msg = lines.pop() ?? `exit ${r.code}`;
+  return new DiskimgError(`${a.ssh}: ${step}: ${msg}`);
+}
+
+export const pushCommand: CommandModule<object, Args> = {
+  command: 'push [disk]',
+  describe: 'from the builder: update a node over ssh in one command (boot-disk, then the tarball streamed into "update --slot inactive --os-tar -", optionally reboot)',
+  builder: (y) =>
+    y
+      .positional('disk', { type: 'string', describe: "the node's disk (default: what \"diskimg boot-disk\" finds on the node)" })
+      .option('ssh', { type: 'string', demandOption: true, describe: 'the node: [USER@]HOST as the ssh client understands it (~/.ssh/config applies)' })
+      .option('ssh-opt', { type: 'string', array: true, alias: 'ssh-option', describe: 'an ssh -o option, e.g. Port=2222 or IdentityFile=~/.ssh/node (repeatable)' })
+      .option('os-tar', { type: 'string', describe: 'OS tarball on the builder' })
+      .option('os-sig', { type: 'string', describe: 'its minisign signature (default OS_TAR.minisig)' })
+      .option('repo', { type: 'string', describe: 'a local update repository directory: push its latest (or --version) release' })
+      .option('version', { type: 'string', describe: 'with --repo: "latest" (default) or a version YYYYMMDD-HHMMSS' })
+      .option('pubkey', { type: 'string', describe: "public key to verify with on the node (copied over; default: the node's own)" })
+      .option('remote-cmd', { type: 'string', default: 'diskimg', describe: "how to run diskimg on the node, a shell command, e.g. 'node /root/diskimg.mjs'" })
+      .option('booted-label', { type: 'string', describe: "passed to the node's update (tests, image files)" })
+      .option('tries', { type: 'number', describe: "passed to the node's update" })
+      .option('reboot', { type: 'boolean', describe: 'reboot the node after the update succeeded' })
+      .option('reboot-cmd', { type: 'string', default: 'reboot', describe: 'the command --reboot runs on the node' })
+      .check((a) => {
+        if ((a['os-tar'] === undefined) === (a.repo === undefined)) throw new UsageError('give --os-tar FILE or --repo DIR (one of them)');
+        if (a.repo !== undefined && a['os-sig'] !== undefined) throw new UsageError('--os-sig goes with --os-tar, not --repo');
+        if (a.repo === undefined && a.version !== undefined) throw new UsageError('--version goes with --repo');
+        if (a.repo !== undefined && /^https?:\/\//.test(a.repo)) throw new UsageError('--repo: give a local directory (a node can fetch a URL itself: diskimg update --repo URL)');
+        return true;
+      }),
+  handler: async (a) => {
+    // What to send: a file and its signature's text.
+    let tar: string;
+    let sigText: Buffer;
+    if (a.repo !== undefined) {
+      const { resolveRelease } = await import('@diskimg/ab');
+      const rel = await resolveRelease({ repo: a.repo, kind: 'os', version: a.version, pubkey: a.pubkey });
+      tar = rel.artifact;
+      sigText = Buffer.from(rel.sigText);
+    } else {
+      tar = a['os-tar']!;
+      const { readFileSync } = await import('node:fs');
+      sigText = readFileSync(a['os-sig'] ?? `${tar}.minisig`);
+    }
+    const size = statSync(tar).size;
+    const remote = a['remote-cmd'];
+
+    // 1. The node's boot disk.
+    let disk = a.disk;
+    if (disk === undefined) {
+      const r = await ssh(a, `${remote} boot-disk --json`);
+      if (r.code !== 0) throw nodeError(a, 'boot-disk', r);
+      disk = (JSON.parse(r.stdout) as { disk: string }).disk;
+    }
+
+    // 2. The signature (and key) into a private temp dir on the node.
+    const mk = await ssh(a, 'umask 077 && t=$(mktemp -d) && cat > "$t/os.tar.minisig" && echo "$t"', sigText);
+    if (mk.code !== 0) throw nodeError(a, 'copying the signature', mk);
+    const tmp = mk.stdout.trim();
+    if (!tmp.startsWith('/')) throw new DiskimgError(`${a.ssh}: copying the signature: mktemp printed ${JSON.stringify(tmp)}`);
+    const cleanup = () => ssh(a, `rm -rf ${q(tmp)}`).catch(() => undefined);
+    let pubArg = '';
+    if (a.pubkey !== undefined) {
+      const { readFileSync } = await import('node:fs');
+      const pk = await ssh(a, `cat > ${q(`${tmp}/pubkey`)}`, readFileSync(a.pubkey));
+      if (pk.code !== 0) {
+        await cleanup();
+        throw nodeError(a, 'copying the public key', pk);
+      }
+      pubArg = ` --pubkey ${q(`${tmp}/pubkey`)}`;
+    }
+
+    // 3. The tarball streamed into update on the node.
+    const extra = [a['booted-label'] !== undefined ? ` --booted-label ${q(a['booted-label'])}` : '', a.tries !== undefined ? ` --tries ${Number(a.tries)}` : ''].join('');
+    const cmd =
+      `${remote} update ${q(disk)} --slot inactive --os-tar - --os-sig ${q(`${tmp}/os.tar.minisig`)}${pubArg}${extra} --json --quiet; ` +
+      `rc=$?; rm -rf ${q(tmp)}; exit $rc`;
+    const progress = createProgress({ label: `push ${a.ssh}`, total: size, quiet: !progressWanted(a) });
+    const up = await ssh(a, cmd, { file: tar, onBytes: (n) => progress.update(n) }).catch(async (e) => {
+      progress.clear();
+      await cleanup();
+      throw e;
+    });
+    if (up.code !== 0) {
+      progress.clear();
+      await cleanup();
+      throw nodeError(a, 'update', up);
+    }
+    progress.finish();
+    let result: any;
+    try {
+      result = JSON.parse(up.stdout);
+    } catch {
+      throw new DiskimgError(`${a.ssh}: update: the node printed no JSON result: ${up.stdout.slice(0, 200)}`);
+    }
+    for (const w of result.warnings ?? []) process.stderr.write(`diskimg: warning: ${a.ssh}: ${w}\n`);
+
+    // 4. Reboot, only after success.
+    let rebooted = false;
+    if (a.reboot) {
+      const rb = await ssh(a, a['reboot-cmd']);
+      // A reboot may cut the connection before ssh hears the exit status (255): that is success.
+      if (rb.code !== 0 && rb.code !== 255) throw nodeError(a, 'reboot', rb);
+      rebooted = true;
+    }
+    if (a.json) printJson({ node: a.ssh, disk, sentBytes: size, rebooted, update: result });
+    else {
+      const v = (x: string | null) => x ?? 'unknown version';
+      process.stdout.write(
+        `${a.ssh}: wrote ${result.target?.label} on ${disk}: ${v(result.previousVersion)} -> ${v(result.newVersion)} (${fmtBytes(size)} sent, verified on the node: ${result.verified ? 'yes' : 'NO'})\n` +
+          (result.armed?.trial ? `next boot: ${result.armed.trial.label} on trial (${result.armed.trial.triesLeft} tries); confirm with "diskimg mark-good" on the node\n` : '') +
+          (rebooted ? `${a.ssh}: rebooting\n` : ''),
+      );
+    }
+  },
+};
