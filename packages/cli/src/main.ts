@@ -7,6 +7,12 @@ import { VERSION_LINE } from './version.js';
 /** Exit codes: 0 ok, 1 failure, 2 usage; 129/130/143 after SIGHUP/SIGINT/SIGTERM. */
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
+  // `diskimg --version` alone; yargs' own --version would take the option away from
+  // `publish/update/check --version V`, which name a release.
+  if (argv.length === 1 && argv[0] === '--version') {
+    process.stdout.write(`${VERSION_LINE}\n`);
+    return 0;
+  }
   const args = joinDashValues(argv);
   quietYargsVersionWarning();
   const parser = yargs(args)
@@ -20,9 +26,9 @@ export async function main(argv: string[]): Promise<number> {
     .recommendCommands()
     .completion('completion', 'print a bash/zsh completion script (diskimg completion >> ~/.bashrc)')
     .help()
-    .version('version', 'print the version (and, in the one-file bundle, the git commit it was built from)', VERSION_LINE)
+    .version(false)
     .wrap(Math.min(100, process.stdout.columns ?? 100))
-    .epilogue('Sizes: K, M, G, T (also KiB, MiB, GiB, TiB) are powers of 1024; KB, MB, GB, TB are powers of 1000. Exit: 0 ok, 1 failure, 2 bad usage.')
+    .epilogue('Sizes: K, M, G, T (also KiB, MiB, GiB, TiB) are powers of 1024; KB, MB, GB, TB are powers of 1000. Exit: 0 ok, 1 failure, 2 bad usage. diskimg --version prints the version (in the one-file bundle with its git commit).')
     .fail((msg, err) => {
       if (err) throw err;
       throw new UsageError(msg);
