@@ -7,6 +7,8 @@ interface LsArgs {
   spec: string;
   json?: boolean;
   xattrs?: boolean;
+  long?: boolean;
+  dereference?: boolean;
 }
 
 const TYPE_CHAR: Record<FsEntry['type'], string> = {
@@ -35,16 +37,22 @@ const fmtTime = (s: number) => new Date(s * 1000).toISOString().replace('T', ' '
 
 export const lsCommand: CommandModule<object, LsArgs> = {
   command: 'ls <disk> <spec>',
-  describe: 'list a directory (or one file) inside a partition, without mounting: LABEL:/path, LABEL a filesystem label or GPT name',
+  describe:
+    'list a directory (or one file) inside a partition, without mounting: LABEL:/path, LABEL a filesystem label or GPT name ' +
+    '(exact, else ignoring case when that names one partition) or a partition number (3:/etc)',
   builder: (y) =>
     y
       .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
       .positional('spec', { type: 'string', demandOption: true, describe: 'LABEL:/path, e.g. psyopsOS-A:/ or PSYOPSOSEFI:/grub' })
-      .option('xattrs', { type: 'boolean', describe: 'also show extended attributes and POSIX ACLs (ext4), as getfattr -d does' }),
+      .option('xattrs', { type: 'boolean', describe: 'also show extended attributes and POSIX ACLs (ext4), as getfattr -d does' })
+      .option('long', { alias: 'l', type: 'boolean', describe: 'long listing: mode, links, owner, group, size, time, name' })
+      .option('dereference', { alias: 'L', type: 'boolean', describe: 'a symbolic link given as the path is followed (default: listed as the link, as ls -d)' }),
   handler: async (argv) => {
     const { label, path, isDir, entries } = await withFilesystem(argv.disk, argv.spec, async (fs, path, label) => {
       const opts = { xattrs: !!argv.xattrs };
-      const st = await fs.stat(path, opts);
+      // The path itself, as ls does: a symlink is the link, unless -L (or it names a directory with a trailing "/").
+      const follow = argv.dereference || (argv.spec.endsWith('/') && path !== '/');
+      const st = await (follow ? fs.stat(path, opts) : fs.lstat(path, opts));
       const isDir = st.type === 'directory';
       const entries = isDir ? (await fs.readdir(path, opts)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) : [st];
       return { label, path, isDir, entries };
@@ -53,10 +61,12 @@ export const lsCommand: CommandModule<object, LsArgs> = {
       printJson({ disk: argv.disk, label, path, directory: isDir, entries });
       return;
     }
-    const w = Math.max(1, ...entries.map((e) => String(e.size).length));
+    const width = (f: (e: FsEntry) => string | number) => Math.max(1, ...entries.map((e) => String(f(e)).length));
+    const [w, wl, wu, wg] = [width((e) => e.size), width((e) => e.links), width((e) => e.uid), width((e) => e.gid)];
+    const owner = (e: FsEntry) => (argv.long ? ` ${String(e.links).padStart(wl)} ${String(e.uid).padEnd(wu)} ${String(e.gid).padEnd(wg)}` : '');
     const lines = entries.map(
       (e) =>
-        `${modeString(e.type, e.mode)} ${String(e.size).padStart(w)} ${fmtTime(e.mtime)} ${e.name}${e.target !== undefined ? ` -> ${e.target}` : ''}` +
+        `${modeString(e.type, e.mode)}${owner(e)} ${String(e.size).padStart(w)} ${fmtTime(e.mtime)} ${e.name}${e.target !== undefined ? ` -> ${e.target}` : ''}` +
         Object.entries(e.xattrs ?? {})
           .map(([k, v]) => `\n    ${k}=${xattrText(Buffer.from(v, 'base64'))}`)
           .join(''),

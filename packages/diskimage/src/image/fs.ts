@@ -23,6 +23,8 @@ export interface FsEntry {
   mtime: number;
   uid: number;
   gid: number;
+  /** Hard link count (FAT: 1). */
+  links: number;
   /** Symbolic link target. */
   target?: string;
   /** Extended attributes by full name, values base64 (ext4 only, when asked for: readdir/stat with { xattrs: true }). */
@@ -41,6 +43,8 @@ export interface FsReader {
   readdir(path: string, opts?: FsReadOptions): Promise<FsEntry[]>;
   /** stat, following symbolic links. */
   stat(path: string, opts?: FsReadOptions): Promise<FsEntry>;
+  /** stat of the path itself: a symbolic link is described, not followed (as `ls -d`). */
+  lstat(path: string, opts?: FsReadOptions): Promise<FsEntry>;
   /** A regular file's bytes, streamed in chunks of at most 1 MiB. */
   readFile(path: string): AsyncIterable<Buffer>;
   /** A small regular file in memory; an InputError when it is larger than maxBytes. */
@@ -69,6 +73,7 @@ function fatEntry(e: Fat32Entry, name = e.name): FsEntry {
     mtime: e.mtime,
     uid: 0,
     gid: 0,
+    links: 1,
   };
 }
 
@@ -96,6 +101,11 @@ class FatReader implements FsReader {
     return fatEntry(await this.need(path), baseName(path));
   }
 
+  /** FAT has no symbolic links: the same as stat. */
+  lstat(path: string): Promise<FsEntry> {
+    return this.stat(path);
+  }
+
   async *readFile(path: string): AsyncGenerator<Buffer> {
     const p = normalizePath(path);
     const e = await this.need(p);
@@ -115,7 +125,7 @@ function b64(m: Map<string, Buffer>): Record<string, string> {
 }
 
 function ext4Entry(s: Ext4Stat, name: string, target?: string): FsEntry {
-  const e: FsEntry = { name, type: s.type, size: s.size, mode: s.mode, mtime: s.mtime, uid: s.uid, gid: s.gid };
+  const e: FsEntry = { name, type: s.type, size: s.size, mode: s.mode, mtime: s.mtime, uid: s.uid, gid: s.gid, links: s.links };
   if (target !== undefined) e.target = target;
   return e;
 }
@@ -172,8 +182,18 @@ class Ext4FsReader implements FsReader {
     });
   }
 
-  private async inodeOf(p: string): Promise<[number, Awaited<ReturnType<Ext4Reader['inode']>>]> {
-    const ino = await this.fs.lookup(p, true);
+  async lstat(path: string, opts: FsReadOptions = {}): Promise<FsEntry> {
+    return await this.at(path, async (p) => {
+      const [ino, i] = await this.inodeOf(p, false);
+      const st = this.fs.statInode(ino, i);
+      const e = ext4Entry(st, baseName(p), st.type === 'symlink' ? (await this.fs.readlinkInode(ino, i)).toString('utf8') : undefined);
+      if (opts.xattrs) e.xattrs = b64(await this.fs.xattrsInode(ino, i));
+      return e;
+    });
+  }
+
+  private async inodeOf(p: string, follow = true): Promise<[number, Awaited<ReturnType<Ext4Reader['inode']>>]> {
+    const ino = await this.fs.lookup(p, follow);
     return [ino, await this.fs.inode(ino)];
   }
 
@@ -223,9 +243,9 @@ export async function openFilesystem(p: DiskPartition, probe?: FsProbe): Promise
 }
 
 /**
- * Find a partition by filesystem label (exact), then GPT name, then FAT label
- * ignoring case (FAT labels are upper case, but users type them in any case).
- * An unknown label is an InputError listing the labels present.
+ * Find a partition by filesystem label (exact), then GPT name, then either of
+ * them ignoring case (when that names one partition), then by number.
+ * An unknown label is a NotFoundError listing the labels present.
  */
 export async function findFilesystemPartition(disk: Disk, label: string): Promise<DiskPartition> {
   try {
@@ -234,8 +254,18 @@ export async function findFilesystemPartition(disk: Disk, label: string): Promis
     if (!(e instanceof NotFoundError)) throw e;
   }
   const probes = await Promise.all(disk.partitions.map((p) => probePartition(p)));
-  const i = probes.findIndex((pr) => pr.type === 'fat32' && pr.label?.toUpperCase() === label.toUpperCase());
-  if (i >= 0) return disk.partitions[i]!;
+  // Then ignoring case, on every filesystem alike (FAT labels are upper case, but users type them in
+  // any case), as long as only one partition answers; then a partition number ("3").
+  const fold = (x: string | undefined) => x?.toLowerCase();
+  const hits = disk.partitions.filter((p, k) => fold(probes[k]!.label) === fold(label) || fold(p.name) === fold(label));
+  if (hits.length === 1) return hits[0]!;
+  if (hits.length > 1) {
+    throw new InputError(`${disk.path ?? 'disk'}: "${label}" matches partitions ${hits.map((p) => p.number).join(' and ')} ignoring case; write the label exactly`);
+  }
+  if (/^\d+$/.test(label)) {
+    const byNumber = disk.partitions.find((p) => p.number === Number(label));
+    if (byNumber) return byNumber;
+  }
   const names = new Set<string>();
   disk.partitions.forEach((p, k) => {
     if (probes[k]!.label) names.add(probes[k]!.label!);
