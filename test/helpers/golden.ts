@@ -69,6 +69,7 @@ export interface GoldenInputs {
   osV1: string;
   osV2: string;
   esp: string;
+  espV2: string;
   secret: string;
 }
 
@@ -89,6 +90,7 @@ export async function makeGoldenInputs(dir: string): Promise<GoldenInputs> {
     osV1: await one('os-v1', 'psyopsOS-v1.tar', osComment(VERSION_1)),
     osV2: await one('os-v2', 'psyopsOS-v2.tar', osComment(VERSION_2)),
     esp: await one('esp', 'psyopsESP.tar', `type=psyopsESP filename=psyopsESP.x86_64-uefi.${VERSION_1}.tar version=${VERSION_1}`),
+    espV2: await one('esp-v2', 'psyopsESP-v2.tar', `type=psyopsESP filename=psyopsESP.x86_64-uefi.${VERSION_2}.tar version=${VERSION_2}`),
     secret: await one('secret', 'secret.tar'),
   };
 }
@@ -120,6 +122,12 @@ export const GOLDEN_KINDS: GoldenKind[] = [
   },
   { name: 'set-default-b', what: 'default-512, then set-default b', base: 'default-512', steps: (img) => [['set-default', img, 'b']] },
   { name: 'set-next-b', what: 'default-512, then set-next b --tries 3', base: 'default-512', steps: (img) => [['set-next', img, 'b', '--tries', '3']] },
+  {
+    name: 'update-esp',
+    what: 'default-512, then update-esp with ESP v2 (a changed and an added EFI program)',
+    base: 'default-512',
+    steps: (img, i) => [['update-esp', img, '--esp-tar', i.espV2, '--pubkey', PUBKEY]],
+  },
 ];
 
 export interface GoldenDigests {
