@@ -1,0 +1,102 @@
+/**
+ * The node's service files in contrib/: the shell scripts parse (`sh -n`), the systemd units pass
+ * `systemd-analyze verify`, and the scripts do what they say against a real repository directory
+ * written by `publish`: diskimg-update checks, writes the newer OS into the inactive slot and arms
+ * a trial, then refuses to update again while that trial runs; diskimg-health confirms the trial
+ * slot only when the health command passes.
+ */
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { repoRoot, runCli } from './helpers/cli.js';
+
+const work = mkdtempSync(join(tmpdir(), 'contrib-'));
+test.after.always(() => rmSync(work, { recursive: true, force: true }));
+const CONTRIB = join(repoRoot, 'contrib');
+const ENV = { SOURCE_DATE_EPOCH: '1764374400' };
+const DISKIMG = `${process.execPath} --import=tsx --conditions=source ${join(repoRoot, 'packages/cli/src/run.ts')}`;
+const have = (c: string) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
+
+async function ok(args: string[]): Promise<string> {
+  const r = await runCli(args, { env: ENV });
+  if (r.code !== 0) throw new Error(`diskimg ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+test('the scripts parse with sh -n; the systemd units pass systemd-analyze verify', (t) => {
+  for (const f of ['diskimg-update', 'diskimg-health', 'openrc/diskimg-health', 'openrc/diskimg-update.periodic', 'openrc/diskimg.confd']) {
+    const r = spawnSync('sh', ['-n', join(CONTRIB, f)], { encoding: 'utf8' });
+    t.is(r.status, 0, `${f}: ${r.stderr}`);
+  }
+  if (!have('systemd-analyze')) {
+    t.log('skipped: systemd-analyze not installed (apt-get install systemd): units not verified');
+    return;
+  }
+  // The units name the installed path of the scripts; point them at the repository's copies.
+  const units = join(work, 'units');
+  mkdirSync(units);
+  for (const f of readdirSync(join(CONTRIB, 'systemd'))) {
+    writeFileSync(join(units, f), readFileSync(join(CONTRIB, 'systemd', f), 'utf8').replaceAll('/usr/libexec/diskimg/', `${CONTRIB}/`));
+  }
+  const r = spawnSync('systemd-analyze', ['verify', ...readdirSync(units).map((f) => join(units, f))], { encoding: 'utf8' });
+  t.is(r.status, 0, r.stdout + r.stderr);
+});
+
+function script(name: string, env: Record<string, string>): { code: number | null; out: string } {
+  const r = spawnSync('sh', [join(CONTRIB, name)], { encoding: 'utf8', env: { ...process.env, ...ENV, DISKIMG, DISKIMG_MAX_DELAY: '0', DISKIMG_HEALTH_DELAY: '0', ...env } });
+  return { code: r.status, out: r.stdout + r.stderr };
+}
+
+test.serial('diskimg-update applies a newer release once, not again during the trial; diskimg-health confirms only a healthy trial', async (t) => {
+  const os = join(work, 'os');
+  mkdirSync(os);
+  writeFileSync(join(os, 'kernel'), 'k1');
+  writeFileSync(join(os, 'initramfs'), 'i1');
+  const v1 = join(work, 'v1.tar');
+  spawnSync('tar', ['-C', os, '-cf', v1, '.']);
+  writeFileSync(join(os, 'kernel'), 'k2');
+  const v2 = join(work, 'v2.tar');
+  spawnSync('tar', ['-C', os, '-cf', v2, '.']);
+  await ok(['keygen', '--out', join(work, 'k')]);
+  const repo = join(work, 'repo');
+  mkdirSync(repo);
+  const pub = join(work, 'k.pub');
+  await ok(['publish', '--repo', repo, '--os-tar', v1, '--seckey', join(work, 'k.key'), '--version', '20251101-000000']);
+  const img = join(work, 'node.img');
+  await ok(['sign', v1, '--seckey', join(work, 'k.key'), '--trusted', 'type=psyopsOS', 'filename=psyopsOS.x86_64.20251101-000000.tar', 'version=20251101-000000', 'architecture=x86_64']);
+  await ok(['create', img, '--os-tar', v1, '--pubkey', pub, '--no-bootloader', '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '16M']);
+  const env = { DISKIMG_REPO: repo, DISKIMG_PUBKEY: pub, DISKIMG_DISK: `${img} --booted-label psyopsOS-A` };
+
+  const upToDate = script('diskimg-update', env);
+  t.is(upToDate.code, 0, upToDate.out);
+  t.notRegex(upToDate.out, /diskimg-update: update: /);
+
+  await ok(['publish', '--repo', repo, '--os-tar', v2, '--seckey', join(work, 'k.key'), '--version', '20251201-000000']);
+  const first = script('diskimg-update', env);
+  t.is(first.code, 0, first.out);
+  t.regex(first.out, /diskimg-update: update: /);
+  const trial = await runCli(['status', img, '--booted-label', 'psyopsOS-B']);
+  t.is(trial.code, 1, 'status exits non-zero while the slot is on trial');
+  t.regex(trial.stdout, /^psyopsOS-B 20251201-000000 TRIAL 3\/3/);
+
+  // A trial is running: no second update, not a byte changed.
+  const sha = () => createHash('sha256').update(readFileSync(img)).digest('hex');
+  const before = sha();
+  const second = script('diskimg-update', { ...env, DISKIMG_DISK: `${img} --booted-label psyopsOS-B` });
+  t.is(second.code, 0, second.out);
+  t.regex(second.out, /a boot is pending/);
+  t.is(sha(), before);
+
+  // Health: a failing command leaves the trial; a passing one confirms B.
+  const healthEnv = { DISKIMG_DISK: `${img} --booted-label psyopsOS-B` };
+  const sick = script('diskimg-health', { ...healthEnv, DISKIMG_HEALTH_CMD: 'false' });
+  t.is(sick.code, 1, sick.out);
+  t.is(sha(), before);
+  const well = script('diskimg-health', { ...healthEnv, DISKIMG_HEALTH_CMD: 'true' });
+  t.is(well.code, 0, well.out);
+  t.regex(well.out, /mark-good/);
+  t.regex(await ok(['status', img, '--booted-label', 'psyopsOS-B']), /psyopsOS-B 20251201-000000 ok/);
+});
