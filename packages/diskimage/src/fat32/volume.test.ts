@@ -26,6 +26,7 @@ function listFiles(dir: string): string[] {
   return out.sort();
 }
 import { readdirSync } from 'node:fs';
+import { needTools } from '../../../../test/helpers/skip.js';
 const require_readdir = (p: string) => readdirSync(p, { withFileTypes: true });
 
 async function walkVolume(vol: Fat32Volume, path = '/'): Promise<string[]> {
@@ -40,7 +41,7 @@ async function walkVolume(vol: Fat32Volume, path = '/'): Promise<string[]> {
 
 for (const ss of [512, 4096]) {
   test(`reads a volume made by mkfs.fat -F32 + mmd/mcopy byte-identically (${ss}-byte sectors)`, async (t) => {
-    if (!has('mkfs.fat') || !has('mcopy')) return t.log('skipped: dosfstools/mtools missing'), t.pass();
+    if (!needTools(t, 'mkfs.fat', 'mcopy')) return;
     const src = makeTree(ss === 512 ? 2 * MiB : 300_000);
     const d = tmp();
     const img = join(d, 'mk.img');
