@@ -213,7 +213,8 @@ test('quoteWord: GRUB reads back exactly the string (property, via our tokenizer
     fc.property(fc.string({ unit: fc.constantFrom(...'ab $"\'\\{};#=|&<>\t`'.split('')), minLength: 1 }), (s) => {
       strings.push(s);
       const words = tokenize(`echo ${quoteWord(s)}\n`)[0]!.words;
-      return words.length === 2 && words[1]!.value === s;
+      // Meaning, not only syntax: one word, the value itself, and nothing in it expands.
+      return words.length === 2 && words[1]!.value === s && !words[1]!.expands;
     }),
   );
   if (!needTools(t, 'grub-script-check')) return;
