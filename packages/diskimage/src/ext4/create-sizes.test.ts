@@ -68,3 +68,33 @@ test('files of 0/1/4095/4096/4097/8192 bytes, zero blocks, holes and 59-61-byte 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a file that runs through the end of block group 0 into group 1 (the last block of a group used): e2fsck -fn clean, group free counts as dumpe2fs counts them', async (t) => {
+  if (!needTools(t, 'e2fsck', 'dumpe2fs')) return;
+  const dir = tmp('groups');
+  try {
+    const img = join(dir, 'fs.img');
+    const size = 130 * MiB; // group 0 holds 128 MiB (32768 blocks), so the file crosses into group 1
+    const chunk = Buffer.alloc(MiB, 0x77);
+    const body = (async function* () { for (let i = 0; i < size / MiB; i++) yield chunk; })();
+    await makeImage(img, 200 * MiB, (async function* () {
+      yield { path: 'big', type: 'file' as const, mode: 0o644, uid: 0, gid: 0, mtime: 1_700_000_000, size, body };
+    })());
+    const f = fsck(img);
+    t.is(f.status, 0, f.out);
+    t.deepEqual(f.extra, []);
+    // dumpe2fs: each group's "N free blocks" must match the free ranges it lists
+    const d = execFileSync('dumpe2fs', [img], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 * MiB });
+    const groups = d.split(/\nGroup \d+:/).slice(1);
+    t.true(groups.length >= 2);
+    for (const [g, text] of groups.entries()) {
+      const count = Number(/(\d+) free blocks/.exec(text)?.[1]);
+      const ranges = /Free blocks: (.*)/.exec(text)?.[1]?.trim() ?? '';
+      const listed = ranges === '' ? 0 : ranges.split(', ').reduce((a, r) => { const [x, y] = r.split('-').map(Number); return a + (y === undefined ? 1 : y - x! + 1); }, 0);
+      t.is(count, listed, `group ${g}: descriptor says ${count} free, bitmap lists ${listed}`);
+    }
+    t.regex(groups[0]!, /Free blocks: *\n|Free blocks: $/m, 'group 0 is full to its last block');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
