@@ -183,6 +183,16 @@ test.serial('a tampered byte or a truncated stream: refused after writing, B inc
   const r1 = await cli(['update', img, '--slot', 'inactive', '--os-tar', bad, '--os-sig', `${tarV2}.minisig`, '--pubkey', key.pub]);
   t.is(r1.code, 1);
   t.regex(r1.stderr, /signature verification failed/);
+  // Right after the refused run (before the next run rewrites the marker): not findable.
+  const incomplete = async (when: string) => {
+    const part = extract(img, 'psyopsOS-B');
+    const b = spawnSync('blkid', ['-p', part], { encoding: 'utf8' });
+    t.notRegex(b.stdout, /psyopsOS-B|ext4/, `${when}: ${b.stdout}`);
+    rmSync(part);
+    const show = await ok(['show', img, '--json']);
+    t.is(show.json.partitions.find((p: any) => p.number === 4).filesystem.type, 'incomplete', when);
+  };
+  await incomplete('after the tampered stream');
   const cut = join(work, 'truncated.tar');
   writeFileSync(cut, readFileSync(tarV2).subarray(0, 200_000));
   const r2 = await cli(['update', img, '--slot', 'inactive', '--os-tar', '-', '--os-sig', `${tarV2}.minisig`, '--pubkey', key.pub], readFileSync(cut));
