@@ -140,6 +140,8 @@ for (const sc of scenarios) {
         cutPoints++;
         t.true(label !== null && allowed.has(label), `k=${k} torn=${torn}: boots ${label}, allowed ${[...allowed]}`);
         t.true(label !== null && (await complete(disk, label)), `k=${k} torn=${torn}: ${label} incomplete`);
+        // Never a trial in grubenv that grub.cfg cannot run (status would say TRIAL while GRUB boots the default).
+        t.false(!!s.trial && !s.countingBlock, `k=${k} torn=${torn}: grubenv holds a trial of ${s.trial?.label} but grub.cfg has no counting block`);
         const key = `${label} (${s.nextBoot.reason})`;
         seen[key] = (seen[key] ?? 0) + 1;
         // Boot samples, one per kind: grub.cfg written but grubenv not yet (arm: block, no trial;
