@@ -13,7 +13,7 @@ import { readBootState } from '../packages/ab/src/index.js';
 import { openDisk } from '../packages/diskimage/src/index.js';
 import { buildAbImage, VERSION_A, VERSION_B } from './helpers/ab-image.js';
 import { runCli } from './helpers/cli.js';
-import { getBootFixtures, skipReason } from './helpers/fixtures.js';
+import { getBootFixtures, needBoot, skipReason } from './helpers/fixtures.js';
 import { bootImage, parseInitReport } from './helpers/qemu.js';
 
 const skip = skipReason();
@@ -23,10 +23,7 @@ const A = 'psyopsOS-A';
 const B = 'psyopsOS-B';
 
 test.serial('story: trial B fails three times and A takes over; B tried again and confirmed stays', async (t) => {
-  if (skip) {
-    t.log(`skipped: ${skip}`);
-    return t.pass();
-  }
+  if (!needBoot(t, skip)) return;
   t.timeout(40 * 60_000); // nine boots, 10-40 s each on a loaded machine
   const f = getBootFixtures();
   const img = await buildAbImage(work, 'story.img', f);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { runCli, type CliResult } from './helpers/cli.js';
 import { sha256 } from './gpt-helpers.js';
+import { needRoot, needTools, skipOrFail } from './helpers/skip.js';
 
 const work = mkdtempSync(join(tmpdir(), 'create-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
@@ -90,7 +91,7 @@ test('the image is sparse: allocated size stays close to the payload', async (t)
 });
 
 test('signatures: minisign-signed inputs verify; a flipped byte, an edited trusted comment or another key are refused', async (t) => {
-  if (!have('minisign')) { t.log('skipped: minisign not installed'); t.pass(); return; }
+  if (!needTools(t, 'minisign')) return;
   const pub = join(work, 'k.pub');
   const key = join(work, 'k.key');
   const pub2 = join(work, 'k2.pub');
@@ -157,17 +158,17 @@ test('bad inputs: one-line errors naming the input, nothing left behind, an exis
 });
 
 test('a block device with a mounted partition is refused before anything is written', async (t) => {
-  if (process.getuid?.() !== 0) { t.log('skipped: needs root for losetup and mount'); t.pass(); return; }
+  if (!needRoot(t, 'losetup and mount')) return;
   const backing = join(work, 'loop.img');
   execFileSync('truncate', ['-s', '120M', backing]);
   execFileSync('mkfs.ext4', ['-q', '-F', backing]);
   const lo = spawnSync('losetup', ['-f', '--show', backing], { encoding: 'utf8' });
-  if (lo.status !== 0) { t.log(`skipped: losetup failed: ${lo.stderr.trim()}`); t.pass(); return; }
+  if (lo.status !== 0) return skipOrFail(t, `losetup failed: ${lo.stderr.trim()}`, { tool: 'loop-device' });
   const dev = lo.stdout.trim();
   const mnt = mkdtempSync(join(tmpdir(), 'mnt-'));
   try {
     const m = spawnSync('mount', ['-o', 'ro', dev, mnt], { encoding: 'utf8' });
-    if (m.status !== 0) { t.log(`skipped: mount failed: ${m.stderr.trim()}`); t.pass(); return; }
+    if (m.status !== 0) return skipOrFail(t, `mount failed: ${m.stderr.trim()}`, { tool: 'loop-mount' });
     const before = await sha256(backing);
     const r = await runCli(['create', dev, '--os-tar', osTar, '--no-verify', '--no-bootloader', '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '32M']);
     oneLine(t, r, /in use .*unmount it first/);
@@ -181,7 +182,7 @@ test('a block device with a mounted partition is refused before anything is writ
 });
 
 test('every input form lands byte-identical, read back by mtools and debugfs (--esp-dir, --secret-tar, gzip OS tar)', async (t) => {
-  if (!have('mcopy') || !have('debugfs')) { t.log('skipped: mtools or debugfs not installed'); t.pass(); return; }
+  if (!needTools(t, 'mcopy', 'debugfs')) return;
   const espDir = tree('esp-dir', { 'EFI/BOOT/BOOTX64.EFI': Buffer.alloc(70_000, 9), 'EFI/Tools/Long File Name.efi': 'long', 'manifest.json': '{}' });
   const secretTar = tarOf(tree('secret', { 'psyops-secret.env': 'PSYOPSOS_NODENAME=node1\n', 'ssh/id_ed25519': 'key' }), join(work, 'secret.tar'));
   const osTgz = join(work, 'os.tar.gz');

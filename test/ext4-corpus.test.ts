@@ -18,6 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import type { CorpusJob, CorpusResult } from './helpers/ext4-corpus-worker.js';
+import { ranTool, skipOrFail } from './helpers/skip.js';
 
 // shared/ lies beside the repository (in CI too: a copy beside the clone); EXT4_CORPUS overrides.
 const CORPUS = process.env.EXT4_CORPUS ?? fileURLToPath(new URL('../../shared/corpus/e2fsprogs', import.meta.url));
@@ -86,15 +87,12 @@ class Worker {
 
 test('e2fsprogs corpus: clean images read like debugfs or refused; corrupt images never crash or hang', async (t) => {
   if (!existsSync(join(CORPUS, 'INDEX.tsv'))) {
-    t.log(`corpus not found at ${CORPUS}; skipping`);
-    t.pass();
-    return;
+    return skipOrFail(t, `corpus not found at ${CORPUS} (EXT4_CORPUS overrides)`, { tool: 'ext4-corpus' });
   }
   if (spawnSync('debugfs', ['-V']).error) {
-    t.log('debugfs not installed; skipping');
-    t.pass();
-    return;
+    return skipOrFail(t, 'debugfs not installed', { tool: 'debugfs' });
   }
+  ranTool(t, 'ext4-corpus', 'debugfs');
   const rows = readIndex().filter((r) => existsSync(join(CORPUS, r.name, 'image.gz')));
   const scratch = mkdtempSync(join(tmpdir(), 'ext4-corpus-'));
   const tally = new Map<string, number>();

@@ -2,24 +2,17 @@
 import type { ExecutionContext } from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isRoot, needTools, ranTool, skipOrFail } from './helpers/skip.js';
 
 export function have(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 }
 
-/** Skip (log the reason, pass) unless every tool is installed. */
-export function needTools(t: ExecutionContext, ...cmds: string[]): boolean {
-  const missing = cmds.filter((c) => !have(c));
-  if (missing.length) {
-    t.log(`skipped: ${missing.join(', ')} not installed (see scripts/test-deps.sh)`);
-    t.pass();
-    return false;
-  }
-  return true;
-}
+/** Unless every tool is installed: skipOrFail (fails in strict mode) and false. */
+export { needTools };
 
 export function run(cmd: string, args: string[]): { code: number; out: string; err: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -42,18 +35,36 @@ export function scratch(): { dir: string; cleanup: () => void } {
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Attach an image as a loop device with the given logical sector size; undefined (with the reason logged) when not possible. */
+/** Attach an image as a loop device with the given logical sector size; undefined (after skipOrFail) when not possible. */
 export function losetup(t: ExecutionContext, img: string, sectorSize: number, partscan = false): string | undefined {
-  if (!have('losetup')) {
-    t.log('skipped: losetup not installed');
+  if (!needTools(t, 'losetup')) return undefined;
+  if (!isRoot) {
+    skipOrFail(t, 'losetup needs root', { tool: 'root' });
     return undefined;
   }
   const r = run('losetup', ['-b', String(sectorSize), ...(partscan ? ['-P'] : []), '-f', '--show', img]);
   if (r.code !== 0) {
-    t.log(`skipped: losetup failed (${r.err.trim() || 'not root?'})`);
+    skipOrFail(t, `losetup failed: ${r.err.trim()}`, { tool: 'loop-device' });
     return undefined;
   }
+  ranTool(t, 'loop-device');
   return r.out.trim();
+}
+
+/**
+ * The node of partition `n` of loop device `loop` (`/dev/loop0p2`): from the kernel's scan
+ * (losetup -P), else after `partx -a`; undefined after skipOrFail('loop-partscan') when neither.
+ */
+export function loopPartition(t: ExecutionContext, loop: string, n: number): string | undefined {
+  const node = `${loop}p${n}`;
+  if (!existsSync(node)) run('partx', ['-a', loop]);
+  for (let i = 0; i < 50 && !existsSync(node); i++) spawnSync('sleep', ['0.1']);
+  if (!existsSync(node)) {
+    skipOrFail(t, `no ${node}: no partition scan for loop devices (losetup -P, partx -a)`, { tool: 'loop-partscan' });
+    return undefined;
+  }
+  ranTool(t, 'loop-partscan');
+  return node;
 }
 
 export function detach(loop: string): void {

@@ -12,6 +12,7 @@ import { InputError } from '../packages/partitions/src/index.js';
 import { openUpdateInput, readSmallInput, type OpenInputOptions, type UpdateInput } from '../packages/diskimage/src/index.js';
 import { freePort, startNginx, type Nginx } from './helpers/nginx.js';
 import { startDroppingProxy } from './helpers/dropping-proxy.js';
+import { needCondition, skipOrFail } from './helpers/skip.js';
 
 const MiB = 1 << 20;
 const dir = mkdtempSync(join(tmpdir(), 'diskimg-http-'));
@@ -44,13 +45,10 @@ test.after.always(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** nginx, or undefined after logging why the test is skipped. */
+/** nginx, or undefined after skipOrFail (fails in strict mode) with why it did not start. */
 async function need(t: ExecutionContext): Promise<Nginx | undefined> {
   await started;
-  if (!nginx) {
-    t.log(`skipped: ${skip}`);
-    t.pass();
-  }
+  needCondition(t, nginx ? undefined : skip ?? 'nginx did not start', 'nginx');
   return nginx;
 }
 
@@ -118,11 +116,7 @@ test('explicit HTTP_PROXY that cuts: absolute-URI requests for a host only the p
 test('https through a CONNECT proxy that cuts inside the TLS tunnel: resumed, byte-identical', async (t) => {
   const n = await need(t);
   if (!n) return;
-  if (!n.tlsPort || !n.cert) {
-    t.log('skipped: openssl could not make a certificate');
-    t.pass();
-    return;
-  }
+  if (!n.tlsPort || !n.cert) return skipOrFail(t, 'openssl could not make a certificate', { tool: 'openssl' });
   const proxy = await startDroppingProxy(n.port, [2 * MiB, 4 * MiB]);
   closers.push(proxy.close);
   const input = await openUpdateInput(`https://127.0.0.1:${n.tlsPort}/big.bin`, { ...fast, ca: n.cert, env: { https_proxy: `127.0.0.1:${proxy.port}` } });
@@ -135,11 +129,7 @@ test('https through a CONNECT proxy that cuts inside the TLS tunnel: resumed, by
 test('https directly with the right CA works; without it a one-line TLS error', async (t) => {
   const n = await need(t);
   if (!n) return;
-  if (!n.tlsPort || !n.cert) {
-    t.log('skipped: openssl could not make a certificate');
-    t.pass();
-    return;
-  }
+  if (!n.tlsPort || !n.cert) return skipOrFail(t, 'openssl could not make a certificate', { tool: 'openssl' });
   const url = `https://127.0.0.1:${n.tlsPort}/small.minisig`;
   t.deepEqual(await readSmallInput(url, { ...fast, ca: n.cert }), small);
   const msg = await inputError(t, openUpdateInput(url, fast));

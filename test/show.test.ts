@@ -6,6 +6,7 @@ import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'nod
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
 import { buildInspectImage, ESP_META, GRUBENV, missingTools, OS_META, sh, useInspectImage, type InspectImage } from './helpers/inspect-image.js';
+import { needTools } from './helpers/skip.js';
 
 const ready = useInspectImage(test, { defaultLabel: 'psyopsOS-B' });
 
@@ -95,10 +96,7 @@ test('show (human): filesystems, slot versions, "no signature", ESP metadata and
 test("upstream's exact recipe (parted, GPT names \"primary\"): slots and ESP are found by filesystem label, as blkid finds them", async (t) => {
   const r = ready(t);
   if (!r) return;
-  if (missingTools(['parted']).length) {
-    t.log('skipped: parted missing');
-    return t.pass();
-  }
+  if (!needTools(t, 'parted')) return;
   const up = buildInspectImage({ defaultLabel: 'psyopsOS-A', partitioner: 'parted' });
   try {
     const s = await runCli(['show', up.img, '--json']);
@@ -186,10 +184,7 @@ test('an image built by diskimg create: show agrees with blkid and reports the s
 test('4096-byte sectors (fdisk + mkfs.fat -S 4096): show agrees with blkid; cat of grub.cfg matches mcopy', async (t) => {
   const r = ready(t);
   if (!r) return;
-  if (missingTools(['fdisk']).length) {
-    t.log('skipped: fdisk missing');
-    return t.pass();
-  }
+  if (!needTools(t, 'fdisk')) return;
   const big = buildInspectImage({ sectorSize: 4096 });
   try {
     const s = await runCli(['show', big.img, '--json']);

@@ -19,6 +19,7 @@ import { startDroppingProxy } from './helpers/dropping-proxy.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
 import { startSshd, type SshServer } from './helpers/sshd.js';
 import { blkidPartition, checkSlot, digests, fileSha, have, writeOsTar } from './helpers/update.js';
+import { ranTool, skipOrFail } from './helpers/skip.js';
 
 const MiB = 1 << 20;
 const work = mkdtempSync(join(tmpdir(), 'update-e2e-'));
@@ -90,10 +91,10 @@ function fresh(name: string): string {
   return img;
 }
 
-function skipped(t: ExecutionContext, why: string | undefined): boolean {
-  if (!why) return false;
-  t.log(`skipped: ${why}`);
-  t.pass();
+/** why: a missing tool list (toolSkip), nginx's or sshd's reason; undefined = it can run. */
+function skipped(t: ExecutionContext, why: string | undefined, tool = 'nginx'): boolean {
+  if (!why) return ranTool(t, tool), false;
+  skipOrFail(t, why, { tool: why === toolSkip ? missing.join('+') : tool });
   return true;
 }
 
@@ -195,7 +196,7 @@ const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 test.serial("ssh root@127.0.0.1 'diskimg update IMG --slot inactive --os-tar - …' < os.tar through a real sshd: the slot checks out", async (t) => {
   if (skipped(t, toolSkip)) return;
   const server = await startSshd();
-  if (skipped(t, typeof server === 'string' ? server : undefined)) return;
+  if (skipped(t, typeof server === 'string' ? server : undefined, 'sshd')) return;
   const s = server as SshServer;
   closers.push(() => s.stop());
   const img = fresh('ssh');

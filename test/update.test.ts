@@ -14,7 +14,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, type CliResult } from './helpers/cli.js';
-import { checkSlot as checkSlotWith, digests, extract as extractPart, have, isRoot, partitions, run } from './helpers/update.js';
+import { checkSlot as checkSlotWith, digests, extract as extractPart, have, partitions, run } from './helpers/update.js';
+import { needRoot, needTools, skipOrFail } from './helpers/skip.js';
 
 const work = mkdtempSync(join(tmpdir(), 'update-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
@@ -86,11 +87,10 @@ const extract = (img: string, name: string): string => extractPart(img, name, wo
 /** e2fsck -fn clean, and debugfs rdump equal to the tarball plus the slot's own files. */
 const checkSlot = (t: import('ava').ExecutionContext, img: string, label: string, tar: string): void => checkSlotWith(t, img, label, tar, work);
 
-const needTools = ['sfdisk', 'e2fsck', 'debugfs', 'blkid', 'tar', 'mcopy'].filter((c) => !have(c));
-const skipMsg = needTools.length ? `missing ${needTools.join(', ')}` : undefined;
+const TOOLS = ['sfdisk', 'e2fsck', 'debugfs', 'blkid', 'tar', 'mcopy'];
 
 test.serial('update writes the inactive slot: e2fsck clean, rdump equals the tarball, other partitions and the GPT unchanged, B armed', async (t) => {
-  if (skipMsg) return void (t.log(`skipped: ${skipMsg}`), t.pass());
+  if (!needTools(t, ...TOOLS)) return;
   const img = fresh('ok');
   const before = digests(img);
   const r = await ok(['update', img, '--slot', 'inactive', '--os-tar', tarV2, '--pubkey', key.pub, '--json']);
@@ -110,7 +110,7 @@ test.serial('update writes the inactive slot: e2fsck clean, rdump equals the tar
   const esp = partitions(img).find((p) => p.name === 'PSYOPSOSEFI')!;
   const cfg = run('mcopy', ['-i', `${img}@@${esp.start}`, '::/grub/grub.cfg', '-']);
   const grubScriptCheck = spawnSync('grub-script-check', [], { input: cfg, encoding: 'utf8' });
-  if (have('grub-script-check')) t.is(grubScriptCheck.status, 0, grubScriptCheck.stderr);
+  if (needTools(t, 'grub-script-check')) t.is(grubScriptCheck.status, 0, grubScriptCheck.stderr);
   // Same version again is refused; --force writes it, and with --skip-unchanged almost nothing changes.
   const again = await cli(['update', img, '--slot', 'b', '--booted-label', 'psyopsOS-A', '--os-tar', tarV2, '--pubkey', key.pub, '--no-switch']);
   t.is(again.code, 0, again.stderr); // booted A is V1: V2 into B is not "the same as booted"
@@ -134,7 +134,7 @@ async function refused(t: import('ava').ExecutionContext, img: string, args: str
 }
 
 test.serial('refusals before any write: one line, exit 1, disk unchanged', async (t) => {
-  if (skipMsg) return void (t.log(`skipped: ${skipMsg}`), t.pass());
+  if (!needTools(t, ...TOOLS)) return;
   const img = fresh('refuse');
   const common = ['--os-tar', tarV2, '--pubkey', key.pub];
   await refused(t, img, ['--slot', 'a', '--booted-label', 'psyopsOS-A', ...common], /psyopsOS-A is the booted slot/);
@@ -173,7 +173,7 @@ test.serial('refusals before any write: one line, exit 1, disk unchanged', async
 });
 
 test.serial('a tampered byte or a truncated stream: refused after writing, B incomplete (blkid and show), A, GPT and ESP unchanged; a good retry completes it', async (t) => {
-  if (skipMsg) return void (t.log(`skipped: ${skipMsg}`), t.pass());
+  if (!needTools(t, ...TOOLS)) return;
   const img = fresh('tamper');
   const before = digests(img);
   const bad = join(work, 'tampered.tar');
@@ -183,6 +183,16 @@ test.serial('a tampered byte or a truncated stream: refused after writing, B inc
   const r1 = await cli(['update', img, '--slot', 'inactive', '--os-tar', bad, '--os-sig', `${tarV2}.minisig`, '--pubkey', key.pub]);
   t.is(r1.code, 1);
   t.regex(r1.stderr, /signature verification failed/);
+  // Right after the refused run (before the next run rewrites the marker): not findable.
+  const incomplete = async (when: string) => {
+    const part = extract(img, 'psyopsOS-B');
+    const b = spawnSync('blkid', ['-p', part], { encoding: 'utf8' });
+    t.notRegex(b.stdout, /psyopsOS-B|ext4/, `${when}: ${b.stdout}`);
+    rmSync(part);
+    const show = await ok(['show', img, '--json']);
+    t.is(show.json.partitions.find((p: any) => p.number === 4).filesystem.type, 'incomplete', when);
+  };
+  await incomplete('after the tampered stream');
   const cut = join(work, 'truncated.tar');
   writeFileSync(cut, readFileSync(tarV2).subarray(0, 200_000));
   const r2 = await cli(['update', img, '--slot', 'inactive', '--os-tar', '-', '--os-sig', `${tarV2}.minisig`, '--pubkey', key.pub], readFileSync(cut));
@@ -207,7 +217,7 @@ test.serial('a tampered byte or a truncated stream: refused after writing, B inc
 });
 
 test.serial('stdin through a pipe (cat | diskimg update --os-tar -), gzip accepted', async (t) => {
-  if (skipMsg) return void (t.log(`skipped: ${skipMsg}`), t.pass());
+  if (!needTools(t, ...TOOLS)) return;
   const img = fresh('stdin');
   const gz = join(work, 'v2.tar.gz');
   writeFileSync(gz, execFileSync('gzip', ['-nc', tarV2]));
@@ -226,7 +236,7 @@ test.serial('stdin through a pipe (cat | diskimg update --os-tar -), gzip accept
 });
 
 test.serial('an image made by upstream\'s recipe (sgdisk + mkfs.fat + mkfs.ext4 1.47 defaults): update B, e2fsck clean, content equal', async (t) => {
-  if (skipMsg || !have('mkfs.ext4') || !have('sgdisk') || !have('mkfs.fat')) return void (t.log('skipped: upstream tools missing'), t.pass());
+  if (!needTools(t, ...TOOLS, 'mkfs.ext4', 'sgdisk', 'mkfs.fat')) return;
   const { buildUpstreamImage } = await import('./helpers/fixtures.js');
   const img = join(work, 'upstream.img');
   const espTar = join(work, 'esp.tar');
@@ -245,13 +255,13 @@ test.serial('an image made by upstream\'s recipe (sgdisk + mkfs.fat + mkfs.ext4 
 });
 
 test.serial('loop device: update /dev/loopN with --booted-label; a mounted target is refused; a slot a kernel rw mount left dirty is rewritten clean', async (t) => {
-  if (skipMsg || !isRoot || !have('losetup')) return void (t.log('skipped: needs root and losetup'), t.pass());
+  if (!needTools(t, ...TOOLS, 'losetup', 'partx') || !needRoot(t)) return;
   const img = fresh('loop');
   let loop: string;
   try {
     loop = run('losetup', ['--find', '--show', img]).trim();
   } catch (e) {
-    return void (t.log(`skipped: losetup failed: ${(e as Error).message}`), t.pass());
+    return skipOrFail(t, `losetup failed: ${(e as Error).message}`, { tool: 'loop-device' });
   }
   const made: string[] = [];
   const dirty = join(work, 'dirty.img');
@@ -269,7 +279,7 @@ test.serial('loop device: update /dev/loopN with --booted-label; a mounted targe
       try {
         dev = readFileSync(`/sys/class/block/${name}p${k}/dev`, 'utf8').trim();
       } catch {
-        return void (t.log('skipped: the kernel did not add the loop partitions (partx -a)'), t.pass());
+        return skipOrFail(t, 'the kernel did not add the loop partitions (partx -a)', { tool: 'loop-partscan' });
       }
       const [maj, min] = dev.split(':');
       run('mknod', [node, 'b', maj!, min!]);
@@ -289,7 +299,7 @@ test.serial('loop device: update /dev/loopN with --booted-label; a mounted targe
       t.regex(r.stderr, /in use|mounted/);
       t.is(createHash('sha256').update(readFileSync(img)).digest('hex'), before);
       run('umount', [mnt]);
-    } else t.log('ext4 mount not possible here: mounted-target refusal not checked');
+    } else skipOrFail(t, 'ext4 mount of the loop partition failed: mounted-target refusal not checked', { tool: 'loop-mount' });
     const r = await ok(['update', loop, '--slot', 'inactive', '--booted-label', 'psyopsOS-A', '--os-tar', tarV2, '--pubkey', key.pub, '--json']);
     t.is(r.json.target.label, 'psyopsOS-B');
     t.true(r.json.bytesSkipped > 0, 'block devices skip unchanged blocks by default');

@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { qemuSkipReason } from './qemu.js';
+import { ranTool, skipOrFail, type SkipContext } from './skip.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURES_SRC = join(REPO_ROOT, 'test', 'fixtures');
@@ -136,6 +137,28 @@ export function skipReason(opts: { image?: boolean; qemu?: boolean } = {}): stri
     return (e as Error).message;
   }
   return undefined;
+}
+
+/** The strict-mode condition a skipReason() message is about. */
+export function bootSkipTool(reason: string): string {
+  if (/qemu|OVMF/i.test(reason)) return 'qemu';
+  if (/^reference image:/.test(reason)) return 'upstream-image-tools';
+  const tool = /^(\S+) not installed/.exec(reason);
+  if (tool) return tool[1]!;
+  return 'boot-fixtures'; // a build tool missing or build.sh failed (e.g. apt-get download offline: network)
+}
+
+/**
+ * `reason` from skipReason() (computed once per file): undefined → true (recorded as a check with
+ * `ran`, default qemu); else skipOrFail (fails in strict mode) and false.
+ */
+export function needBoot(t: SkipContext, reason: string | undefined, ran = 'qemu'): boolean {
+  if (reason === undefined) {
+    ranTool(t, ran);
+    return true;
+  }
+  skipOrFail(t, reason, { tool: bootSkipTool(reason) });
+  return false;
 }
 
 export interface UpstreamImageOptions {

@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, copyFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildUpstreamImage, upstreamLayout } from './fixtures.js';
+import { needTools, type SkipContext } from './skip.js';
 
 export const TOOLS = ['sgdisk', 'mkfs.fat', 'mcopy', 'mdir', 'mkfs.ext4', 'debugfs', 'blkid', 'minisign', 'grub-editenv', 'tar'];
 
@@ -153,21 +154,17 @@ export function buildInspectImage(opts: { defaultLabel?: string; partitioner?: '
 export function useInspectImage(
   test: { before: (fn: () => void) => void; after: { always: (fn: () => void) => void } },
   opts: Parameters<typeof buildInspectImage>[0] = {},
-): (t: { log: (s: string) => void; pass: () => void }) => InspectImage | undefined {
+): (t: SkipContext) => InspectImage | undefined {
   let ref: InspectImage | undefined;
-  let skip: string | undefined;
+  let missing: string[] = [];
   test.before(() => {
-    const m = missingTools();
-    if (m.length) skip = `missing ${m.join(', ')}`;
-    else ref = buildInspectImage(opts);
+    missing = missingTools();
+    if (!missing.length) ref = buildInspectImage(opts);
   });
   test.after.always(() => ref?.cleanup());
   return (t) => {
-    if (skip || !ref) {
-      t.log(`skipped: ${skip}`);
-      t.pass();
-      return undefined;
-    }
+    // needTools records the checks (or skipOrFail: fails in strict mode).
+    if (!needTools(t, ...TOOLS) || !ref) return undefined;
     return ref;
   };
 }

@@ -14,7 +14,7 @@ import { Fat32Volume, findFilesystemPartition, openDisk, type Disk } from '@disk
 import { encodeGrubenv, parseGrubCfg, predictBoot, ENV_TRIAL } from '@diskimg/grubcfg';
 import { ESP_PATHS, InputError, PSYOPS_NAMES, SafetyError } from '@diskimg/partitions';
 import { buildAbImage, VERSION_A, VERSION_B } from '../../../test/helpers/ab-image.js';
-import { buildUpstreamImage, getBootFixtures, skipReason } from '../../../test/helpers/fixtures.js';
+import { buildUpstreamImage, getBootFixtures, needBoot, skipReason } from '../../../test/helpers/fixtures.js';
 import { armTrial, assertEspNotMounted, bootedLabel, markGood, readBootState, rollback, setDefault } from './boot-state.js';
 import { slotStatus } from './status.js';
 
@@ -73,12 +73,11 @@ async function toolsAccept(t: import('ava').ExecutionContext, img: string, disk:
 }
 
 const ready = (t: import('ava').ExecutionContext) => {
-  if (skip) t.log(`skipped: ${skip}`);
-  return !skip;
+  return needBoot(t, skip, 'boot-fixtures');
 };
 
 test('a fresh image: A confirmed, no trial, no counting block; status "ok"', async (t) => {
-  if (!ready(t)) return t.pass();
+  if (!ready(t)) return;
   const { disk } = await fresh();
   t.deepEqual(await readBootState(disk), {
     defaultLabel: A, trial: null, failed: null, nextBoot: { label: A, reason: 'default' }, countingBlock: false,
@@ -88,7 +87,7 @@ test('a fresh image: A confirmed, no trial, no counting block; status "ok"', asy
 });
 
 test('arm B (3 tries) → B, B, B, then A fell back and stays; status says so; mark-good from A is refused', async (t) => {
-  if (!ready(t)) return t.pass();
+  if (!ready(t)) return;
   const { img, disk } = await fresh();
   const s = await armTrial(disk, B);
   t.like(s, { defaultLabel: A, trial: { label: B, triesLeft: 3, tries: 3 }, failed: null, nextBoot: { label: B, reason: 'trial' }, countingBlock: true });
@@ -108,7 +107,7 @@ test('arm B (3 tries) → B, B, B, then A fell back and stays; status says so; m
 });
 
 test('arm B, boot it once, mark-good B: B is the default, trial ended; again: a no-op; rollback returns to A', async (t) => {
-  if (!ready(t)) return t.pass();
+  if (!ready(t)) return;
   const { img, disk } = await fresh();
   await armTrial(disk, 'b', { tries: 2 });
   t.is(await grubBoots(disk), B);
@@ -128,7 +127,7 @@ test('arm B, boot it once, mark-good B: B is the default, trial ended; again: a 
 });
 
 test('rollback during a trial ends it; set-default ends a trial; --tries 0 is a plain switch; bad tries and a trial of the default are refused', async (t) => {
-  if (!ready(t)) return t.pass();
+  if (!ready(t)) return;
   const { disk } = await fresh();
   await armTrial(disk, B);
   t.like(await rollback(disk), { defaultLabel: A, trial: null, nextBoot: { label: A } });
@@ -146,7 +145,7 @@ test('rollback during a trial ends it; set-default ends a trial; --tries 0 is a 
 });
 
 test('rollback refuses a slot without /psyopsOS.tar.minisig', async (t) => {
-  if (!ready(t)) return t.pass();
+  if (!ready(t)) return;
   const f = getBootFixtures();
   const d = join(work, 'unsigned');
   mkdirSync(d);
@@ -160,7 +159,7 @@ test('rollback refuses a slot without /psyopsOS.tar.minisig', async (t) => {
 });
 
 test('an upstream-made disk (no grubenv, no counting block) gets both on the first arm; the tools accept them', async (t) => {
-  if (!ready(t)) return t.pass();
+  if (!ready(t)) return;
   const f = getBootFixtures();
   const img = join(work, 'upstream.img');
   buildUpstreamImage(img, { osTarA: f.osTarA, osTarB: f.osTarB, espTar: f.espTar, grubCfg: f.grubCfgA });
@@ -177,7 +176,7 @@ test('an upstream-made disk (no grubenv, no counting block) gets both on the fir
 });
 
 test('foreign grubenv variables are kept, but not when they would push the block past one sector (refused before any write)', async (t) => {
-  if (!ready(t)) return t.pass();
+  if (!ready(t)) return;
   const { disk } = await fresh();
   // a volume opened per step: each holds its own copy of the FAT
   const esp = async () => Fat32Volume.open((await findFilesystemPartition(disk, PSYOPS_NAMES.esp)).region());

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImage } from '@diskimg/diskimage';
 import { inspectDisk } from './inspect.js';
+import { needTools } from '../../../test/helpers/skip.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'diskimg-inspect-unit-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,7 +25,7 @@ test('layout-only disk: every filesystem unknown, slots and ESP report why, noth
 });
 
 test('a GPT disk without psyopsOS partitions (sgdisk): slots and ESP are "no partition labelled …"', async (t) => {
-  if (spawnSync('sh', ['-c', 'command -v sgdisk']).status !== 0) return t.pass();
+  if (!needTools(t, 'sgdisk')) return;
   const img = join(dir, 'other.img');
   writeFileSync(img, '');
   spawnSync('truncate', ['-s', '20M', img]);

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootCases } from '../../../test/helpers/boot-states.js';
-import { buildUpstreamImage, getBootFixtures, skipReason, upstreamLayout } from '../../../test/helpers/fixtures.js';
+import { buildUpstreamImage, getBootFixtures, needBoot, skipReason, upstreamLayout } from '../../../test/helpers/fixtures.js';
 import { bootImage, parseInitReport, type BootResult } from '../../../test/helpers/qemu.js';
 import { decodeGrubenv, envblkIterate, envblkOpen, parseGrubCfg, predictBoot, renderGrubCfg, setGrubCfgDefault, withCountingBlock } from './index.js';
 import { PSYOPS_NAMES } from '@diskimg/partitions';
@@ -51,10 +51,7 @@ test.before(() => {
 // One test per state (a boot takes 10-40 s depending on the machine's load).
 for (const c of bootCases()) {
   test.serial(`real GRUB: ${c.name} → ${c.expect.label} (${c.expect.reason}), grubenv left as modelled`, async (t) => {
-    if (skip) {
-      t.log(`skipped: ${skip}`);
-      return t.pass();
-    }
+    if (!needBoot(t, skip)) return;
     const f = getBootFixtures();
     if (c.defaultLabel !== current) {
       writeFileSync(cfgFile, cfgs[c.defaultLabel]!);
@@ -98,10 +95,7 @@ for (const c of bootCases()) {
 }
 
 test.serial('real GRUB: a trial slot GRUB cannot find falls back to the default in the same boot; the try is counted', async (t) => {
-  if (skip) {
-    t.log(`skipped: ${skip}`);
-    return t.pass();
-  }
+  if (!needBoot(t, skip)) return;
   const C = 'psyopsOS-C';
   const cfgC = withCountingBlock(renderGrubCfg({ slots: [A, B, C], defaultLabel: A, lastUpdated: 1764374400, timeout: 0 }));
   writeFileSync(cfgFile, cfgC);

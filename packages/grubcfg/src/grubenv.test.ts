@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { FormatError, InputError } from '@diskimg/partitions';
 import { decodeGrubenv, encodeGrubenv, GRUBENV_SIGNATURE, GRUBENV_SIZE } from './grubenv.js';
+import { needTools, type SkipContext } from '../../../test/helpers/skip.js';
 
-const hasEditenv = spawnSync('grub-editenv', ['--version']).status === 0;
 const dir = mkdtempSync(join(tmpdir(), 'grubenv-test-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
@@ -28,11 +28,8 @@ function editenv(...args: string[]): string {
   return execFileSync('grub-editenv', args, { encoding: 'utf8' });
 }
 
-function skipWithoutTool(t: { log: (s: string) => void; pass: () => void }): boolean {
-  if (hasEditenv) return false;
-  t.log('grub-editenv not installed (grub-common); skipped');
-  t.pass();
-  return true;
+function skipWithoutTool(t: SkipContext): boolean {
+  return !needTools(t, 'grub-editenv');
 }
 
 test('an empty block is exactly what `grub-editenv create` writes', (t) => {
@@ -88,7 +85,7 @@ test('a block filled to the last byte is accepted by both; one byte more is an I
   t.regex(e!.message, /need 1025 bytes but the block holds 1024/);
   // A newline costs two bytes (escaped), so it overflows too.
   t.throws(() => encodeGrubenv({ v: 'x'.repeat(room - 1) + '\n' }), { instanceOf: InputError });
-  if (!hasEditenv) return;
+  if (!needTools(t, 'grub-editenv')) return;
   const f = tmp();
   editenv(f, 'create');
   editenv(f, 'set', `v=${'x'.repeat(room)}`);

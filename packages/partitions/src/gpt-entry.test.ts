@@ -16,7 +16,11 @@ import { FormatError, InputError } from './errors.js';
 const guid = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => guidFromBytes(b));
 const lba = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
 // Any UTF-16 code units except NUL, including lone surrogates: names are stored as code units.
-const name = fc.array(fc.integer({ min: 1, max: 0xffff }), { maxLength: 36 }).map((u) => String.fromCharCode(...u));
+// Half the time a string of whole characters, astral ones (surrogate pairs) included.
+const name = fc.oneof(
+  fc.array(fc.integer({ min: 1, max: 0xffff }), { maxLength: 36 }).map((u) => String.fromCharCode(...u)),
+  fc.string({ unit: 'grapheme', maxLength: 36 }).filter((s) => s.length <= 36 && !s.includes('\0')),
+);
 const entry: fc.Arbitrary<GptEntry> = fc.record({
   typeGuid: guid,
   uniqueGuid: guid,
@@ -47,7 +51,9 @@ test('a 36-unit name fits exactly; 37 is an InputError, never an overflow', (t) 
   t.regex(err!.message, /37 UTF-16 code units.*at most 36/);
   t.throws(() => encodeGptEntry({ ...e, name: 'a\0b' }), { instanceOf: InputError });
   // UTF-16: an emoji is two code units, so 18 of them fill the name.
-  t.notThrows(() => encodeGptEntry({ ...e, name: '😀'.repeat(18) }));
+  const emoji = encodeGptEntry({ ...e, name: '😀'.repeat(18) });
+  t.deepEqual(emoji.subarray(56, 128), Buffer.from('😀'.repeat(18), 'utf16le'), 'each emoji is its two UTF-16 units');
+  t.is(decodeGptEntry(emoji).name, '😀'.repeat(18));
   t.throws(() => encodeGptEntry({ ...e, name: '😀'.repeat(18) + 'a' }), { instanceOf: InputError });
 });
 

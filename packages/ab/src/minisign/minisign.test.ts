@@ -22,6 +22,7 @@ import {
   writeKeyPair,
   LEGACY_MAX_BYTES,
 } from './index.js';
+import { needTools, type SkipContext } from '../../../../test/helpers/skip.js';
 
 const hasMinisign = spawnSync('minisign', ['-v']).status === 0;
 const dir = mkdtempSync(join(tmpdir(), 'minisign-test-'));
@@ -52,12 +53,9 @@ if (hasMinisign) {
   execFileSync('minisign', ['-G', '-W', '-p', p('other.pub'), '-s', p('other.key')]);
 }
 
-/** Skip (with a printed reason) when the real minisign is missing. */
-function needMinisign(t: { log: (s: string) => void; pass: () => void }): boolean {
-  if (hasMinisign) return true;
-  t.log('minisign not installed; skipped');
-  t.pass();
-  return false;
+/** skipOrFail (fails in strict mode) when the real minisign is missing. */
+function needMinisign(t: SkipContext): boolean {
+  return needTools(t, 'minisign');
 }
 
 const pub = () => readFileSync(p('k.pub'), 'utf8');
@@ -219,7 +217,7 @@ test('format errors name the file', async (t) => {
     message: /x\.minisig: line 2 \(signature\): is not valid base64/,
   });
   t.throws(() => decodePublicKey('untrusted comment: x\nRWQ=\n', 'k.pub'), { instanceOf: FormatError, message: /k\.pub: public key line: decodes to/ });
-  if (hasMinisign) {
+  if (needMinisign(t)) {
     await t.throwsAsync(readSecretKeyFile(p('k.pub')), { instanceOf: InputError, message: /k\.pub: is a minisign public key; give the secret key file/ });
     t.throws(() => decodePublicKey(readFileSync(p('k.key'), 'utf8'), 'k.key'), { instanceOf: InputError, message: /is a minisign secret key/ });
   }

@@ -8,7 +8,8 @@ import { readDirTree } from '../source/dir.js';
 import type { TreeEntry } from '../source/tree.js';
 import { createExt4 } from './create.js';
 import { makeEntropy } from '@diskimg/partitions';
-import { MiB, EPOCH, haveE2fs, isRoot, tmp, makeImage, fsck, rdumpDiff, stat, prng, makeOsTree, makeManyFiles } from './testutil.js';
+import { MiB, EPOCH, tmp, makeImage, fsck, rdumpDiff, stat, prng, makeOsTree, makeManyFiles } from './testutil.js';
+import { needRoot, needTools, ranTool, skipOrFail, type SkipContext } from '../../../../test/helpers/skip.js';
 
 /** A file of `size` bytes streamed in 1 MiB chunks (incompressible, each chunk distinct); `sha` is filled as it streams. */
 function bigFile(path: string, size: number, seed: number): { entry: TreeEntry; sha: () => string } {
@@ -36,7 +37,7 @@ function debugfsSha(img: string, path: string): Promise<string> {
 }
 
 test('a 300 MiB and a 700 MiB file at 1.5 GiB: extents across groups and an extent index block, e2fsck clean, contents identical', async (t) => {
-  if (!haveE2fs) return t.pass('e2fsprogs missing; skipped');
+  if (!needTools(t, 'e2fsck', 'debugfs')) return;
   const dir = tmp('big');
   const img = join(dir, 'fs.img');
   const a = bigFile('squashfs/modloop.squashfs', 300 * MiB, 7);
@@ -58,13 +59,15 @@ test('a 300 MiB and a 700 MiB file at 1.5 GiB: extents across groups and an exte
 });
 
 /** Make a fuller filesystem with the real mkfs.ext4 -d (and, as root, dirty its journal through a rw mount). */
-function oldFs(img: string, size: string, src: string, t: { log: (...a: unknown[]) => void }): void {
+function oldFs(img: string, size: string, src: string, t: SkipContext): void {
   execFileSync('truncate', ['-s', size, img]);
   execFileSync('mkfs.ext4', ['-q', '-F', '-d', src, img], { stdio: 'ignore' });
-  if (!isRoot) return t.log('not root: old journal not dirtied');
+  if (!needRoot(t, 'a rw loop mount that dirties the old journal')) return;
   const mnt = `${img}.mnt`;
   mkdirSync(mnt, { recursive: true });
-  if (spawnSync('mount', ['-o', 'loop', img, mnt]).status !== 0) return t.log('loop mount failed; old journal not dirtied');
+  const m = spawnSync('mount', ['-o', 'loop', img, mnt], { encoding: 'utf8' });
+  if (m.status !== 0) return skipOrFail(t, `loop mount failed (${m.stderr.trim()}); old journal not dirtied`, { tool: 'loop-mount' });
+  ranTool(t, 'loop-mount');
   try {
     execFileSync('sh', ['-c', `cp -a ${mnt}/tree ${mnt}/tree2 && rm -rf ${mnt}/tree/d1 && sync`]);
   } finally {
@@ -74,7 +77,7 @@ function oldFs(img: string, size: string, src: string, t: { log: (...a: unknown[
 
 for (const size of ['128M', '1536M']) {
   test(`a new filesystem over a fuller mkfs.ext4 -d one (${size}) passes e2fsck and reads back identical`, async (t) => {
-    if (!haveE2fs || spawnSync('mkfs.ext4', ['-V']).status !== 0) return t.pass('e2fsprogs missing; skipped');
+    if (!needTools(t, 'e2fsck', 'debugfs', 'mkfs.ext4')) return;
     const dir = tmp('over');
     const old = join(dir, 'old');
     makeManyFiles(join(old, 'tree'), 3000, 100);
@@ -97,7 +100,7 @@ for (const size of ['128M', '1536M']) {
 }
 
 test('dir_nlink: a directory with 64,998 subdirectories has 65,000 links, one more and it has 1', async (t) => {
-  if (!haveE2fs) return t.pass('e2fsprogs missing; skipped');
+  if (!needTools(t, 'e2fsck', 'debugfs')) return;
   const dir = tmp('nlink');
   const img = join(dir, 'fs.img');
   const d = (path: string): TreeEntry => ({ path, type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: EPOCH, size: 0 });

@@ -13,16 +13,14 @@ import { readTarTree } from '../source/tar.js';
 import type { TreeEntry } from '../source/tree.js';
 import { createExt4 } from './create.js';
 import { planGeometry } from './geometry.js';
-import { MiB, EPOCH, haveE2fs, isRoot, tmp, makeImage, fsck, debugfs, rdumpDiff, stat, dumpe2fsHeader, makeOsTree, makeManyFiles } from './testutil.js';
+import { MiB, EPOCH, tmp, makeImage, fsck, debugfs, rdumpDiff, stat, dumpe2fsHeader, makeOsTree, makeManyFiles } from './testutil.js';
+import { needRoot, needTools, ranTool, skipOrFail, type SkipContext } from '../../../../test/helpers/skip.js';
 
 const SIZES = [16 * MiB, 128 * MiB, 1536 * MiB, 8192 * MiB];
 const FEATURES = 'has_journal ext_attr dir_index filetype extent 64bit flex_bg sparse_super large_file huge_file dir_nlink extra_isize metadata_csum';
 
-function skip(t: { pass: (m?: string) => void; log: (...a: unknown[]) => void }): boolean {
-  if (haveE2fs) return false;
-  t.log('e2fsprogs (e2fsck, debugfs) missing; skipped');
-  t.pass();
-  return true;
+function skip(t: SkipContext): boolean {
+  return !needTools(t, 'e2fsck', 'debugfs');
 }
 
 /** A tar (built with tar-stream) holding what a directory source cannot: devices, FIFOs, uids/gids > 65535 (ustar's 6 octal digits cap them at 262143), future times. */
@@ -128,15 +126,14 @@ for (const size of SIZES) {
     t.like(stat(img, '/tmp'), { mode: 0o1777 });
     t.like(stat(img, '/bin/sixty'), { type: 'symlink', size: 60, blockcount: 8 });
     t.like(stat(img, '/boot/dtbs'), { links: 9 });
-    if (!isRoot) {
-      t.log('not root: loop mount comparison skipped');
-    } else {
+    if (needRoot(t, 'the loop mount comparison')) {
       const mnt = join(dir, 'mnt');
       execFileSync('mkdir', ['-p', mnt]);
       const m = spawnSync('mount', ['-o', 'ro,loop', '-t', 'ext4', img, mnt], { encoding: 'utf8' });
       if (m.status !== 0) {
-        t.log(`loop mount failed (${m.stderr.trim()}); mount comparison skipped`);
+        skipOrFail(t, `loop mount failed (${m.stderr.trim()}); mount comparison not done`, { tool: 'loop-mount' });
       } else {
+        ranTool(t, 'loop-mount');
         try {
           const d = spawnSync('diff', ['-r', '--no-dereference', '-x', 'lost+found', src, mnt], { encoding: 'utf8' });
           t.is(d.stdout + d.stderr, '');
@@ -146,7 +143,9 @@ for (const size of SIZES) {
           spawnSync('umount', [mnt]);
         }
         // The kernel writing into it (new dirs spread over uninitialised groups, deletes) keeps it e2fsck-clean.
-        if (spawnSync('mount', ['-o', 'loop', '-t', 'ext4', img, mnt]).status === 0) {
+        const rw = spawnSync('mount', ['-o', 'loop', '-t', 'ext4', img, mnt], { encoding: 'utf8' });
+        if (rw.status !== 0) skipOrFail(t, `rw loop mount failed (${rw.stderr.trim()})`, { tool: 'loop-mount' });
+        else {
           try {
             execFileSync('sh', ['-c', `for i in $(seq 1 30); do mkdir -p ${mnt}/new$i && echo $i > ${mnt}/new$i/f; done; rm -f ${mnt}/bin/ls ${mnt}/etc/hostname; head -c 3000000 /dev/zero > ${mnt}/zeros; sync`]);
           } finally {
@@ -258,7 +257,7 @@ test('nothing outside the region is touched, on success or failure', async (t) =
   t.true(outside());
   await t.throwsAsync(createExt4(region, gen([file('a', 30 * MiB)]), opts), { instanceOf: InputError });
   t.true(outside());
-  if (!haveE2fs) return;
+  if (!needTools(t, 'e2fsck')) return;
   // After the failed attempt, a good one over the same region is still e2fsck-clean.
   await createExt4(region, gen([file('a', 3 * MiB)]), opts);
   const dir = tmp('region');

@@ -16,8 +16,8 @@ import { FileDevice } from '../device/file.js';
 import { MemoryDevice } from '../device/memory.js';
 import { openExt4, type Ext4Reader } from './reader.js';
 import { walkExt4 } from '../../../../test/helpers/ext4-walk.js';
+import { needTools } from '../../../../test/helpers/skip.js';
 
-const haveTools = spawnSync('mkfs.ext4', ['-V']).status === 0 && spawnSync('debugfs', ['-V']).status === 0;
 const isRoot = process.getuid?.() === 0;
 const MiB = 2 ** 20;
 
@@ -214,11 +214,7 @@ const variants: { name: string; args: string[]; reindex?: boolean; check?: (t: i
 
 for (const v of variants) {
   test.serial(`reads mkfs.ext4 -d: ${v.name}`, async (t) => {
-    if (!haveTools) {
-      t.log('mkfs.ext4/debugfs not installed; skipping');
-      t.pass();
-      return;
-    }
+    if (!needTools(t, 'mkfs.ext4', 'debugfs')) return;
     await withImage(v.name.replace(/\W+/g, '-'), v.args, async (fs, img) => {
       if (v.reindex) t.truthy((await fs.inode(await fs.lookup('/many'))).i_flags & 0x1000, 'many/ is an htree');
       await v.check?.(t, fs);
@@ -228,11 +224,7 @@ for (const v of variants) {
 }
 
 test('refuses unsupported features up front and names damaged structures', async (t) => {
-  if (!haveTools) {
-    t.log('mkfs.ext4 not installed; skipping');
-    t.pass();
-    return;
-  }
+  if (!needTools(t, 'mkfs.ext4', 'debugfs')) return;
   const img = join(work, 'small.img');
   execFileSync('mkfs.ext4', ['-F', '-q', '-b', '1024', '-O', 'encrypt', img, '4M'], { stdio: 'ignore' });
   const buf = execFileSync('cat', [img], { maxBuffer: 8 * MiB });
@@ -256,11 +248,7 @@ test('refuses unsupported features up front and names damaged structures', async
 });
 
 test('damaged filesystems (random byte flips in the metadata) give a typed error or a best-effort read, never a crash', async (t) => {
-  if (!haveTools) {
-    t.log('mkfs.ext4 not installed; skipping');
-    t.pass();
-    return;
-  }
+  if (!needTools(t, 'mkfs.ext4', 'debugfs')) return;
   const src = join(work, 'fuzz-src');
   mkdirSync(join(src, 'd', 'e'), { recursive: true });
   for (let i = 0; i < 60; i++) writeFileSync(join(src, 'd', `f${i}`), `file ${i}\n`);

@@ -21,17 +21,17 @@ import { createFat32, describeFatLoss, type FatLoss } from '../fat32/index.js';
 import { createExt4 } from './create.js';
 import { openExt4 } from './reader.js';
 import { decodeXattrBlock } from './xattr.js';
-import { MiB, haveE2fs, isRoot, tmp, fsck, debugfs, prng } from './testutil.js';
+import { MiB, tmp, fsck, debugfs, prng } from './testutil.js';
+import { needRoot, needTools, ranTool, skipOrFail, type SkipContext } from '../../../../test/helpers/skip.js';
 
 const has = (c: string) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
-const haveAttrTools = ['setfattr', 'getfattr', 'setfacl', 'getfacl', 'setcap', 'getcap', 'bsdtar'].every(has);
 const NOW = Math.floor(Date.now() / 1000);
 
-function skipUnless(t: { log: (...a: unknown[]) => void; pass: () => void }, ok: boolean, why: string): boolean {
-  if (ok) return false;
-  t.log(`skipped: ${why}`);
-  t.pass();
-  return true;
+const E2FS = ['e2fsck', 'debugfs'];
+const ATTR_TOOLS = ['setfattr', 'getfattr', 'setfacl', 'getfacl', 'setcap', 'getcap', 'bsdtar'];
+/** False (after skipOrFail) unless every tool is installed and, with `root`, we are root. */
+function ready(t: SkipContext, tools: string[], root = false): boolean {
+  return needTools(t, ...tools) && (!root || needRoot(t, 'setcap, chown, mknod and loop mounts'));
 }
 
 async function imageFrom(img: string, entries: AsyncIterable<TreeEntry>, size = 64 * MiB) {
@@ -137,9 +137,12 @@ function describeTree(root: string): Map<string, Record<string, unknown>> {
   return out;
 }
 
-function mount(img: string, mnt: string, ro = true): boolean {
+function mount(t: SkipContext, img: string, mnt: string, ro = true): boolean {
   mkdirSync(mnt, { recursive: true });
-  return spawnSync('mount', ['-o', `${ro ? 'ro,' : ''}loop`, '-t', 'ext4', img, mnt]).status === 0;
+  const m = spawnSync('mount', ['-o', `${ro ? 'ro,' : ''}loop`, '-t', 'ext4', img, mnt], { encoding: 'utf8' });
+  if (m.status === 0) return ranTool(t, 'loop-mount'), true;
+  skipOrFail(t, `loop mount failed: ${m.stderr.trim()}`, { tool: 'loop-mount' });
+  return false;
 }
 
 const gnuExtract = (tar: string, ref: string) => execFileSync('tar', ['--xattrs', "--xattrs-include=*", '--acls', '--numeric-owner', '-xpf', tar, '-C', ref]);
@@ -155,8 +158,7 @@ const variants: [string, (src: string, tar: string) => void, (tar: string, ref: 
 
 for (const [name, makeTar, extract] of variants) {
   test.serial(`${name}: a loop mount equals the tar's extraction (GNU tar; bsdtar for its own) path by path (stat, content, xattrs, ACLs, caps); e2fsck clean`, async (t) => {
-    if (skipUnless(t, haveE2fs && haveAttrTools, 'needs e2fsprogs, attr, acl, libcap2-bin, libarchive-tools')) return;
-    if (skipUnless(t, isRoot, 'needs root (setcap, chown, mknod, loop mount)')) return;
+    if (!ready(t, [...E2FS, ...ATTR_TOOLS], true)) return;
     const dir = tmp('xtar');
     try {
       const src = join(dir, 'src');
@@ -174,10 +176,7 @@ for (const [name, makeTar, extract] of variants) {
       mkdirSync(ref);
       extract(tar, ref);
       const mnt = join(dir, 'mnt');
-      if (!mount(img, mnt)) {
-        t.log('loop mount failed; mount comparison skipped');
-        return;
-      }
+      if (!mount(t, img, mnt)) return;
       let ours: Map<string, Record<string, unknown>>;
       try {
         ours = describeTree(mnt);
@@ -208,7 +207,7 @@ for (const [name, makeTar, extract] of variants) {
 }
 
 test('GNU tar --format=gnu: long names, base-256 owners; pax uid/gid/mtime nanoseconds and a global header', async (t) => {
-  if (skipUnless(t, haveE2fs, 'needs e2fsprogs')) return;
+  if (!ready(t, E2FS)) return;
   const dir = tmp('xgnu');
   try {
     const src = join(dir, 'src');
@@ -243,7 +242,7 @@ test('GNU tar --format=gnu: long names, base-256 owners; pax uid/gid/mtime nanos
 });
 
 test('text-only ACLs naming users (GNU tar --acls without the binary xattrs) are refused, naming the file', async (t) => {
-  if (skipUnless(t, haveAttrTools && isRoot, 'needs root and attr/acl tools')) return;
+  if (!ready(t, ATTR_TOOLS, true)) return;
   const dir = tmp('xtext');
   try {
     const src = join(dir, 'src');
@@ -265,7 +264,7 @@ test('text-only ACLs naming users (GNU tar --acls without the binary xattrs) are
 });
 
 test('in-inode, external block, shared block with refcount, and a set too large', async (t) => {
-  if (skipUnless(t, haveE2fs, 'needs e2fsprogs')) return;
+  if (!ready(t, E2FS)) return;
   const dir = tmp('xblk');
   try {
     const img = join(dir, 'fs.img');
@@ -302,7 +301,7 @@ test('in-inode, external block, shared block with refcount, and a set too large'
 });
 
 test('holes: zero blocks stay unallocated; e2fsck, debugfs and our reader agree on the content', async (t) => {
-  if (skipUnless(t, haveE2fs, 'needs e2fsprogs')) return;
+  if (!ready(t, E2FS)) return;
   const dir = tmp('xholes');
   try {
     const img = join(dir, 'fs.img');
@@ -338,7 +337,7 @@ test('holes: zero blocks stay unallocated; e2fsck, debugfs and our reader agree 
 });
 
 test.serial('the kernel as a writer afterwards: setfattr / setfacl / remove on our files, then e2fsck clean and our reader sees it', async (t) => {
-  if (skipUnless(t, haveE2fs && haveAttrTools && isRoot, 'needs root, e2fsprogs and attr/acl tools')) return;
+  if (!ready(t, [...E2FS, ...ATTR_TOOLS], true)) return;
   const dir = tmp('xkern');
   try {
     const src = join(dir, 'src');
@@ -347,10 +346,7 @@ test.serial('the kernel as a writer afterwards: setfattr / setfacl / remove on o
     await imageFrom(img, readDirTree(src));
     t.deepEqual(fsck(img).extra, [], 'as written');
     const mnt = join(dir, 'mnt');
-    if (!mount(img, mnt, false)) {
-      t.log('loop mount failed; skipped');
-      return;
-    }
+    if (!mount(t, img, mnt, false)) return;
     let expected: Map<string, Record<string, unknown>>;
     try {
       execFileSync('setfattr', ['-n', 'user.added', '-v', 'kernel', join(mnt, 'small')]);
@@ -389,7 +385,7 @@ test.serial('the kernel as a writer afterwards: setfattr / setfacl / remove on o
 });
 
 test('our reader against mkfs.ext4 -d (which copies xattrs)', async (t) => {
-  if (skipUnless(t, haveE2fs && haveAttrTools && isRoot && has('mkfs.ext4'), 'needs root, mkfs.ext4 and attr/acl tools')) return;
+  if (!ready(t, [...E2FS, ...ATTR_TOOLS, 'mkfs.ext4'], true)) return;
   const dir = tmp('xmkfs');
   try {
     const src = join(dir, 'src');
@@ -416,7 +412,7 @@ test('our reader against mkfs.ext4 -d (which copies xattrs)', async (t) => {
 });
 
 test('property: random xattr sets → create → our reader and debugfs ea_get agree', async (t) => {
-  if (skipUnless(t, haveE2fs, 'needs e2fsprogs')) return;
+  if (!ready(t, E2FS)) return;
   const nameArb = fc.tuple(fc.constantFrom('user.', 'trusted.', 'security.'), fc.stringMatching(/^[a-z0-9_.-]{1,40}$/)).map(([p, n]) => p + n);
   const setArb = fc.dictionary(nameArb, fc.uint8Array({ minLength: 0, maxLength: 3000 }), { maxKeys: 5 }).filter(
     (d) => Object.entries(d).reduce((a, [k, v]) => a + 16 + k.length + 4 + v.length + 4, 0) < 4000,
@@ -468,7 +464,7 @@ test('property: random xattr sets → create → our reader and debugfs ea_get a
 });
 
 test('SOURCE_DATE_EPOCH clamps newer times (nanoseconds dropped) and keeps older ones exactly', async (t) => {
-  if (skipUnless(t, haveE2fs, 'needs e2fsprogs')) return;
+  if (!ready(t, E2FS)) return;
   const dir = tmp('xsde');
   try {
     const img = join(dir, 'fs.img');

@@ -6,6 +6,7 @@ import { FileDevice } from '../device/file.js';
 import { formatFat32 } from './format.js';
 import { Fat32Volume } from './volume.js';
 import { fsckProblems, run, tmp } from './test-util.js';
+import { needTools } from '../../../../test/helpers/skip.js';
 
 const MiB = 2 ** 20;
 
@@ -16,6 +17,7 @@ const MiB = 2 ** 20;
  */
 for (const [seed, ss] of [[1, 512], [2, 512], [3, 4096]] as const) {
   test(`random edit sequence ${seed} (${ss}-byte sectors) matches its model under fsck.fat and mcopy`, async (t) => {
+    if (!needTools(t, 'fsck.fat', 'mcopy')) return;
     let x = seed * 7919;
     // mulberry32
     const rnd = (n: number) => {
@@ -36,6 +38,13 @@ for (const [seed, ss] of [[1, 512], [2, 512], [3, 4096]] as const) {
     const pick = <T>(xs: T[]) => xs[rnd(xs.length)];
     const cs = vol.geometry.clusterSize;
     let refused = 0;
+    // fsck.fat -n after every single edit (FSInfo, both FATs, `..`, chains): nothing accepted.
+    const afterEach: string[] = [];
+    let what = '';
+    const check = (i: number) => {
+      const p = fsckProblems(img);
+      if (p.length) afterEach.push(`edit ${i} (${what}): ${p.join(' | ')}`);
+    };
     for (let i = 0; i < 250; i++) {
       const parent = pick([...dirs]);
       const path = `${parent}/${pick(names)}${rnd(4)}`;
@@ -48,19 +57,23 @@ for (const [seed, ss] of [[1, 512], [2, 512], [3, 4096]] as const) {
           const size = rnd(4) === 0 ? rnd(ss === 512 ? 6 * MiB : 40 * MiB) : rnd(5 * cs);
           const data = Buffer.alloc(size, i & 0xff);
           if (existing && dirs.has(existing)) continue;
+          what = existing ? `replace ${existing} (${files.get(existing)!.length} → ${size} bytes)` : `create ${path} (${size} bytes)`;
           await vol.writeFile(path, data, { mtime: 1700000000 });
           files.set(existing ?? path, data);
         } else if (op < 6 && files.size) {
           const f = pick([...files.keys()]);
+          what = `delete ${f}`;
           await vol.unlink(f);
           files.delete(f);
         } else if (op < 7) {
           if (existing) continue;
+          what = `mkdir ${path}`;
           await vol.mkdir(path, { mtime: 1700000000 });
           dirs.add(path);
         } else if (op < 9 && files.size) {
           const f = pick([...files.keys()]);
           if (existing && (dirs.has(existing) || existing === f)) continue;
+          what = `rename ${f} → ${path}${existing ? ' (over a file)' : ''}`;
           await vol.rename(f, path);
           const data = files.get(f)!;
           files.delete(f);
@@ -70,8 +83,12 @@ for (const [seed, ss] of [[1, 512], [2, 512], [3, 4096]] as const) {
       } catch (e) {
         if (!(e instanceof InputError) || !/needs .* MiB free/.test(e.message)) throw e;
         refused++;
+        what += ' (refused for space)';
       }
+      if (what) check(i);
+      what = '';
     }
+    t.deepEqual(afterEach.slice(0, 5), [], `${afterEach.length} edits left fsck.fat -n problems`);
     await dev.close();
     t.log(`${files.size} files, ${dirs.size} dirs, ${refused} writes refused for space`);
     t.deepEqual(fsckProblems(img), []);

@@ -486,6 +486,7 @@ export class Fat32Volume {
     nameFor(name, dir.taken, to);
     if (!target && !sameDir && this.growthFor(dir, name) > this.fat.freeCount) throw this.spaceError(to, this.growthFor(dir, name));
     const moved = src.entry;
+    const freeBefore = this.fat.freeCount;
     if (target) dir.remove(dir.find(name)!);
     if (sameDir) dir.remove(dir.entries.find((e) => e.slot === moved.slot)!);
     await this.addEntry(dir, name, { ...moved.dirent }, to);
@@ -508,6 +509,9 @@ export class Fat32Volume {
     if (replaced.length) {
       this.fat.release(replaced);
       await this.fat.flush(this.dev);
+    }
+    // Also without a replaced file: a directory that grew by a cluster changed the free count.
+    if (replaced.length || this.fat.freeCount !== freeBefore) {
       await this.writeFsInfo();
       await this.dev.flush();
     }

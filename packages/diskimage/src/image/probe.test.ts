@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { FileDevice } from '../device/file.js';
 import { MemoryDevice } from '../device/memory.js';
 import { fatUuid, probeFilesystem, type FsType } from './probe.js';
+import { needTools } from '../../../../test/helpers/skip.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'diskimg-probe-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -48,10 +49,7 @@ const cases: [string, string, number, string[], FsType][] = [
 
 for (const [title, tool, mib, cmd, type] of cases) {
   test(`${title}: type, label and UUID as blkid -p reports them`, async (t) => {
-    if (!have(tool) || !have('blkid')) {
-      t.log(`skipped: ${tool} or blkid missing`);
-      return t.pass();
-    }
+    if (!needTools(t, tool, 'blkid')) return;
     const f = make(title.replace(/\W+/g, '-'), mib, cmd);
     const b = blkid(f);
     const p = await probe(f);
@@ -64,7 +62,7 @@ for (const [title, tool, mib, cmd, type] of cases) {
 }
 
 test('FAT16 is recognised but reported as unreadable; zeros, a tiny device and garbage are "unknown"', async (t) => {
-  if (have('mkfs.fat')) {
+  if (needTools(t, 'mkfs.fat')) {
     const f = make('fat16', 16, ['mkfs.fat', '-F16']);
     const p = await probe(f);
     t.is(p.type, 'unknown');
@@ -82,7 +80,7 @@ test('fatUuid formats the volume ID as blkid does', (t) => {
 });
 
 test('FAT32 whose boot-sector label is stale: the root directory label wins, as in blkid', async (t) => {
-  if (!have('mkfs.fat') || !have('blkid')) return t.pass();
+  if (!needTools(t, 'mkfs.fat', 'blkid')) return;
   const f = make('stale', 40, ['mkfs.fat', '-F32', '-n', 'ROOTLABEL']);
   // BS_VolLab (fatgen103: offset 71, 11 bytes) rewritten behind the root entry's back.
   spawnSync('sh', ['-c', `printf 'STALE      ' | dd of=${f} bs=1 seek=71 conv=notrunc status=none`]);

@@ -10,10 +10,11 @@ import { InputError, makeEntropy } from '@diskimg/partitions';
 import { FileDevice } from '../device/file.js';
 import { Region } from '../device/region.js';
 import { createExt4 } from '../ext4/create.js';
-import { makeOsTree, fsck, haveE2fs } from '../ext4/testutil.js';
+import { makeOsTree, fsck } from '../ext4/testutil.js';
 import { openTarFile, readTarTree } from './tar.js';
 import { teeEach, teeTree, TeeAbortedError } from './tee.js';
 import type { TreeEntry, EntryType } from './tree.js';
+import { needTools } from '../../../../test/helpers/skip.js';
 
 interface Spec {
   path: string;
@@ -304,16 +305,13 @@ test('createExt4 of two regions from one tee equals two separate passes; e2fsck 
       const a = copyOut(join(d, 'tee.img'), i * SLOT, SLOT, join(d, `tee-${name}.img`));
       const b = copyOut(join(d, 'two.img'), i * SLOT, SLOT, join(d, `two-${name}.img`));
       t.is(a, b, `slot ${name}: tee and two passes differ`);
-      if (!haveE2fs) {
-        t.log('e2fsck missing; fsck skipped');
-        continue;
-      }
+      if (!needTools(t, 'e2fsck', 'debugfs')) continue;
       const f = fsck(join(d, `tee-${name}.img`));
       t.is(f.status, 0, f.out);
       t.deepEqual(f.extra, []);
     }
     // each slot got its own side file (the views are independent past the shared entries)
-    if (haveE2fs) {
+    if (needTools(t, 'debugfs')) {
       const r = spawnSync('debugfs', ['-R', 'cat /psyopsOS-B', join(d, 'tee-B.img')], { encoding: 'utf8' });
       t.is(r.stdout, 'psyopsOS-B');
     }
