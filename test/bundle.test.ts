@@ -10,6 +10,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { repoRoot, runCli } from './helpers/cli.js';
+import { needTools, skipOrFail } from './helpers/skip.js';
 import { have, writeOsTar } from './helpers/update.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bundle-'));
@@ -47,8 +48,7 @@ test('the bundle is reproducible and says its version and commit', (t) => {
 });
 
 test('the bundle alone in an empty directory: --version, show, ls, cat, update, mark-good', async (t) => {
-  const missing = ['sfdisk', 'tar'].filter((c) => !have(c));
-  if (missing.length) return t.pass(`skipped: missing ${missing.join(', ')}`);
+  if (!needTools(t, 'sfdisk', 'tar')) return;
   // Inputs made with the CLI from the repository.
   const ok = async (args: string[]) => {
     const r = await runCli(args, { env: ENV });

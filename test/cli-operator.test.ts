@@ -9,6 +9,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { repoRoot, runCli, type CliResult } from './helpers/cli.js';
+import { needRoot, needTools, skipOrFail } from './helpers/skip.js';
 
 const work = mkdtempSync(join(tmpdir(), 'cli-op-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
@@ -143,11 +144,11 @@ test('create into a missing directory, an image too large for the filesystem: on
 });
 
 test('disk full (ENOSPC) names OUTPUT and leaves no partial', async (t) => {
-  if (process.getuid?.() !== 0) { t.log('skipped: needs root to mount a small tmpfs'); t.pass(); return; }
+  if (!needRoot(t, 'a small tmpfs mount')) return;
   const mnt = join(work, 'full');
   mkdirSync(mnt);
   const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt], { encoding: 'utf8' });
-  if (m.status !== 0) { t.log(`skipped: mount tmpfs failed: ${m.stderr.trim()}`); t.pass(); return; }
+  if (m.status !== 0) return void skipOrFail(t, `mount tmpfs failed: ${m.stderr.trim()}`, { tool: 'tmpfs' });
   try {
     const img = join(mnt, 'out.img');
     const r = await runCli(['create', img, '--os-tar', osTar, '--esp-tar', espTar, '--no-verify', ...SMALL]);

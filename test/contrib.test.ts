@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { repoRoot, runCli } from './helpers/cli.js';
+import { needTools, skipOrFail } from './helpers/skip.js';
 
 const work = mkdtempSync(join(tmpdir(), 'contrib-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
@@ -31,10 +32,7 @@ test('the scripts parse with sh -n; the systemd units pass systemd-analyze verif
     const r = spawnSync('sh', ['-n', join(CONTRIB, f)], { encoding: 'utf8' });
     t.is(r.status, 0, `${f}: ${r.stderr}`);
   }
-  if (!have('systemd-analyze')) {
-    t.log('skipped: systemd-analyze not installed (apt-get install systemd): units not verified');
-    return;
-  }
+  if (!needTools(t, 'systemd-analyze')) return;
   // The units name the installed path of the scripts; point them at the repository's copies.
   const units = join(work, 'units');
   mkdirSync(units);

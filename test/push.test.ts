@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, runCli, type CliResult } from './helpers/cli.js';
+import { needTools, skipOrFail } from './helpers/skip.js';
 import { startSshd, type SshServer } from './helpers/sshd.js';
 import { checkSlot, digests, have, writeOsTar } from './helpers/update.js';
 
@@ -62,8 +63,7 @@ test.after.always(async () => {
 
 function skipped(t: ExecutionContext): boolean {
   if (!skip) return false;
-  t.log(`skipped: ${skip}`);
-  t.pass();
+  skipOrFail(t, skip, { tool: 'sshd' });
   return true;
 }
 

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodePublicKey, encodeSignature, formatTrustedComment, publish, readSecretKeyFile, signToSignature, verifyFile } from '../packages/ab/src/index.js';
 import { repoRoot, runCli, type CliResult } from './helpers/cli.js';
+import { needTools, skipOrFail } from './helpers/skip.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
 import { checkSlot, digests, have, writeOsTar } from './helpers/update.js';
 
@@ -44,8 +45,7 @@ async function ok(args: string[]): Promise<CliResult> {
 const oneLine = (t: ExecutionContext, stderr: string) => t.is(stderr.trim().split('\n').length, 1, stderr);
 function skipped(t: ExecutionContext, why: string | undefined): boolean {
   if (!why) return false;
-  t.log(`skipped: ${why}`);
-  t.pass();
+  skipOrFail(t, why, { tool: /nginx/i.test(why) ? 'nginx' : /qemu|ovmf|fixture|kernel/i.test(why) ? 'qemu' : 'tools' });
   return true;
 }
 

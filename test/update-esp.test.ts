@@ -18,6 +18,7 @@ import { FaultDevice, FileDevice, openDisk, PowerCut, Fat32Volume, findFilesyste
 import { CowDevice } from '../packages/diskimage/src/fat32/test-util.js';
 import { parseGrubCfg } from '../packages/grubcfg/src/index.js';
 import { runCli, type CliResult } from './helpers/cli.js';
+import { needTools, skipOrFail } from './helpers/skip.js';
 import { getBootFixtures, skipReason } from './helpers/fixtures.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
 import { bootImage, parseInitReport } from './helpers/qemu.js';
@@ -45,8 +46,7 @@ async function ok(args: string[]): Promise<CliResult> {
 }
 function skipped(t: ExecutionContext, why: string | undefined): boolean {
   if (!why) return false;
-  t.log(`skipped: ${why}`);
-  t.pass();
+  skipOrFail(t, why, { tool: /nginx/i.test(why) ? 'nginx' : /qemu|ovmf|fixture|kernel/i.test(why) ? 'qemu' : 'tools' });
   return true;
 }
 const MT = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
