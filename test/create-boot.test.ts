@@ -51,14 +51,26 @@ function fsckAll(t: import('ava').ExecutionContext, img: string, sectorSize = 51
 }
 
 /** Boot the image and assert from the serial log which slot's kernel command line and initramfs ran. */
-async function bootExpect(t: import('ava').ExecutionContext, img: string, label: string, version: string, opts: BootOptions = {}): Promise<void> {
+async function bootExpect(t: import('ava').ExecutionContext, img: string, label: string, version: string, opts: BootOptions = {}): Promise<string | undefined> {
   const r = await bootImage(img, opts);
   t.log(`boot ${label}${opts.sectorSize ? ` (${opts.sectorSize}-byte sectors)` : ''}: ${(r.durationMs / 1000).toFixed(1)} s`);
   t.false(r.timedOut || r.panicked, tail(r));
   const rep = parseInitReport(r.log);
   t.is(rep.psyopsos, label, tail(r));
   t.is(rep.version, version, tail(r));
+  return rep.cmdline;
 }
+
+/**
+ * Kernel parameters that GRUB's script language would change if we quoted them wrongly: a space
+ * inside double quotes, a `$`, a `;`, a `#`, braces. They must reach /proc/cmdline as written; GRUB
+ * puts double quotes around the whole of a parameter that holds a space, which the kernel reads the
+ * same way. (`'` and `\` are refused by renderGrubCfg: GRUB 2.06 passes them with a backslash
+ * before them, as this boot showed.)
+ */
+const TRICKY = ['psytest="a b"', 'psydollar=$x', 'psysemi=a;b', 'psyhash=#x', 'psybrace={y}'];
+const TRICKY_CMDLINE = ['"psytest=a b"', 'psydollar=$x', 'psysemi=a;b', 'psyhash=#x', 'psybrace={y}'];
+const KERNEL_PARAMS = `earlyprintk=dbgp console=tty0 console=ttyS0,115200 ${TRICKY.join(' ')}`;
 
 let keys: { pub: string; key: string } | undefined;
 function signedInputs() {
@@ -84,7 +96,7 @@ test.serial('diskimg create image boots slot A, then slot B after set-default b'
   const { f, pub, osA, osB, esp } = signedInputs();
   const img = join(work, 'a.img');
   const imgB = join(work, 'b.img');
-  const c = await runCli(['create', img, '--os-tar', osA, '--esp-tar', esp, '--pubkey', pub, '--seed', 'boot', ...SMALL], { env: EPOCH });
+  const c = await runCli(['create', img, '--os-tar', osA, '--esp-tar', esp, '--pubkey', pub, '--seed', 'boot', '--kernel-params', KERNEL_PARAMS, ...SMALL], { env: EPOCH });
   t.is(c.code, 0, c.stderr);
   // Slot B gets B's OS: build the same layout from osB and copy its partition 4 over (the
   // `diskimg update` of a later issue does this in place).
@@ -95,7 +107,12 @@ test.serial('diskimg create image boots slot A, then slot B after set-default b'
   rmSync(imgB);
   fsckAll(t, img);
 
-  await bootExpect(t, img, 'psyopsOS-A', f.versionA);
+  const cmdline = await bootExpect(t, img, 'psyopsOS-A', f.versionA);
+  t.is(
+    cmdline?.replace(/^BOOT_IMAGE=\S+ /, ''),
+    `ro psyopsos=psyopsOS-A earlyprintk=dbgp console=tty0 console=ttyS0,115200 ${TRICKY_CMDLINE.join(' ')}`,
+    'the kernel got the parameters as written',
+  );
 
   const s = await runCli(['set-default', img, 'b']);
   t.is(s.code, 0, s.stderr);

@@ -54,7 +54,7 @@ const variants: Array<[string, RenderGrubCfgOptions]> = [
     {
       ...base,
       timeout: 0,
-      kernelParams: `quiet init=/sbin/init foo="a b" x=$y 'q' back\\slash #hash {brace} "" 'it''s'`,
+      kernelParams: `quiet init=/sbin/init foo="a b" x=$y #hash {brace} "" semi;colon a|b <lt> \`tick\``,
       extraPrograms: [
         ['/EFI/tools/shell$1.efi', `Tom's "shell" $HOME \\ {x}; echo pwned`],
         ['/memtest64.efi', 'Memtest86+'],
@@ -181,6 +181,9 @@ test('render rejects bad options with one-line InputErrors', (t) => {
     [{ slots: ['A', 'A'], defaultLabel: 'A' }, /repeat/],
     [{ timeout: -1 }, /timeout/],
     [{ kernelParams: 'a\nb' }, /single line/],
+    // What GRUB 2.06 would pass on changed (checked under QEMU: test/create-boot.test.ts).
+    [{ kernelParams: "quote=it's" }, /GRUB's linux command would pass/],
+    [{ kernelParams: 'back=c\\d' }, /GRUB's linux command would pass/],
     [{ extraPrograms: { 'memtest.efi': 'x' } }, /absolute/],
     [{ extraPrograms: { '/a,b.efi': 'x' } }, /','/],
     [{ extraPrograms: { '/a.efi': 'two\nlines' } }, /single line/],

@@ -126,6 +126,21 @@ export function splitKernelParams(params: string): string[] {
   return out;
 }
 
+/**
+ * GRUB 2.06's `linux` command builds the kernel command line with a backslash before every `'`,
+ * `"` and `\` of an argument (grub_create_loader_cmdline), and the kernel does not undo it: seen
+ * under QEMU, `psyquote=it's` arrived as `psyquote=it\'s`. No quoting in grub.cfg avoids that, so
+ * such a parameter is refused rather than passed on changed.
+ */
+function checkKernelParam(p: string): string {
+  if (/['"\\]/.test(p)) {
+    throw new InputError(
+      `kernel parameter ${JSON.stringify(p)}: GRUB's linux command would pass ' " and \\ to the kernel with a backslash before them; leave them out (double quotes may group a value with spaces: foo="a b")`,
+    );
+  }
+  return p;
+}
+
 function menuentry(title: string, body: string[]): string {
   return `menuentry ${quoteString(title)} {\n${body.map((l) => `    ${l}\n`).join('')}}\n`;
 }
@@ -146,7 +161,7 @@ export function renderGrubCfg(opts: RenderGrubCfgOptions): string {
   if (!Number.isInteger(timeout) || timeout < 0) {
     throw new InputError(`grub.cfg timeout ${timeout}: must be a whole number of seconds >= 0`);
   }
-  const params = splitKernelParams(opts.kernelParams ?? DEFAULT_KERNEL_PARAMS).map(quoteWord);
+  const params = splitKernelParams(opts.kernelParams ?? DEFAULT_KERNEL_PARAMS).map((p) => quoteWord(checkKernelParam(p)));
   const programs = normalizePrograms(opts.extraPrograms);
   const updated = formatTimestamp(opts.lastUpdated);
 
