@@ -173,40 +173,6 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
         throw new InputError(`${targetLabel} holds ${newVersion}, which failed its trial (GRUB fell back to ${state.defaultLabel ?? 'the default'}); not trying it again: pass --force to, or publish a fixed version`);
       }
     }
-    if (upToDate) {
-      return {
-        disk: disk.path ?? diskName,
-        dryRun: !!o.dryRun,
-        target: { slot: target, label: targetLabel, partition: part.number },
-        booted,
-        previousVersion,
-        bootedVersion,
-        newVersion,
-        verified: !!verifier,
-        inputBytes: 0,
-        bytesWritten: 0,
-        bytesSkipped: 0,
-        durationMs: Date.now() - t0,
-        armed: null,
-        upToDate,
-        warnings,
-      };
-    }
-    // Rule 2: the booted slot on trial means the target is the last known-good slot.
-    if (state.trial && state.trial.label === booted.label && !o.force) {
-      throw new SafetyError(
-        `${diskName}: the booted slot ${booted.label} is on trial and ${targetLabel} is the last known-good slot; confirm the running slot with \`diskimg mark-good\` first (or --force)`,
-      );
-    }
-    if (newVersion && bootedVersion) {
-      if (newVersion < bootedVersion && !o.allowDowngrade) {
-        throw new InputError(`${sigSpec}: version ${newVersion} is older than the booted ${booted.label} (${bootedVersion}); pass --allow-downgrade to install it anyway`);
-      }
-      if (newVersion === bootedVersion && !o.force) {
-        throw new InputError(`${sigSpec}: version ${newVersion} is already running in ${booted.label}; pass --force to write it again`);
-      }
-    }
-
     const result: UpdateResult = {
       disk: disk.path ?? diskName,
       dryRun: !!o.dryRun,
@@ -223,6 +189,26 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
       armed: null,
       warnings,
     };
+    if (upToDate) {
+      result.upToDate = upToDate;
+      result.durationMs = Date.now() - t0;
+      return result;
+    }
+    // Rule 2: the booted slot on trial means the target is the last known-good slot.
+    if (state.trial && state.trial.label === booted.label && !o.force) {
+      throw new SafetyError(
+        `${diskName}: the booted slot ${booted.label} is on trial and ${targetLabel} is the last known-good slot; confirm the running slot with \`diskimg mark-good\` first (or --force)`,
+      );
+    }
+    if (newVersion && bootedVersion) {
+      if (newVersion < bootedVersion && !o.allowDowngrade) {
+        throw new InputError(`${sigSpec}: version ${newVersion} is older than the booted ${booted.label} (${bootedVersion}); pass --allow-downgrade to install it anyway`);
+      }
+      if (newVersion === bootedVersion && !o.force) {
+        throw new InputError(`${sigSpec}: version ${newVersion} is already running in ${booted.label}; pass --force to write it again`);
+      }
+    }
+
     if (o.dryRun) {
       if (!isUrl(o.osTar) && o.osTar !== '-' && !(await isFile(o.osTar))) throw new InputError(`--os-tar ${o.osTar}: no such file`);
       result.durationMs = Date.now() - t0;
