@@ -10,6 +10,8 @@ import { fmtBytes, UsageError } from '@diskimg/partitions';
 import { publishCommand } from './publish.js';
 import { checkCommand } from './check.js';
 import { updateEspCommand } from './update-esp.js';
+import { updateOptionsFrom, withUpdateProgress } from './update.js';
+import { printJson } from '../output.js';
 
 /** Marks --os-tar as "taken from the repository" so update's own required-option check passes. */
 const FROM_REPO = '\0repo';
@@ -35,27 +37,11 @@ export function withRepo(update: CommandModule<any, any>): CommandModule<any, an
     handler: async (argv: any) => {
       if (argv.repo === undefined) return update.handler(argv);
       const disk = argv.disk ?? (await findBootDisk()).disk;
-      const progress = !argv.json && process.stderr.isTTY;
-      const r = await updateFromRepo({
-        disk,
-        repo: argv.repo,
-        version: argv.version,
-        slot: argv.slot,
-        pubkey: argv.pubkey,
-        noVerify: argv.verify === false,
-        bootedLabel: argv['booted-label'],
-        allowDowngrade: argv['allow-downgrade'],
-        force: argv.force,
-        noSwitch: argv.switch === false,
-        tries: argv.tries,
-        dryRun: argv['dry-run'],
-        skipUnchanged: argv['skip-unchanged'],
-        onProgress: progress ? ({ bytes, total }) => process.stderr.write(`\r${fmtBytes(bytes)}${total ? ` of ${fmtBytes(total)}` : ''} `) : undefined,
-      });
-      if (progress && !r.upToDate) process.stderr.write('\n');
-      for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
+      const r = await withUpdateProgress(argv, (onProgress) =>
+        updateFromRepo({ disk, repo: argv.repo, version: argv.version, ...updateOptionsFrom(argv), onProgress }),
+      );
       if (argv.json) {
-        process.stdout.write(`${JSON.stringify(r)}\n`);
+        printJson(r);
         return;
       }
       const v = (x: string | null) => x ?? 'unknown version';

@@ -42,36 +42,47 @@ export const updateCommand: CommandModule<object, Args> = {
       .option('skip-unchanged', { type: 'boolean', describe: 'read each block first and write only changed ones (default: on for block devices)' }),
   handler: async (argv) => {
     const disk = argv.disk ?? (await findBootDisk()).disk;
-    let progress: Progress | undefined;
-    const quiet = !progressWanted(argv);
-    const r = await updateSlot({
-      disk,
-      slot: argv.slot,
-      osTar: argv['os-tar'],
-      osSig: argv['os-sig'],
-      pubkey: argv.pubkey,
-      noVerify: argv.verify === false,
-      bootedLabel: argv['booted-label'],
-      allowDowngrade: argv['allow-downgrade'],
-      force: argv.force,
-      noSwitch: argv.switch === false,
-      tries: argv.tries,
-      dryRun: argv['dry-run'],
-      skipUnchanged: argv['skip-unchanged'],
-      onProgress: ({ bytes, total }) => {
-        progress ??= createProgress({ label: 'update', total: total || undefined, quiet });
-        progress.update(bytes);
-      },
-    }).catch((e) => {
-      progress?.clear();
-      throw e;
-    });
-    progress?.finish();
-    for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
+    const r = await withUpdateProgress(argv, (onProgress) =>
+      updateSlot({ disk, osTar: argv['os-tar'], osSig: argv['os-sig'], ...updateOptionsFrom(argv), onProgress }),
+    );
     if (argv.json) printJson(r);
     else process.stdout.write(describe(r));
   },
 };
+
+/** What `update` and `update --repo` (commands/repo.ts) both take from the command line. */
+export function updateOptionsFrom(argv: Omit<Args, 'os-tar'>) {
+  return {
+    slot: argv.slot,
+    pubkey: argv.pubkey,
+    noVerify: argv.verify === false,
+    bootedLabel: argv['booted-label'],
+    allowDowngrade: argv['allow-downgrade'],
+    force: argv.force,
+    noSwitch: argv.switch === false,
+    tries: argv.tries,
+    dryRun: argv['dry-run'],
+    skipUnchanged: argv['skip-unchanged'],
+  };
+}
+
+type OnProgress = (p: { bytes: number; total?: number }) => void;
+
+/** Run an update with the progress line (terminal only, not with --json/--quiet), then print its warnings. */
+export async function withUpdateProgress<R extends { warnings: string[] }>(argv: { json?: boolean; quiet?: boolean }, run: (onProgress: OnProgress) => Promise<R>): Promise<R> {
+  let progress: Progress | undefined;
+  const quiet = !progressWanted(argv);
+  const r = await run(({ bytes, total }) => {
+    progress ??= createProgress({ label: 'update', total: total || undefined, quiet });
+    progress.update(bytes);
+  }).catch((e) => {
+    progress?.clear();
+    throw e;
+  });
+  progress?.finish();
+  for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
+  return r;
+}
 
 function describe(r: UpdateResult): string {
   const v = (x: string | null) => x ?? 'unknown version';
