@@ -16,7 +16,8 @@ import { decodePublicKey, encodeSignature, formatTrustedComment, publish, readSe
 import { repoRoot, runCli, type CliResult } from './helpers/cli.js';
 import { needTools, skipOrFail } from './helpers/skip.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
-import { checkSlot, digests, have, writeOsTar } from './helpers/update.js';
+import { blkidPartition, checkSlot, digests, have, writeOsTar } from './helpers/update.js';
+import { startGateProxy } from './helpers/dropping-proxy.js';
 
 const work = mkdtempSync(join(tmpdir(), 'repo-'));
 const www = join(work, 'www');
@@ -216,6 +217,70 @@ test.serial('hostile pointers: filename=../evil.tar, another file name, another 
   t.is(m.code, 1);
   oneLine(t, m.stderr);
   t.regex(m.stderr, /HTTP 404/);
+});
+
+/**
+ * `update --repo` through a proxy that holds the tarball's answer after 1 MiB: while it is held,
+ * `publish --keep 1` adds a newer version and prunes the one being downloaded.
+ */
+async function heldDownload(t: ExecutionContext, name: string, tar: string, version: string, next: string, nextVersion: string) {
+  const dir = join(www, name);
+  mkdirSync(dir);
+  await ok(['publish', '--repo', dir, '--os-tar', tar, '--seckey', key.sec, '--version', version]);
+  const sig = join(work, `${name}.minisig`);
+  copyFileSync(join(dir, `psyopsOS.x86_64.${version}.tar.minisig`), sig);
+  const gate = await startGateProxy(nginx!.port, /\.tar HTTP/, 1 << 20);
+  closers.push(() => gate.close());
+  const img = fresh();
+  const before = digests(img);
+  const running = cli(['update', img, '--slot', 'inactive', '--repo', `http://127.0.0.1:${gate.port}/${name}/`, '--pubkey', key.pub, '--json']);
+  // If the client fails before its download is held, say so instead of waiting forever.
+  await Promise.race([gate.held, running.then((r) => { throw new Error(`update ended before its download was held: exit ${r.code}: ${r.stderr}`); })]);
+  const p = await ok(['publish', '--repo', dir, '--os-tar', next, '--seckey', key.sec, '--version', nextVersion, '--keep', '1', '--json']);
+  t.deepEqual(p.json.pruned, [`psyopsOS.x86_64.${version}.tar.minisig`, `psyopsOS.x86_64.${version}.tar`]);
+  t.false(existsSync(join(dir, `psyopsOS.x86_64.${version}.tar`)));
+  return { dir, gate, img, before, running, sig, url: `http://127.0.0.1:${gate.port}/${name}/` };
+}
+
+test.serial('publish --keep 1 while a client downloads: an open download finishes the version it started (e2fsck, debugfs); a resume of the pruned file is a one-line error, booted slot and boot configuration unchanged, and the next run gets the new version', async (t) => {
+  if (skipped(t, toolSkip ?? nginxSkip)) return;
+  const R1 = '20260401-000000';
+  const R2 = '20260402-000000';
+  // 10 MiB: more than the sockets between nginx and the client buffer, so nginx reads the pruned file after the prune.
+  const big = writeOsTar(join(work, 'big.tar'), { kernel: randomBytes(6 << 20), modloop: randomBytes(4 << 20), 'etc-version': R1 });
+  const small = writeOsTar(join(work, 'small.tar'), { kernel: randomBytes(300_000), 'etc-version': R2 });
+
+  // 1. The connection stays open: nginx keeps reading the unlinked file; the client ends with R1, verified.
+  const a = await heldDownload(t, 'busy', big, R1, small, R2);
+  a.gate.release();
+  const u = await a.running;
+  t.is(u.code, 0, u.stderr);
+  t.is(u.json.newVersion, R1);
+  t.is(u.json.release.version, R1);
+  t.is(u.json.target.label, 'psyopsOS-B');
+  checkSlot(t, a.img, 'psyopsOS-B', big, work, a.sig);
+  t.is(digests(a.img).p3, a.before.p3);
+  t.is(a.gate.requests.filter((r) => /\.tar HTTP/.test(r)).length, 1, a.gate.requests.join('\n'));
+
+  // 2. The connection drops after the prune: the resume (Range) finds no file. One line; only B touched.
+  const b = await heldDownload(t, 'busy2', big, R1, small, R2);
+  b.gate.cut();
+  const f = await b.running;
+  t.is(f.code, 1, f.stdout);
+  t.log(f.stderr.trim());
+  oneLine(t, f.stderr);
+  t.regex(f.stderr, new RegExp(`psyopsOS\\.x86_64\\.${R1}\\.tar: no longer in the repository after \\d+ bytes had been read .*the pointer now names ${R2}.*boot configuration are unchanged, the target slot is left incomplete; run the update again`));
+  t.true(b.gate.requests.some((r) => /\.tar HTTP/.test(r)) && b.gate.requests.filter((r) => /\.tar HTTP/.test(r)).length === 2, b.gate.requests.join('\n'));
+  const after = digests(b.img);
+  for (const k of ['gpt-primary', 'gpt-backup', 'p1', 'p2', 'p3']) t.is(after[k], b.before[k], k);
+  t.notRegex(blkidPartition(b.img, 'psyopsOS-B', work).out, /psyopsOS-B|ext4/);
+  const show = await ok(['show', b.img, '--json']);
+  t.is(show.json.partitions.find((p: any) => p.number === 4).filesystem.type, 'incomplete');
+  // The next run (the service's next day) gets what the pointer names now.
+  const again = await cli(['update', b.img, '--slot', 'inactive', '--repo', b.url, '--pubkey', key.pub, '--json']);
+  t.is(again.code, 0, again.stderr);
+  t.is(again.json.newVersion, R2);
+  checkSlot(t, b.img, 'psyopsOS-B', small, work, join(b.dir, `psyopsOS.x86_64.${R2}.tar.minisig`));
 });
 
 function fetchBuf(u: string): Promise<{ status: number; body: Buffer }> {

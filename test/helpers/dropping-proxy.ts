@@ -90,3 +90,104 @@ export function startDroppingProxy(upstreamPort: number, cuts: (number | undefin
     });
   });
 }
+
+export interface GateProxy {
+  port: number;
+  /** First request line of each connection, in order. */
+  requests: string[];
+  /** Resolves once the gated answer has passed `holdAfter` bytes and is held there. */
+  held: Promise<void>;
+  /** Let the held answer go on. */
+  release(): void;
+  /** Cut the held connection (a reset): the client has to resume with a new request. */
+  cut(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A forwarder to nginx on `upstreamPort` that holds one answer mid-body: the first connection whose
+ * request line matches `match` gets `holdAfter` bytes of the answer (head included), then nothing
+ * until release() or cut(). Other connections pass unchanged. So a test can act "while the client is
+ * downloading" at a known byte, with no timing.
+ */
+export function startGateProxy(upstreamPort: number, match: RegExp, holdAfter: number): Promise<GateProxy> {
+  const requests: string[] = [];
+  const sockets = new Set<net.Socket>();
+  let gated = false;
+  let onHeld!: () => void;
+  const held = new Promise<void>((r) => (onHeld = r));
+  let release: () => void = () => {};
+  let cut: () => void = () => {};
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => {});
+    const upstream = net.connect(upstreamPort, '127.0.0.1');
+    sockets.add(upstream);
+    upstream.on('close', () => sockets.delete(upstream));
+    upstream.on('error', () => client.destroy());
+    client.once('close', () => upstream.destroy());
+    let gate = false;
+    let first = true;
+    client.on('data', (d: Buffer) => {
+      if (first) {
+        first = false;
+        const line = d.toString('latin1').split('\r\n')[0]!;
+        requests.push(line);
+        if (!gated && match.test(line)) gated = gate = true;
+      }
+      upstream.write(d);
+    });
+    let sent = 0;
+    let state: 'pass' | 'held' | 'released' = 'pass';
+    const queued: Buffer[] = [];
+    const forward = (chunk: Buffer) => {
+      if (!client.write(chunk)) {
+        upstream.pause();
+        client.once('drain', () => { if (state !== 'held') upstream.resume(); });
+      }
+    };
+    upstream.on('data', (chunk: Buffer) => {
+      if (state === 'held') return void queued.push(chunk);
+      if (!gate || state === 'released' || sent + chunk.length <= holdAfter) {
+        sent += chunk.length;
+        return forward(chunk);
+      }
+      // Deliver up to holdAfter, keep the rest, stop reading from nginx until released.
+      client.write(chunk.subarray(0, holdAfter - sent));
+      queued.push(chunk.subarray(holdAfter - sent));
+      sent = holdAfter;
+      state = 'held';
+      upstream.pause();
+      release = () => {
+        state = 'released';
+        for (const q of queued.splice(0)) client.write(q);
+        if (ended) client.end();
+        else upstream.resume();
+      };
+      cut = () => {
+        upstream.destroy();
+        client.resetAndDestroy();
+      };
+      onHeld();
+    });
+    let ended = false;
+    upstream.on('end', () => (state === 'held' ? (ended = true) : client.end()));
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      resolve({
+        port: (server.address() as net.AddressInfo).port,
+        requests,
+        held,
+        release: () => release(),
+        cut: () => cut(),
+        close: () =>
+          new Promise<void>((r) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}

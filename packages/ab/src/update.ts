@@ -62,6 +62,12 @@ export interface UpdateOptions {
   osTar: string;
   /** Its .minisig (path or URL); default `<osTar>.minisig`; required with "-". */
   osSig?: string;
+  /**
+   * The signature's bytes when the caller already holds them (`update --repo`: the pointer it
+   * verified, a copy of `osSig`), so a release pruned after the pointer was read cannot swap or
+   * lose its signature under us. `osSig` then only names it in messages.
+   */
+  osSigBytes?: Buffer;
   pubkey?: string;
   /** Write without checking the signature (it is still stored in the slot when given). */
   noVerify?: boolean;
@@ -130,7 +136,7 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
   let sig: Signature | undefined;
   if (sigSpec) {
     // With --no-verify a default OS_TAR.minisig is optional (stored in the slot when present).
-    const raw = await readSmallInput(sigSpec, { maxBytes: MAX_SIGNATURE_FILE_BYTES }).catch((e) => {
+    const raw = o.osSigBytes ?? await readSmallInput(sigSpec, { maxBytes: MAX_SIGNATURE_FILE_BYTES }).catch((e) => {
       if (o.noVerify && !o.osSig && e instanceof InputError) return undefined;
       if (!o.osSig && e instanceof InputError) throw new InputError(`${o.osTar}: no signature at ${sigSpec}; give --os-sig FILE|URL, or --no-verify`);
       throw e;

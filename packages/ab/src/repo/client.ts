@@ -37,6 +37,8 @@ export interface Release {
   /** What was read: the pointer or the versioned signature. */
   source: string;
   sigText: string;
+  /** The signature file's bytes as read (and verified). */
+  sigBytes: Buffer;
   sig: Signature;
   fields: Record<string, string>;
   verified: boolean;
@@ -109,6 +111,7 @@ export async function resolveRelease(o: ResolveOptions): Promise<Release> {
     signature: repoLocation(o.repo, filename + SIG_SUFFIX),
     source,
     sigText: raw.toString('utf8'),
+    sigBytes: raw,
     sig,
     fields,
     verified,

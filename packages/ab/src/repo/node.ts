@@ -28,6 +28,8 @@ export interface RepoUpdateOptions extends Omit<UpdateOptions, 'osTar' | 'osSig'
 
 export interface RepoUpdateResult extends UpdateResult {
   release: ReleaseSummary;
+  /** The ESP against the repository's latest ESP (its warning, if any, is also in `warnings`). */
+  esp: EspComparison;
 }
 
 export interface ReleaseSummary {
@@ -51,37 +53,102 @@ const summary = (r: Release): ReleaseSummary => ({
 /**
  * `diskimg update --repo`: read the pointer (or the version's signature),
  * verify it, take the tarball's name from its trusted comment, then update
- * from those URLs exactly as `update --os-tar URL --os-sig URL` does. The
- * booted slot already running that version is not an error here: nothing to do.
+ * from that URL exactly as `update --os-tar URL --os-sig URL` does, with the
+ * signature bytes already read (the pointer is a copy of them). The booted
+ * slot already running that version is not an error here: nothing to do.
+ *
+ * A publish during the download: the client finishes the version it started
+ * whenever the server can still deliver it (an open connection keeps reading
+ * a pruned file; a resume needs the file, which `--keep 2` or more keeps).
+ * When the file is gone (pruned by `--keep 1`, and the connection dropped or
+ * had not started), the update stops with one line saying so: the target is
+ * left incomplete, the booted slot and the boot configuration unchanged, and
+ * the next run gets the newer release. It never switches versions mid-stream
+ * (the bytes already hashed belong to the old signature).
  */
 export async function updateFromRepo(o: RepoUpdateOptions): Promise<RepoUpdateResult> {
   if (!o.noVerify && !o.pubkey) throw new InputError('no --pubkey: give the minisign public key that signs your OS updates, or --no-verify');
-  const release = await resolveRelease({ repo: o.repo, kind: 'os', platform: o.arch ?? nodeArch(), version: o.version, pubkey: o.noVerify ? undefined : o.pubkey });
+  const pubkey = o.noVerify ? undefined : o.pubkey;
+  const release = await resolveRelease({ repo: o.repo, kind: 'os', platform: o.arch ?? nodeArch(), version: o.version, pubkey });
   const { repo: _repo, version: _version, fwtype, ...rest } = o;
   const r = await updateSlot({
     ...rest,
     osTar: release.artifact,
     osSig: release.signature,
+    osSigBytes: release.sigBytes,
     expectTrusted: { type: release.fields.type!, filename: release.filename, version: release.version },
     sameVersion: 'up-to-date',
+  }).catch(async (e) => {
+    throw await vanished(e, release, o.repo, o.arch, pubkey);
   });
-  const espWarning = await espBehind(o.disk, o.repo, fwtype, o.noVerify ? undefined : o.pubkey).catch(() => undefined);
-  if (espWarning) r.warnings.push(espWarning);
-  return { ...r, release: summary(release) };
+  const esp = await compareEsp(o.disk, o.repo, fwtype, pubkey);
+  if (esp.warning) r.warnings.push(esp.warning);
+  return { ...r, release: summary(release), esp };
 }
 
-/** A warning when the repository has a newer ESP than the disk's (best effort: any problem → none). */
-async function espBehind(diskSpec: string | Device, repo: string, fwtype: string | undefined, pubkey: string | undefined): Promise<string | undefined> {
-  const esp = await resolveRelease({ repo, kind: 'esp', platform: fwtype ?? DEFAULT_PLATFORM.esp, pubkey }).catch(() => undefined);
-  if (!esp) return undefined;
-  const disk = await openDisk(diskSpec);
+/** The download failed because the release is no longer in the repository: say so, and what the pointer names now. */
+async function vanished(e: unknown, release: Release, repo: string, arch: string | undefined, pubkey: string | undefined): Promise<unknown> {
+  if (!(e instanceof InputError)) return e;
+  const m = e.message;
+  if (!m.includes(release.filename) || !/HTTP (404|410)|no such file/.test(m)) return e;
+  const now = await resolveRelease({ repo, kind: 'os', platform: arch ?? nodeArch(), pubkey }).catch(() => undefined);
+  const at = /resuming after (\d+) bytes/.exec(m)?.[1];
+  return new InputError(
+    `${release.artifact}: no longer in the repository ${at ? `after ${at} bytes had been read` : 'when the download began'} (removed by a newer publish's --keep?${now && now.version !== release.version ? ` the pointer now names ${now.version}` : ''}); ` +
+      `nothing was armed: the booted slot and the boot configuration are unchanged${at ? ', the target slot is left incomplete' : ''}; run the update again`,
+  );
+}
+
+export interface EspComparison {
+  /** The ESP's version (its /psyopsESP.tar.minisig); null when it has none. */
+  version: string | null;
+  /** The repository's latest ESP version; null when it has no ESP release (or it could not be read). */
+  latest: string | null;
+  /** The repository's ESP is newer than the disk's. */
+  behind: boolean;
+  /** The warning printed for it: behind, or the ESP pointer could not be verified or read. */
+  warning?: string;
+}
+
+/** The line `update` and `check` print when the ESP is older than the repository's latest ESP. */
+export function espBehindWarning(have: string | null, latest: string, repo: string): string {
+  return `the ESP is ${have ?? 'unversioned (no /psyopsESP.tar.minisig)'}, the repository has psyopsESP ${latest}: run diskimg update-esp --repo ${repo}`;
+}
+
+/**
+ * The disk's ESP against the repository's ESP pointer, for `update --repo`:
+ * no pointer → nothing to say; a pointer that does not verify (or cannot be
+ * read) → a warning, never a silent pass; an older ESP → the warning above.
+ */
+async function compareEsp(diskSpec: string | Device, repo: string, fwtype: string | undefined, pubkey: string | undefined): Promise<EspComparison> {
+  let have: string | null = null;
   try {
-    const have = await espVersion(disk);
-    if (have === null || esp.version > have) return `the ESP is at ${have ?? 'an unknown version'}, the repository has ${esp.version}: run "diskimg update-esp --repo ${repo}"`;
-  } finally {
-    await disk.close();
+    const disk = await openDisk(diskSpec);
+    try {
+      have = await espVersion(disk);
+    } finally {
+      await disk.close();
+    }
+  } catch (e) {
+    return { version: null, latest: null, behind: false, warning: `cannot read the ESP's version: ${(e as Error).message}` };
   }
-  return undefined;
+  let esp: Release | null;
+  try {
+    esp = await resolveEsp(repo, fwtype, pubkey);
+  } catch (e) {
+    return { version: have, latest: null, behind: false, warning: `cannot compare the ESP with the repository's: ${(e as Error).message}` };
+  }
+  if (!esp) return { version: have, latest: null, behind: false };
+  const behind = have === null || esp.version > have;
+  return { version: have, latest: esp.version, behind, warning: behind ? espBehindWarning(have, esp.version, repo) : undefined };
+}
+
+/** The repository's latest ESP release, verified; null when it has none (no pointer). */
+async function resolveEsp(repo: string, fwtype: string | undefined, pubkey: string | undefined): Promise<Release | null> {
+  return resolveRelease({ repo, kind: 'esp', platform: fwtype ?? DEFAULT_PLATFORM.esp, pubkey }).catch((e) => {
+    if (e instanceof InputError && /: not found; the repository has no/.test(e.message)) return null;
+    throw e;
+  });
 }
 
 /** The ESP payload's version from /psyopsESP.tar.minisig; null when absent. */
@@ -123,6 +190,8 @@ export interface CheckResult {
   boot: BootState;
   repo: { os: ReleaseSummary; esp: ReleaseSummary | null };
   esp: { version: string | null; updateAvailable: boolean };
+  /** Also the last lines (`warning: …`): e.g. the ESP older than the repository's. */
+  warnings: string[];
   /** One line per item, for people and logs. */
   lines: string[];
 }
@@ -154,10 +223,8 @@ export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
   }
   // Network and signature problems are errors, never "up to date".
   const os = await resolveRelease({ repo: o.repo, kind: 'os', platform: o.arch ?? nodeArch(), pubkey });
-  const esp = await resolveRelease({ repo: o.repo, kind: 'esp', platform: o.fwtype ?? DEFAULT_PLATFORM.esp, pubkey }).catch((e) => {
-    if (e instanceof InputError && /: not found; the repository has no/.test(e.message)) return null;
-    throw e;
-  });
+  // check is stricter than update: an ESP pointer that does not verify is an error here too.
+  const esp = await resolveEsp(o.repo, o.fwtype, pubkey);
 
   const bootedState: CheckResult['booted']['state'] =
     state.trial && state.trial.label === booted.label
@@ -196,8 +263,9 @@ export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
       'esp-update-available': `ESP update available: ${esp?.version}`,
       'up-to-date': `up to date: ${v(bootedVersion)}${bootedVersion && os.version < bootedVersion ? ` (the repository's latest is older: ${os.version})` : ''}`,
     }[status],
-    ...warnings.map((w) => `warning: ${w}`),
   ];
+  if (espUpdate) warnings.push(espBehindWarning(espHave, esp!.version, o.repo));
+  lines.push(...warnings.map((w) => `warning: ${w}`));
   return {
     status,
     exitCode: CHECK_EXIT[status],
@@ -207,6 +275,7 @@ export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
     boot: state,
     repo: { os: summary(os), esp: esp ? summary(esp) : null },
     esp: { version: espHave, updateAvailable: espUpdate },
+    warnings,
     lines,
   };
 }

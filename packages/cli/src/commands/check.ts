@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { checkRepo, findBootDisk } from '@diskimg/ab';
 import { bootedLabelOption } from './boot-common.js';
+import { printJson } from '../output.js';
 
 interface Args {
   disk?: string;
@@ -39,7 +40,7 @@ export const checkCommand: CommandModule<object, Args> = {
       arch: argv.arch,
       fwtype: argv.fwtype,
     });
-    if (argv.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    if (argv.json) printJson(r);
     else process.stdout.write(r.lines.join('\n') + '\n');
     process.exitCode = r.exitCode;
   },

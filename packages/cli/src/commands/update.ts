@@ -68,7 +68,7 @@ export function updateOptionsFrom(argv: Omit<Args, 'os-tar'>) {
 
 type OnProgress = (p: { bytes: number; total?: number }) => void;
 
-/** Run an update with the progress line (terminal only, not with --json/--quiet), then print its warnings. */
+/** Run an update with the progress line (terminal only, not with --json/--quiet), then print its warnings (not with --quiet; --json has them in `warnings`). */
 export async function withUpdateProgress<R extends { warnings: string[] }>(argv: { json?: boolean; quiet?: boolean }, run: (onProgress: OnProgress) => Promise<R>): Promise<R> {
   let progress: Progress | undefined;
   const quiet = !progressWanted(argv);
@@ -80,7 +80,7 @@ export async function withUpdateProgress<R extends { warnings: string[] }>(argv:
     throw e;
   });
   progress?.finish();
-  for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
+  if (!argv.quiet) for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
   return r;
 }
 
