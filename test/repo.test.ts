@@ -16,7 +16,7 @@ import { decodePublicKey, encodeSignature, formatTrustedComment, publish, readSe
 import { repoRoot, runCli, type CliResult } from './helpers/cli.js';
 import { needTools, skipOrFail } from './helpers/skip.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
-import { blkidPartition, checkSlot, digests, have, writeOsTar } from './helpers/update.js';
+import { blkidPartition, checkSlot, digests, have, tarDir, writeOsTar } from './helpers/update.js';
 import { startGateProxy } from './helpers/dropping-proxy.js';
 
 const work = mkdtempSync(join(tmpdir(), 'repo-'));
@@ -217,6 +217,73 @@ test.serial('hostile pointers: filename=../evil.tar, another file name, another 
   t.is(m.code, 1);
   oneLine(t, m.stderr);
   t.regex(m.stderr, /HTTP 404/);
+});
+
+test.serial("the ESP older than the repository's ESP pointer: check warns (exit 10, then 12), update --repo warns on stderr (not with --quiet) and in --json; no ESP pointer: silent; one that does not verify: a warning for update, an error for check", async (t) => {
+  if (skipped(t, toolSkip ?? nginxSkip)) return;
+  const E1 = '20260101-000000';
+  const E2 = '20261101-000000';
+  const dir = join(www, 'espwarn');
+  mkdirSync(dir);
+  for (const f of readdirSync(repo)) copyFileSync(join(repo, f), join(dir, f)); // OS V2, V3, pointer V3
+  const tree = join(work, 'esp-tree');
+  mkdirSync(join(tree, 'EFI/BOOT'), { recursive: true });
+  writeFileSync(join(tree, 'EFI/BOOT/BOOTX64.EFI'), randomBytes(4096));
+  const espTar = tarDir(tree, join(work, 'esp.tar'));
+  await ok(['publish', '--repo', dir, '--esp-tar', espTar, '--seckey', key.sec, '--version', E1]);
+  const e1 = join(dir, `psyopsESP.x86_64-uefi.${E1}.tar`);
+  const img = join(work, 'espwarn.img');
+  await ok(['create', img, '--os-tar', join(work, 'v1.tar'), '--esp-tar', e1, '--esp-sig', `${e1}.minisig`, '--pubkey', key.pub, ...SMALL]);
+  await ok(['publish', '--repo', dir, '--esp-tar', espTar, '--seckey', key.sec, '--version', E2]);
+  const url = `http://127.0.0.1:${nginx!.port}/espwarn/`;
+  const warning = `the ESP is ${E1}, the repository has psyopsESP ${E2}: run diskimg update-esp --repo ${url}`;
+
+  const c1 = await cli(['check', img, '--repo', url, '--pubkey', key.pub]);
+  t.is(c1.code, 10, c1.stdout + c1.stderr);
+  t.true(c1.stdout.split('\n').includes(`warning: ${warning}`), c1.stdout);
+  t.regex(c1.stdout, new RegExp(`esp: ${E1}, repository ${E2}: update-esp available`));
+  const cj = await cli(['check', img, '--repo', url, '--pubkey', key.pub, '--json']);
+  t.deepEqual(cj.json.warnings, [warning]);
+  t.true(cj.json.esp.updateAvailable);
+
+  const dry = await cli(['update', img, '--slot', 'inactive', '--repo', url, '--pubkey', key.pub, '--dry-run']);
+  t.is(dry.code, 0, dry.stderr);
+  t.is(dry.stderr, `diskimg: warning: ${warning}\n`);
+  const u = await cli(['update', img, '--slot', 'inactive', '--repo', url, '--pubkey', key.pub, '--json', '--quiet']);
+  t.is(u.code, 0, u.stderr);
+  t.is(u.stderr, '');
+  t.is(u.json.newVersion, V3);
+  t.deepEqual(u.json.esp, { version: E1, latest: E2, behind: true, warning });
+  t.true(u.json.warnings.includes(warning));
+
+  await ok(['mark-good', img, '--booted-label', 'psyopsOS-B']);
+  const c2 = await cli(['check', img, '--repo', url, '--pubkey', key.pub]);
+  t.is(c2.code, 12, c2.stdout);
+  t.regex(c2.stdout, new RegExp(`ESP update available: ${E2}`));
+  t.true(c2.stdout.includes(`warning: ${warning}`));
+  await ok(['update-esp', img, '--repo', url, '--pubkey', key.pub]);
+  const c3 = await cli(['check', img, '--repo', url, '--pubkey', key.pub, '--json']);
+  t.is(c3.code, 0, c3.stdout);
+  t.deepEqual(c3.json.warnings, []);
+
+  // No ESP release in the repository: nothing to say.
+  const none = await cli(['update', img, '--slot', 'inactive', '--repo', url.replace('/espwarn/', '/repo/'), '--pubkey', key.pub, '--json']);
+  t.is(none.code, 0, none.stderr);
+  t.is(none.stderr, '');
+  t.deepEqual(none.json.esp, { version: E2, latest: null, behind: false });
+
+  // An ESP pointer signed by another key: update (its job is the OS) warns; check is an error.
+  const sk = await readSecretKeyFile(other.sec);
+  const E3 = '20261201-000000';
+  writeFileSync(join(dir, 'psyopsESP.x86_64-uefi.latest.tar.minisig'), encodeSignature(await signToSignature(espTar, sk, `type=psyopsESP filename=psyopsESP.x86_64-uefi.${E3}.tar version=${E3}`)));
+  const bad = await cli(['update', img, '--slot', 'inactive', '--repo', url, '--pubkey', key.pub]);
+  t.is(bad.code, 0, bad.stderr);
+  t.regex(bad.stdout, /up to date/);
+  t.regex(bad.stderr, /^diskimg: warning: cannot compare the ESP with the repository's: .*psyopsESP\.x86_64-uefi\.latest\.tar\.minisig.*signed by key/);
+  const cb = await cli(['check', img, '--repo', url, '--pubkey', key.pub]);
+  t.is(cb.code, 1, cb.stdout);
+  oneLine(t, cb.stderr);
+  t.regex(cb.stderr, /signed by key/);
 });
 
 /**
