@@ -93,9 +93,12 @@ async function vanished(e: unknown, release: Release, repo: string, arch: string
   if (!m.includes(release.filename) || !/HTTP (404|410)|no such file/.test(m)) return e;
   const now = await resolveRelease({ repo, kind: 'os', platform: arch ?? nodeArch(), pubkey }).catch(() => undefined);
   const at = /resuming after (\d+) bytes/.exec(m)?.[1];
+  const why = /HTTP \d+[^;)]*|no such file/.exec(m)![0].trim();
+  const moved = now && now.version !== release.version ? `; the pointer now names ${now.version}` : '';
   return new InputError(
-    `${release.artifact}: no longer in the repository ${at ? `after ${at} bytes had been read` : 'when the download began'} (removed by a newer publish's --keep?${now && now.version !== release.version ? ` the pointer now names ${now.version}` : ''}); ` +
-      `nothing was armed: the booted slot and the boot configuration are unchanged${at ? ', the target slot is left incomplete' : ''}; run the update again`,
+    at
+      ? `${release.artifact}: ${why} when resuming after ${at} bytes: the release was removed from the repository during the download (a newer publish's --keep${moved}); nothing was armed: the booted slot and the boot configuration are unchanged, the target slot is left incomplete; run the update again`
+      : `${release.artifact}: ${why}: the repository does not have the release its pointer names (removed since the pointer was read, or never uploaded${moved}); nothing was written; run the update again`,
   );
 }
 
