@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { parseAssignments, publish, type PublishResult } from '@diskimg/ab';
 import { fmtBytes, UsageError } from '@diskimg/partitions';
+import { printJson } from '../output.js';
 import { readPasswordFile } from './sign.js';
 
 interface Args {
@@ -18,6 +19,7 @@ interface Args {
   keep?: number;
   'allow-downgrade'?: boolean;
   json?: boolean;
+  quiet?: boolean;
 }
 
 export const publishCommand: CommandModule<object, Args> = {
@@ -61,8 +63,8 @@ export const publishCommand: CommandModule<object, Args> = {
       keep: argv.keep,
       allowDowngrade: argv['allow-downgrade'],
     });
-    for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
-    if (argv.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    if (!argv.quiet) for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
+    if (argv.json) printJson(r);
     else process.stdout.write(describe(r));
   },
 };

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { findBootDisk, updateEsp, type EspUpdateResult } from '@diskimg/ab';
 import { fmtBytes, UsageError } from '@diskimg/partitions';
+import { printJson } from '../output.js';
 
 interface Args {
   disk?: string;
@@ -13,6 +14,7 @@ interface Args {
   verify?: boolean;
   'dry-run'?: boolean;
   json?: boolean;
+  quiet?: boolean;
 }
 
 export const updateEspCommand: CommandModule<object, Args> = {
@@ -50,8 +52,8 @@ export const updateEspCommand: CommandModule<object, Args> = {
       noVerify: argv.verify === false,
       dryRun: argv['dry-run'],
     });
-    for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
-    if (argv.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    if (!argv.quiet) for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
+    if (argv.json) printJson(r);
     else process.stdout.write(describe(r));
   },
 };
