@@ -175,7 +175,7 @@ async function hostileRepo(name: string, tc: string, sec = key.sec): Promise<str
   return `http://127.0.0.1:${nginx!.port}/${name}/`;
 }
 
-test.serial('hostile pointers: filename=../evil.tar, another file name, another architecture, another key, a tarball not matching: refused in one line, disk unchanged', async (t) => {
+test.serial('hostile pointers: filename=../evil.tar, another file name, another architecture, another key, an edited trusted comment, a tarball not matching: refused in one line, disk unchanged', async (t) => {
   if (skipped(t, toolSkip ?? nginxSkip)) return;
   const cases: [string, string, RegExp, string?][] = [
     ['dotdot', `type=psyopsOS filename=../evil.tar version=${V3}`, /names "\.\.\/evil\.tar", which is not a file name in the repository/],
@@ -195,6 +195,23 @@ test.serial('hostile pointers: filename=../evil.tar, another file name, another 
     t.deepEqual(digests(img), before, name);
     const c = await cli(['check', img, '--repo', `http://127.0.0.1:${nginx!.port}/${name}/`, '--pubkey', key.pub]);
     t.is(c.code, 1, `check ${name}`);
+  }
+  // The right key, but the pointer's trusted comment edited after signing (a newer version claimed).
+  const edited = join(www, 'edited');
+  mkdirSync(edited, { recursive: true });
+  for (const f of readdirSync(repo)) copyFileSync(join(repo, f), join(edited, f));
+  writeFileSync(join(edited, `psyopsOS.x86_64.20301231-000000.tar`), readFileSync(tarV3));
+  writeFileSync(join(edited, 'psyopsOS.x86_64.latest.tar.minisig'), pointerOf(repo).replaceAll(V3, '20301231-000000'));
+  {
+    const img = fresh();
+    const before = digests(img);
+    for (const cmd of ['update', 'check']) {
+      const r = await cli([cmd, img, ...(cmd === 'update' ? ['--slot', 'inactive'] : []), '--repo', `http://127.0.0.1:${nginx!.port}/edited/`, '--pubkey', key.pub]);
+      t.is(r.code, 1, `${cmd} edited: ${r.stdout}`);
+      oneLine(t, r.stderr);
+      t.regex(r.stderr, /latest\.tar\.minisig: the trusted comment does not match its signature \(it was altered\)/);
+    }
+    t.deepEqual(digests(img), before, 'edited');
   }
   // A tarball that does not match its signature: the slot is left incomplete, A and the ESP untouched.
   const dir = join(www, 'tampered');
