@@ -12,9 +12,10 @@
  * A pointer's trusted comment names the real file (`filename=`), so a client
  * never downloads a name that is still being uploaded.
  */
-import { formatTimestamp } from '@diskimg/grubcfg';
-import { InputError } from '@diskimg/partitions';
+import { formatTimestamp } from '@diskimg/grubcfg/internal';
+import { InputError } from '@diskimg/partitions/internal';
 
+/** The kinds of release a repository holds: OS tarballs, ESP tarballs, and the one-file CLI bundle. */
 export type ReleaseKind = 'os' | 'esp' | 'bundle';
 
 /** The trusted comment's `type=` and the file name prefix of each kind. */

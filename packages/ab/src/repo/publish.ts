@@ -15,7 +15,7 @@
  */
 import { open, readdir, rename, stat, unlink, copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildTime, InputError } from '@diskimg/partitions';
+import { buildTime, InputError } from '@diskimg/partitions/internal';
 import { decodeSignature, encodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from '../minisign/signature.js';
 import { formatTrustedComment, parseTrustedComment } from '../minisign/trusted.js';
 import { readSecretKeyFile, signToSignature } from '../minisign/sign.js';
@@ -37,6 +37,7 @@ import {
   type ReleaseKind,
 } from './layout.js';
 
+/** Options of `publish` (the flags of `diskimg publish`). */
 export interface PublishOptions {
   repo: string;
   osTar?: string;
@@ -63,6 +64,7 @@ export interface PublishOptions {
   onStep?: (step: 'artifact' | 'signature' | 'pointer' | 'pruned') => void | Promise<void>;
 }
 
+/** What `publish` wrote: file names, version, the pointer's previous version, and what `keep` pruned. */
 export interface PublishResult {
   repo: string;
   kind: ReleaseKind;
@@ -84,6 +86,7 @@ export interface PublishResult {
   warnings: string[];
 }
 
+/** Add a signed release (OS, ESP or the one-file CLI) to an update repository directory: file, signature, then the `latest` pointer, each written atomically (`diskimg publish`). */
 export async function publish(o: PublishOptions): Promise<PublishResult> {
   const warnings: string[] = [];
   if ([o.osTar, o.espTar, o.bundle].filter(Boolean).length !== 1) throw new InputError('give --os-tar FILE, --esp-tar FILE or --bundle FILE (one release per publish)');

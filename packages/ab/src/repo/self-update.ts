@@ -16,8 +16,8 @@
 import { execFile } from 'node:child_process';
 import { access, chmod, constants, open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { InputError } from '@diskimg/partitions';
-import { openUpdateInput } from '@diskimg/diskimage';
+import { InputError } from '@diskimg/partitions/internal';
+import { openUpdateInput } from '@diskimg/diskimage/internal';
 import { MinisignVerifier, readPublicKeyFile } from '../minisign/verify.js';
 import { parseBundleRelease, readBundleRelease } from './bundle-release.js';
 import { resolveRelease } from './client.js';
@@ -25,6 +25,7 @@ import { resolveRelease } from './client.js';
 /** A bundle is about a megabyte; anything far larger is not one. */
 export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 
+/** Options of `selfUpdate` (the flags of `diskimg self-update`, and the file to replace). */
 export interface SelfUpdateOptions {
   /** http(s) URL or directory of the update repository. */
   repo: string;
@@ -45,6 +46,7 @@ export interface SelfUpdateOptions {
   onProgress?: (bytes: number, total?: number) => void;
 }
 
+/** What `selfUpdate` did: versions before and after, and whether the file was replaced. */
 export interface SelfUpdateResult {
   /** The file replaced (or that would be). */
   target: string;
@@ -65,6 +67,7 @@ export interface SelfUpdateResult {
   versionLine: string | null;
 }
 
+/** Replace the running one-file CLI (`diskimg.mjs`) by the newer signed bundle of a repository: verified, checked with `--version`, renamed atomically over it (`diskimg self-update`). */
 export async function selfUpdate(o: SelfUpdateOptions): Promise<SelfUpdateResult> {
   if (!o.pubkey) throw new InputError('no --pubkey: give the minisign public key that signs your releases (self-update never installs an unverified program)');
   const target = await realpath(o.target).catch(() => {

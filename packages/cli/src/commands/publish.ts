@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { parseAssignments, publish, type PublishResult } from '@diskimg/ab';
-import { fmtBytes, UsageError } from '@diskimg/partitions';
+import { parseAssignments, publish, type PublishResult } from '@diskimg/ab/internal';
+import { fmtBytes, UsageError } from '@diskimg/partitions/internal';
 import { readPasswordFile } from './sign.js';
 
 interface Args {

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { resolve } from 'node:path';
-import { selfUpdate } from '@diskimg/ab';
-import { fmtBytes, InputError } from '@diskimg/partitions';
+import { selfUpdate } from '@diskimg/ab/internal';
+import { fmtBytes, InputError } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
 import { createProgress, progressWanted, type Progress } from '../progress.js';
 import { COMMIT } from '../version.js';
