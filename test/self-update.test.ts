@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { repoRoot, runCli, type CliResult } from './helpers/cli.js';
 import { needRoot, needTools, ranTool, skipOrFail } from './helpers/skip.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
+import { selfUpdate } from '../packages/ab/src/index.js';
 
 const V1 = '20260101-000000';
 const V2 = '20260102-000000';
@@ -225,4 +226,13 @@ test('self-update refuses a directory it may not write (as nobody) and a diskimg
   t.is(ws.code, 1);
   t.regex(ws.stderr, /not the one-file bundle .*self-update replaces dist\/diskimg\.mjs only/);
   t.is(ws.stderr.trim().split('\n').length, 1, ws.stderr);
+});
+
+test('selfUpdate (the library call) stops a download over its size cap before it is complete', async (t) => {
+  if (!nginxReady(t)) return;
+  const { dir, exe } = alone(t, b1);
+  const e = await t.throwsAsync(selfUpdate({ repo: url('good'), pubkey: `${key}.pub`, target: exe, maxBytes: 64 * 1024 }));
+  t.regex(e!.message, /larger than 65536 bytes; not a diskimg bundle, refused/);
+  t.true(readFileSync(exe).equals(readFileSync(b1)));
+  t.deepEqual(readdirSync(dir), ['diskimg.mjs']);
 });
