@@ -7,6 +7,11 @@
  * timestamps, no absolute paths: esbuild names modules relative to the repository root). The commit
  * (`git rev-parse HEAD`, with "-dirty" when tracked files differ from it; DISKIMG_COMMIT overrides,
  * "unknown" outside git) is built in and shown by `--version`.
+ *
+ * The release version (how `publish --bundle` names it and `self-update` orders it) is on the line
+ * after the shebang, `// diskimg-release: YYYYMMDD-HHMMSS` (packages/ab/src/repo/bundle-release.ts):
+ * DISKIMG_RELEASE if set, else SOURCE_DATE_EPOCH, else the commit's committer time (UTC); none
+ * outside git (then `publish --bundle` needs --version).
  */
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
@@ -30,6 +35,26 @@ function commit() {
   }
 }
 
+/** YYYYMMDD-HHMMSS (UTC) of a Unix time, as release versions are written. */
+function stamp(epoch) {
+  return new Date(epoch * 1000).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+}
+
+function release() {
+  if (process.env.DISKIMG_RELEASE) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_+-]{0,63}$/.test(process.env.DISKIMG_RELEASE)) throw new Error(`DISKIMG_RELEASE=${process.env.DISKIMG_RELEASE}: letters, digits, "_", "+", "-" (YYYYMMDD-HHMMSS)`);
+    return process.env.DISKIMG_RELEASE;
+  }
+  if (process.env.SOURCE_DATE_EPOCH && /^\d+$/.test(process.env.SOURCE_DATE_EPOCH)) return stamp(Number(process.env.SOURCE_DATE_EPOCH));
+  try {
+    const t = execFileSync('git', ['log', '-1', '--format=%ct', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return /^\d+$/.test(t) ? stamp(Number(t)) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+const rel = release();
+
 await build({
   absWorkingDir: root,
   entryPoints: ['packages/cli/src/bundle.ts'],
@@ -45,9 +70,9 @@ await build({
   minifySyntax: true,
   define: { __DISKIMG_COMMIT__: JSON.stringify(commit()) },
   banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __diskimgRequire } from 'node:module'; const require = __diskimgRequire(import.meta.url);",
+    js: `#!/usr/bin/env node\n${rel ? `// diskimg-release: ${rel}\n` : ''}import { createRequire as __diskimgRequire } from 'node:module'; const require = __diskimgRequire(import.meta.url);`,
   },
   logLevel: args.includes('--quiet') ? 'error' : 'warning',
 });
 chmodSync(outfile, 0o755);
-if (!args.includes('--quiet')) process.stderr.write(`${outfile}: ${statSync(outfile).size} bytes, commit ${commit()}\n`);
+if (!args.includes('--quiet')) process.stderr.write(`${outfile}: ${statSync(outfile).size} bytes, commit ${commit()}, release ${rel ?? '(none)'}\n`);

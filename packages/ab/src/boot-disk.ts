@@ -5,10 +5,11 @@
  * psyopsOS stick plugged in never gets the wrong disk written.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { InputError, PSYOPS_NAMES } from '@diskimg/partitions';
-import { openDisk, probePartition } from '@diskimg/diskimage';
+import { InputError, PSYOPS_NAMES } from '@diskimg/partitions/internal';
+import { openDisk, probePartition } from '@diskimg/diskimage/internal';
 import { bootedLabel } from './boot-state.js';
 
+/** The boot disk found by `findBootDisk`: its device path, its psyopsOS partitions, and the booted slot from /proc/cmdline. */
 export interface BootDiskInfo {
   disk: string;
   partitions: { label: string; number: number }[];
@@ -58,6 +59,7 @@ async function psyopsPartitions(path: string): Promise<BootDiskInfo['partitions'
   }
 }
 
+/** Find the running node's psyopsOS boot disk from the partition labels of the disks under /sys/class/block (`diskimg boot-disk`); an `InputError` when none or several match. */
 export async function findBootDisk(o: { sysBlock?: string; devDir?: string; cmdline?: string } = {}): Promise<BootDiskInfo> {
   const sysBlock = o.sysBlock ?? '/sys/class/block';
   const devDir = o.devDir ?? '/dev';

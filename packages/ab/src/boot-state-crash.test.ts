@@ -11,8 +11,8 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FaultDevice, FileDevice, findFilesystemPartition, openDisk, openFilesystem, PowerCut, type Device, type Disk } from '@diskimg/diskimage';
-import { PSYOPS_NAMES, SLOT_PATHS } from '@diskimg/partitions';
+import { FaultDevice, FileDevice, findFilesystemPartition, openDisk, openFilesystem, PowerCut, type Device, type Disk } from '@diskimg/diskimage/internal';
+import { PSYOPS_NAMES, SLOT_PATHS } from '@diskimg/partitions/internal';
 import { CowDevice } from '../../diskimage/src/fat32/test-util.js';
 import { buildAbImage } from '../../../test/helpers/ab-image.js';
 import { getBootFixtures, needBoot, skipReason } from '../../../test/helpers/fixtures.js';
@@ -44,9 +44,9 @@ function copyBase(): string {
 
 /** Play GRUB for one boot (model + write-back), so a setup can reach "booted the trial once". */
 async function grubBoots(disk: Disk): Promise<void> {
-  const { Fat32Volume } = await import('@diskimg/diskimage');
-  const { parseGrubCfg, predictBoot } = await import('@diskimg/grubcfg');
-  const { ESP_PATHS } = await import('@diskimg/partitions');
+  const { Fat32Volume } = await import('@diskimg/diskimage/internal');
+  const { parseGrubCfg, predictBoot } = await import('@diskimg/grubcfg/internal');
+  const { ESP_PATHS } = await import('@diskimg/partitions/internal');
   const vol = await Fat32Volume.open((await findFilesystemPartition(disk, PSYOPS_NAMES.esp)).region());
   const d = predictBoot(parseGrubCfg((await vol.readFileBuffer(ESP_PATHS.grubCfg)).toString('utf8')), await vol.readFileBuffer(ESP_PATHS.grubenv));
   if (d.writeBack) await vol.replaceFile(ESP_PATHS.grubenv, d.writeBack);

@@ -19,7 +19,7 @@ import {
   partitionDevicePath,
   type Disk,
   type MountSources,
-} from '@diskimg/diskimage';
+} from '@diskimg/diskimage/internal';
 import {
   COUNTING_VARS,
   DEFAULT_TRIES,
@@ -40,7 +40,7 @@ import {
   GRUBENV_SIZE,
   type BootReason,
   type ParsedGrubCfg,
-} from '@diskimg/grubcfg';
+} from '@diskimg/grubcfg/internal';
 import {
   CMDLINE_SLOT_PARAM,
   ESP_PATHS,
@@ -52,8 +52,9 @@ import {
   buildTime,
   isNotFound,
   slotOfLabel,
-} from '@diskimg/partitions';
+} from '@diskimg/partitions/internal';
 
+/** The A/B boot state read from grub.cfg and grubenv: the confirmed default, a trial and its tries left, a failed trial, and what boots next. */
 export interface BootState {
   /** The confirmed slot: the one grub.cfg's `set default` boots. */
   defaultLabel: string | null;

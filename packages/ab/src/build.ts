@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
-import { buildTime, ESP_PATHS, fmtBytes, InputError, makeEntropy, sourceDateEpoch, type LayoutPlan } from '@diskimg/partitions';
+import { buildTime, ESP_PATHS, fmtBytes, InputError, makeEntropy, sourceDateEpoch, type LayoutPlan } from '@diskimg/partitions/internal';
 import {
   CountingDevice,
   createExt4,
@@ -21,8 +21,8 @@ import {
   type Device,
   type Region,
   type TreeEntry,
-} from '@diskimg/diskimage';
-import { encodeGrubenv, extraProgramsFromManifest, renderGrubCfg, DEFAULT_KERNEL_PARAMS } from '@diskimg/grubcfg';
+} from '@diskimg/diskimage/internal';
+import { encodeGrubenv, extraProgramsFromManifest, renderGrubCfg, DEFAULT_KERNEL_PARAMS } from '@diskimg/grubcfg/internal';
 import { requireOsFiles, writeSlot } from './slot-write.js';
 import { decodeSignature, parseTrustedComment, readPublicKeyFile, verifyFile, type VerifyResult } from './minisign/index.js';
 
@@ -66,6 +66,7 @@ export interface BuildImageOptions {
   onWarning?: (msg: string) => void;
 }
 
+/** One slot as `buildImage` filled it: label, trusted comment fields of its OS signature, file count and bytes used. */
 export interface SlotSummary {
   label: string;
   /** Trusted-comment fields of the slot's psyopsOS.tar.minisig, if any. */
@@ -74,6 +75,7 @@ export interface SlotSummary {
   usedBytes: number;
 }
 
+/** What `buildImage` wrote: the GPT and partitions, the verified signatures, and the contents of each filesystem. */
 export interface BuildSummary extends CreateSummary {
   defaultSlot: string;
   verified: { os?: VerifyResult; esp?: VerifyResult };

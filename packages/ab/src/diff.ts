@@ -39,9 +39,9 @@ import {
   type Ext4Reader,
   type Fat32Entry,
   type FsProbe,
-} from '@diskimg/diskimage';
-import { decodeGrubenv } from '@diskimg/grubcfg';
-import { ESP_PATHS, FormatError } from '@diskimg/partitions';
+} from '@diskimg/diskimage/internal';
+import { decodeGrubenv } from '@diskimg/grubcfg/internal';
+import { ESP_PATHS, FormatError } from '@diskimg/partitions/internal';
 
 /** What kind of change a difference is. */
 export type DiffCategory =
@@ -143,8 +143,10 @@ export interface BytesDifference extends DiffBase {
   blocks: number;
 }
 
+/** One difference `diffDisks` found (a field, a file, grub.cfg, grubenv or raw bytes), with a category. */
 export type DiskDifference = FieldDifference | FileDifference | GrubCfgDifference | GrubenvDifference | BytesDifference;
 
+/** What `diffDisks` compares and ignores. */
 export interface DiffOptions {
   /** Compare raw bytes of areas whose structures compared equal (default true). */
   bytes?: boolean;

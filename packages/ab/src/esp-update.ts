@@ -38,7 +38,7 @@ import {
   readTarTree,
   type Device,
   type MountSources,
-} from '@diskimg/diskimage';
+} from '@diskimg/diskimage/internal';
 import {
   extraProgramsFromManifest,
   parseGrubCfg,
@@ -47,8 +47,8 @@ import {
   withCountingBlock,
   DEFAULT_KERNEL_PARAMS,
   type ParsedGrubCfg,
-} from '@diskimg/grubcfg';
-import { buildTime, ESP_PATHS, fmtBytes, InputError, PSYOPS_NAMES } from '@diskimg/partitions';
+} from '@diskimg/grubcfg/internal';
+import { buildTime, ESP_PATHS, fmtBytes, InputError, PSYOPS_NAMES } from '@diskimg/partitions/internal';
 import { assertEspNotMounted } from './boot-state.js';
 import { decodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from './minisign/signature.js';
 import { parseTrustedComment } from './minisign/trusted.js';
@@ -61,6 +61,7 @@ export const ESP_BOOT_PROGRAM = '/EFI/BOOT/BOOTX64.EFI';
 /** Files on the ESP that are ours, never the payload's. */
 const MANAGED = new Set([ESP_PATHS.grubCfg, ESP_PATHS.grubenv, ESP_PATHS.signature, ESP_FILES_LIST].map((p) => p.toLowerCase()));
 
+/** Options of `updateEsp` (the flags of `diskimg update-esp`). */
 export interface EspUpdateOptions {
   disk: string | Device;
   /** The ESP tarball: file, http(s) URL or "-" (standard input) … */
@@ -80,6 +81,7 @@ export interface EspUpdateOptions {
   onStep?: (step: string) => void;
 }
 
+/** What `updateEsp` did: versions before and after, files added, changed and removed, and the space it needed. */
 export interface EspUpdateResult {
   disk: string;
   dryRun: boolean;
@@ -107,6 +109,7 @@ interface PayloadFile {
 
 const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
+/** Replace the ESP's payload (kernel programs, grub.cfg extras) from a signed ESP tarball or repository release, keeping the boot state (`diskimg update-esp`). */
 export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
   const warnings: string[] = [];
   if (!!o.espTar === !!o.repo) throw new InputError('give --esp-tar FILE|URL|- or --repo URL, one of them');

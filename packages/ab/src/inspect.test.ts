@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createImage } from '@diskimg/diskimage';
+import { createImage } from '@diskimg/diskimage/internal';
 import { inspectDisk } from './inspect.js';
 import { needTools } from '../../../test/helpers/skip.js';
 

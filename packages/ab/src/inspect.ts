@@ -19,10 +19,10 @@ import {
   type FsProbe,
   type FsReader,
   type PartitionSummary,
-} from '@diskimg/diskimage';
-import { decodeGrubenv, GRUBENV_SIZE, parseGrubCfg, type BootReason } from '@diskimg/grubcfg';
+} from '@diskimg/diskimage/internal';
+import { decodeGrubenv, GRUBENV_SIZE, parseGrubCfg, type BootReason } from '@diskimg/grubcfg/internal';
 import { bootStateOf, type BootState } from './boot-state.js';
-import { ESP_PATHS, isNotFound, SLOT_PATHS } from '@diskimg/partitions';
+import { ESP_PATHS, isNotFound, SLOT_PATHS } from '@diskimg/partitions/internal';
 import { decodeSignature, MAX_SIGNATURE_FILE_BYTES } from './minisign/signature.js';
 import { parseTrustedComment } from './minisign/trusted.js';
 import { keyIdHex } from './minisign/keys.js';
@@ -43,6 +43,7 @@ export interface SignatureInfo {
   keyId: string;
 }
 
+/** One A/B slot read back: filesystem state (complete or `incomplete`), OS version and signature, files present. */
 export interface SlotInfo {
   slot: 'a' | 'b';
   label: string;
@@ -56,6 +57,7 @@ export interface SlotInfo {
   error?: string;
 }
 
+/** grub.cfg as read from the ESP: its default slot, menu entries and the upstream info line. */
 export interface GrubCfgInfo {
   /** The slot label GRUB boots by default. */
   defaultLabel: string | null;
@@ -68,6 +70,7 @@ export interface GrubCfgInfo {
   warnings: string[];
 }
 
+/** The ESP read back: label, bootloader, grub.cfg, grubenv and payload version. */
 export interface EspInfo {
   label: string;
   partition: number | null;
@@ -84,10 +87,12 @@ export interface EspInfo {
   error?: string;
 }
 
+/** A partition of an inspected disk with the filesystem found in it. */
 export interface InspectedPartition extends PartitionSummary {
   filesystem: FsProbe;
 }
 
+/** `inspectDisk`'s report (what `diskimg show --json` prints): partitions, slots, ESP, grub.cfg and boot state. */
 export interface DiskInspection extends DiskSummary {
   partitions: InspectedPartition[];
   slots: SlotInfo[];

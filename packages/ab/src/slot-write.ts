@@ -4,8 +4,8 @@
  * a live disk): the OS tarball's tree, the side file `/psyopsOS-A` (resp. -B)
  * holding the label, and the tarball's signature at /psyopsOS.tar.minisig.
  */
-import { InputError, SLOT_PATHS, type Entropy } from '@diskimg/partitions';
-import { createExt4, type CreateExt4Summary, type Device, type ExtraFile, type TreeEntry } from '@diskimg/diskimage';
+import { InputError, SLOT_PATHS, type Entropy } from '@diskimg/partitions/internal';
+import { createExt4, type CreateExt4Summary, type Device, type ExtraFile, type TreeEntry } from '@diskimg/diskimage/internal';
 
 export interface WriteSlotOptions {
   label: string;

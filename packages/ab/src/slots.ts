@@ -1,8 +1,8 @@
-import { InputError } from '@diskimg/partitions';
-import { Fat32Volume, findFilesystemPartition, FileDevice, openDisk, PSYOPS_NAMES, type Disk } from '@diskimg/diskimage';
+import { InputError } from '@diskimg/partitions/internal';
+import { Fat32Volume, findFilesystemPartition, FileDevice, openDisk, PSYOPS_NAMES, type Disk } from '@diskimg/diskimage/internal';
 import { assertEspNotMounted, readBootState, setDefault } from './boot-state.js';
 
-export type { SlotName } from '@diskimg/partitions';
+export type { SlotName } from '@diskimg/partitions/internal';
 
 export function slotLabel(slot: string): string {
   const s = slot.toLowerCase();

@@ -2,11 +2,12 @@
  * `diskimg status`: one short line for a shell prompt, from the boot state
  * and each slot's version (its /psyopsOS.tar.minisig trusted comment).
  */
-import type { Disk } from '@diskimg/diskimage';
-import { slotOfLabel } from '@diskimg/partitions';
+import type { Disk } from '@diskimg/diskimage/internal';
+import { slotOfLabel } from '@diskimg/partitions/internal';
 import { readBootState, type BootState } from './boot-state.js';
 import { inspectSlot } from './inspect.js';
 
+/** `slotStatus`'s answer: one line for a prompt, and whether the booted slot is confirmed. */
 export interface BootStatus {
   /** e.g. `psyopsOS-B 20261201-000000 TRIAL 2/3`. */
   line: string;

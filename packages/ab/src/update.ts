@@ -25,7 +25,7 @@ import {
   SLOT_PATHS,
   sourceDateEpoch,
   type SlotName,
-} from '@diskimg/partitions';
+} from '@diskimg/partitions/internal';
 import {
   assertPartitionNotMounted,
   CountingDevice,
@@ -46,7 +46,7 @@ import {
   type Disk,
   type DiskPartition,
   type MountSources,
-} from '@diskimg/diskimage';
+} from '@diskimg/diskimage/internal';
 import { decodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from './minisign/signature.js';
 import { MinisignVerifier, readPublicKeyFile } from './minisign/verify.js';
 import { parseTrustedComment } from './minisign/trusted.js';
@@ -54,6 +54,7 @@ import { readSignatureInfo } from './inspect.js';
 import { armTrial, bootedLabel, readBootState, type BootState } from './boot-state.js';
 import { requireOsFiles, writeSlot } from './slot-write.js';
 
+/** Options of `updateSlot` (the flags of `diskimg update`). */
 export interface UpdateOptions {
   /** Image file or block device path, or an opened Device (tests). */
   disk: string | Device;
@@ -100,6 +101,7 @@ export interface UpdateOptions {
   onProgress?: (p: { bytes: number; total?: number }) => void;
 }
 
+/** What `updateSlot` did: the slot written, versions before and after, bytes read/written/skipped, and the armed boot state. */
 export interface UpdateResult {
   disk: string;
   dryRun: boolean;
@@ -123,6 +125,7 @@ export interface UpdateResult {
 
 const ARCH_NAMES: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', arm: 'armv7', ia32: 'x86', riscv64: 'riscv64' };
 
+/** Write a signed OS tarball (file, URL or `-`) into a slot of a disk image or block device, verifying the signature over the bytes as they stream, then arm the slot for a trial boot (`diskimg update`). Refusals (bad signature, downgrade, slot on trial) leave the disk's boot configuration unchanged. */
 export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
   const t0 = Date.now();
   const warnings: string[] = [];

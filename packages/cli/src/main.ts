@@ -1,5 +1,5 @@
 import yargs, { type Argv } from 'yargs';
-import { DiskimgError, UsageError, sourceDateEpoch } from '@diskimg/partitions';
+import { DiskimgError, UsageError, sourceDateEpoch } from '@diskimg/partitions/internal';
 import { commands } from './commands/index.js';
 import { exitOnSignals, quietOnClosedPipe } from './output.js';
 import { VERSION_LINE } from './version.js';

@@ -1,4 +1,4 @@
-import { fmtBytes } from '@diskimg/partitions';
+import { fmtBytes } from '@diskimg/partitions/internal';
 
 /**
  * The one progress line every command uses: on a terminal only (stderr),

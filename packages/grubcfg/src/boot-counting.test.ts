@@ -15,7 +15,7 @@ import { bootCases } from '../../../test/helpers/boot-states.js';
 import { buildUpstreamImage, getBootFixtures, needBoot, skipReason, upstreamLayout } from '../../../test/helpers/fixtures.js';
 import { bootImage, parseInitReport, type BootResult } from '../../../test/helpers/qemu.js';
 import { decodeGrubenv, envblkIterate, envblkOpen, parseGrubCfg, predictBoot, renderGrubCfg, setGrubCfgDefault, withCountingBlock } from './index.js';
-import { PSYOPS_NAMES } from '@diskimg/partitions';
+import { PSYOPS_NAMES } from '@diskimg/partitions/internal';
 
 const skip = skipReason({ image: true });
 const work = mkdtempSync(join(tmpdir(), 'boot-counting-'));

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FormatError, PSYOPS_NAMES } from '@diskimg/partitions';
+import { FormatError, PSYOPS_NAMES } from '@diskimg/partitions/internal';
 import {
   COUNTING_BEGIN,
   COUNTING_END,

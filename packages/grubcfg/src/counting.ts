@@ -1,4 +1,4 @@
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 import { DEFAULT_ESP_LABEL, GRUBENV_PATH } from './render.js';
 import { quoteString } from './script.js';
 
@@ -18,11 +18,13 @@ export const COUNTING_VARS = [ENV_TRIAL, ENV_TRIES, ENV_ARMED, ENV_FAILED] as co
 
 /** GRUB has no arithmetic: the block counts down with an if/elif ladder, so at most 9 tries. */
 export const MAX_TRIES = 9;
+/** Boot tries a trial slot gets unless told otherwise. */
 export const DEFAULT_TRIES = 3;
 
 export const COUNTING_BEGIN = '# BEGIN psyopsOS boot counting';
 export const COUNTING_END = '# END psyopsOS boot counting';
 
+/** Options of `renderCountingBlock`. */
 export interface CountingBlockOptions {
   /**
    * The slots the block can try: filesystem label (the trial's name), menu entry title (what

@@ -20,6 +20,7 @@ export type BootReason =
   /** The trial has no tries left (or names no slot): GRUB records psyopsos_failed, the default boots. */
   | 'fell-back';
 
+/** What GRUB will boot next (`predictBoot`) and why. */
 export interface BootDecision {
   /** The slot label (psyopsos=) that boots, or undefined when the chosen entry is not a slot. */
   label?: string;

@@ -1,4 +1,4 @@
-import { FormatError, InputError } from '@diskimg/partitions';
+import { FormatError, InputError } from '@diskimg/partitions/internal';
 import { parseGrubCfg } from './parse.js';
 import { quoteString } from './script.js';
 import { findCountingBlock, renderCountingBlock } from './counting.js';

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { FormatError, InputError } from '@diskimg/partitions';
+import { FormatError, InputError } from '@diskimg/partitions/internal';
 import { decodeGrubenv, encodeGrubenv, GRUBENV_SIGNATURE, GRUBENV_SIZE } from './grubenv.js';
 import { needTools, type SkipContext } from '../../../test/helpers/skip.js';
 

@@ -1,4 +1,4 @@
-import { FormatError, InputError } from '@diskimg/partitions';
+import { FormatError, InputError } from '@diskimg/partitions/internal';
 
 /**
  * The GRUB environment block (grub-core/lib/envblk.c): a fixed-size file that
@@ -25,6 +25,7 @@ export interface EncodeGrubenvOptions {
   warning?: boolean;
 }
 
+/** GRUB environment variables, name to value. */
 export type GrubenvVars = Iterable<readonly [string, string]> | Readonly<Record<string, string>>;
 
 function entriesOf(vars: GrubenvVars): Array<readonly [string, string]> {

@@ -1,4 +1,4 @@
-import { FormatError } from '@diskimg/partitions';
+import { FormatError } from '@diskimg/partitions/internal';
 import { tokenize, type Command } from './script.js';
 import { findCountingBlock } from './counting.js';
 
@@ -18,6 +18,7 @@ export interface GrubMenuEntry {
   chainloader?: string;
 }
 
+/** grub.cfg as `parseGrubCfg` understands it: the default, menu entries with their slot labels, and the info line. */
 export interface ParsedGrubCfg {
   /** Fields of the `# neuralupgrade-info:` line (as upstream reads them), when present. */
   info?: {

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { InputError, FormatError } from '@diskimg/partitions';
+import { InputError, FormatError } from '@diskimg/partitions/internal';
 import {
   renderGrubCfg,
   parseGrubCfg,

@@ -1,4 +1,4 @@
-import { ESP_PATHS, InputError, PSYOPS_NAMES } from '@diskimg/partitions';
+import { ESP_PATHS, InputError, PSYOPS_NAMES } from '@diskimg/partitions/internal';
 import { quoteString, quoteWord } from './script.js';
 
 /**
@@ -16,6 +16,7 @@ export const DEFAULT_ESP_LABEL = PSYOPS_NAMES.esp;
 /** Where the ESP holds grubenv (DESIGN.md §2). */
 export const GRUBENV_PATH = ESP_PATHS.grubenv;
 
+/** Options of `renderGrubCfg`: default slot, kernel parameters, timeout, ESP label and extra programs. */
 export interface RenderGrubCfgOptions {
   /** Filesystem labels of the OS slots, in menu order (upstream: A then B). */
   slots: readonly string[];

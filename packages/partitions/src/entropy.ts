@@ -12,6 +12,7 @@ export interface Entropy {
   readonly seeded: boolean;
 }
 
+/** Entropy for UUIDs and serials: random, or derived from `seed` so that the same inputs give the same bytes. */
 export function makeEntropy(seed?: string): Entropy {
   if (seed === undefined) return { bytes: (_p, n) => randomBytes(n), seeded: false };
   return {

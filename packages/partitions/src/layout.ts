@@ -46,6 +46,7 @@ export function parseSize(text: string | number, what = 'size'): number | 'rest'
   return Number(bytes);
 }
 
+/** One partition asked of `planLayout`: name, type, size (bytes, "64M" or "rest"), start, attributes and GUID. */
 export interface PartitionSpec {
   /** GPT name (at most 36 UTF-16 code units). */
   name: string;
@@ -60,6 +61,7 @@ export interface PartitionSpec {
   guid?: string;
 }
 
+/** Options of `planLayout`: sector size, total disk size, alignment and GPT entry count. */
 export interface LayoutOptions {
   sectorSize?: number;
   /** Total disk size in bytes (or a size string); default: just big enough. */
@@ -68,6 +70,7 @@ export interface LayoutOptions {
   entryCount?: number;
 }
 
+/** A partition as `planLayout` placed it: first and last LBA, type and GUIDs. */
 export interface PlannedPartition {
   number: number;
   name: string;
@@ -79,6 +82,7 @@ export interface PlannedPartition {
   guid?: string;
 }
 
+/** The result of `planLayout`: geometry and placed partitions, ready to write. */
 export interface LayoutPlan {
   sectorSize: number;
   totalSize: number;
@@ -97,6 +101,7 @@ export function entryArraySectorsFor(entryCount: number, sectorSize: number): nu
   return Math.ceil((entryCount * GPT_ENTRY_SIZE) / sectorSize);
 }
 
+/** Place partitions (sizes, alignment, a last one taking the rest) on a disk of a given size; an `InputError` when they do not fit. */
 export function planLayout(specs: PartitionSpec[], opts: LayoutOptions = {}): LayoutPlan {
   const sectorSize = opts.sectorSize ?? 512;
   if (sectorSize !== 512 && sectorSize !== 4096) throw new InputError(`sector size ${sectorSize}: use 512 or 4096`);

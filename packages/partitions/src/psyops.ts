@@ -12,9 +12,12 @@ export const PSYOPS_NAMES = {
   b: 'psyopsOS-B',
 } as const;
 
+/** A slot: "a" or "b" (labels psyopsOS-A and psyopsOS-B). */
 export type SlotName = 'a' | 'b';
+/** The two slots, in order. */
 export const SLOT_NAMES: readonly SlotName[] = ['a', 'b'];
 
+/** The psyopsOS layout's default sizes and sector size (as `diskimg create` uses them). */
 export const PSYOPS_DEFAULTS = { espSize: '128M', secretSize: '128M', slotSize: '1536M', sectorSize: 512 } as const;
 
 /** Files on the ESP. */

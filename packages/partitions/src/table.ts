@@ -33,6 +33,7 @@ export interface GptPartition extends GptEntry {
   sizeSectors: number;
 }
 
+/** A partition table read by `readDiskTable`: GPT (headers, partitions) or MBR, with the disk's geometry. */
 export type DiskTable =
   | ({ kind: 'blank'; mbr: MbrKind } & Geometry)
   | ({ kind: 'mbr-only'; mbr: Mbr } & Geometry)
@@ -51,6 +52,7 @@ export type DiskTable =
 
 export type GptDiskTable = Extract<DiskTable, { kind: 'gpt' }>;
 
+/** Read a disk's partition table (GPT, with both headers checked, or MBR) through a sector reader. */
 export async function readDiskTable(read: SectorReader, geo: Geometry): Promise<DiskTable> {
   const { sectorSize, totalSectors } = geo;
   if (sectorSize !== 512 && sectorSize !== 4096) throw new InputError(`sector size ${sectorSize}: only 512 and 4096 are supported`);

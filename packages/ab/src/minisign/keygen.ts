@@ -1,8 +1,9 @@
 import { constants } from 'node:fs';
 import { access, open, unlink } from 'node:fs/promises';
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 import { encodePublicKey, encodeSecretKey, generateKeyPair, keyIdHex } from './keys.js';
 
+/** What `writeKeyPair` wrote: the two file paths and the new key's id. */
 export interface KeygenResult {
   publicKeyPath: string;
   secretKeyPath: string;

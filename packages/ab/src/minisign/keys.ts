@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, scrypt, type KeyObject } from 'node:crypto';
-import { FormatError, InputError } from '@diskimg/partitions';
+import { FormatError, InputError } from '@diskimg/partitions/internal';
 
 /**
  * minisign key files (jedisct1/minisign src/minisign.h, minisign.c).
@@ -21,11 +21,13 @@ const KDF_SCRYPT = 'Sc';
 const KDF_NONE = '\0\0';
 const CHK_ALG = 'B2';
 
+/** A minisign public key: its 8-byte key id and the 32-byte Ed25519 key. */
 export interface PublicKey {
   keyId: Buffer; // 8 bytes, as stored
   key: Buffer; // 32-byte Ed25519 public key
 }
 
+/** A decoded (unlocked) minisign secret key: key id, Ed25519 secret and public halves. */
 export interface SecretKey {
   keyId: Buffer;
   seed: Buffer; // 32-byte Ed25519 seed

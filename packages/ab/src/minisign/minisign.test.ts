@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, truncateSync, statSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { FormatError, InputError } from '@diskimg/partitions';
+import { FormatError, InputError } from '@diskimg/partitions/internal';
 import {
   decodePublicKey,
   encodePublicKey,

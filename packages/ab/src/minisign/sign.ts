@@ -1,10 +1,11 @@
 import { createHash, sign as edSign } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 import { ed25519PrivateKey, parseSecretKeyFile, unlockSecretKey, type SecretKey } from './keys.js';
 import { checkComment, DEFAULT_UNTRUSTED_COMMENT, encodeSignature, type Signature } from './signature.js';
 import { LEGACY_MAX_BYTES, missing, openInput, type FileInput } from './verify.js';
 
+/** Options of `signFile`: the untrusted comment and the name errors use for the input. */
 export interface SignOptions {
   /** Sign the file itself (minisign -l) instead of its BLAKE2b-512 hash. */
   legacy?: boolean;

@@ -1,4 +1,4 @@
-import { FormatError, InputError } from '@diskimg/partitions';
+import { FormatError, InputError } from '@diskimg/partitions/internal';
 import { decodeBase64, KEYID_BYTES } from './keys.js';
 
 /**
@@ -21,6 +21,7 @@ export const MAX_TRUSTED_BYTES = 8192 - TRUSTED_PREFIX.length - 1;
 /** A signature file larger than this is not a signature file (we never read more). */
 export const MAX_SIGNATURE_FILE_BYTES = 16 * 1024;
 
+/** A decoded `.minisig`: algorithm (`ED` prehashed, legacy `Ed`), key id, signature, trusted comment and its global signature. */
 export interface Signature {
   untrustedComment: string;
   algorithm: SigAlgorithm;
@@ -79,6 +80,7 @@ export function decodeSignature(input: string | Uint8Array, name = 'signature'):
   };
 }
 
+/** A signature as the 4-line `.minisig` text minisign writes and reads. */
 export function encodeSignature(s: Signature): string {
   const sig = Buffer.concat([Buffer.from(s.algorithm, 'latin1'), s.keyId, s.signature]);
   return (

@@ -1,4 +1,4 @@
-import { InputError, UsageError } from '@diskimg/partitions';
+import { InputError, UsageError } from '@diskimg/partitions/internal';
 
 /**
  * psyopsOS trusted comments are space-separated key=value pairs

@@ -1,7 +1,7 @@
 import { createHash, verify as edVerify, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, open } from 'node:fs/promises';
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 import { decodePublicKey, ed25519PublicKey, keyIdHex, type PublicKey } from './keys.js';
 import { decodeSignature, MAX_SIGNATURE_FILE_BYTES, type SigAlgorithm, type Signature } from './signature.js';
 import { parseTrustedComment } from './trusted.js';
@@ -16,6 +16,7 @@ export type FileInput = string | AsyncIterable<Uint8Array>;
  */
 export const LEGACY_MAX_BYTES = 64 * 1024 * 1024;
 
+/** How errors name the signed file, its signature and the public key (paths or URLs, as the user gave them). */
 export interface VerifyNames {
   /** The signed file, as the user knows it (path, URL, "LABEL:/path"). */
   file?: string;
@@ -23,6 +24,7 @@ export interface VerifyNames {
   pubkey?: string;
 }
 
+/** A good signature: its trusted comment (raw and as key=value fields), key id, algorithm and the bytes verified. */
 export interface VerifyResult {
   trustedComment: string;
   /** key=value fields of the trusted comment. */
@@ -139,6 +141,7 @@ export async function readSignatureFile(path: string): Promise<Signature> {
   }
 }
 
+/** Read and decode a minisign public key file (`.pub`); an `InputError` naming the file when it is missing or malformed. */
 export async function readPublicKeyFile(path: string): Promise<PublicKey> {
   const text = await readFile(path, 'utf8').catch((e) => {
     throw missing(e, path, 'no such public key file');

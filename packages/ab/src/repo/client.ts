@@ -5,14 +5,15 @@
  * URLs (or paths) of the tarball and its signature.
  */
 import { join } from 'node:path';
-import { InputError } from '@diskimg/partitions';
-import { isUrl, readSmallInput } from '@diskimg/diskimage';
+import { InputError } from '@diskimg/partitions/internal';
+import { isUrl, readSmallInput } from '@diskimg/diskimage/internal';
 import { decodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from '../minisign/signature.js';
 import { parseTrustedComment } from '../minisign/trusted.js';
 import { MinisignVerifier, readPublicKeyFile } from '../minisign/verify.js';
 import { keyIdHex, type PublicKey } from '../minisign/keys.js';
 import { artifactName, DEFAULT_PLATFORM, KIND_TYPE, LATEST, parseArtifactName, pointerName, SIG_SUFFIX, type ReleaseKind } from './layout.js';
 
+/** Which release `resolveRelease` reads: repository, kind, platform, version, and the key to verify with. */
 export interface ResolveOptions {
   /** http(s) URL of the repository (its directory) or a local directory. */
   repo: string;
@@ -25,6 +26,7 @@ export interface ResolveOptions {
   pubkey?: string | PublicKey;
 }
 
+/** A release found in a repository, its signature verified: version, file name, and where the file and signature are. */
 export interface Release {
   kind: ReleaseKind;
   platform: string;

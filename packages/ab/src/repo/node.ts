@@ -11,14 +11,15 @@ import {
   PSYOPS_NAMES,
   type Device,
   type Disk,
-} from '@diskimg/diskimage';
-import { ESP_PATHS, InputError, otherSlot, slotOfLabel } from '@diskimg/partitions';
+} from '@diskimg/diskimage/internal';
+import { ESP_PATHS, InputError, otherSlot, slotOfLabel } from '@diskimg/partitions/internal';
 import { readBootState, type BootState } from '../boot-state.js';
 import { readSignatureInfo } from '../inspect.js';
 import { slotVersion, updateSlot, whichBooted, type UpdateOptions, type UpdateResult } from '../update.js';
 import { nodeArch, resolveRelease, type Release } from './client.js';
 import { DEFAULT_PLATFORM } from './layout.js';
 
+/** Options of `updateFromRepo`: those of `updateSlot`, with a repository and version instead of file names. */
 export interface RepoUpdateOptions extends Omit<UpdateOptions, 'osTar' | 'osSig' | 'expectTrusted' | 'sameVersion'> {
   repo: string;
   /** "latest" (default) or a version. */
@@ -26,6 +27,7 @@ export interface RepoUpdateOptions extends Omit<UpdateOptions, 'osTar' | 'osSig'
   fwtype?: string;
 }
 
+/** What `updateFromRepo` did: `updateSlot`'s result and the release it resolved. */
 export interface RepoUpdateResult extends UpdateResult {
   release: ReleaseSummary;
   /** The ESP against the repository's latest ESP (its warning, if any, is also in `warnings`). */
@@ -160,6 +162,7 @@ export async function espVersion(disk: Disk): Promise<string | null> {
   return (await readSignatureInfo(fs, ESP_PATHS.signature))?.metadata.version ?? null;
 }
 
+/** Options of `checkRepo` (the flags of `diskimg check`). */
 export interface CheckOptions {
   disk: string | Device;
   repo: string;
@@ -182,8 +185,10 @@ export interface CheckOptions {
  *   1  an error (repository unreachable, bad signature, …): never "up to date".
  */
 export type CheckStatus = 'boot-pending' | 'update-available' | 'esp-update-available' | 'up-to-date';
+/** The exit code of `diskimg check` for each `CheckStatus`. */
 export const CHECK_EXIT: Record<CheckStatus, number> = { 'boot-pending': 11, 'update-available': 10, 'esp-update-available': 12, 'up-to-date': 0 };
 
+/** `checkRepo`'s answer: status and exit code, booted and other slot, the repository's releases, and one line per item. */
 export interface CheckResult {
   status: CheckStatus;
   exitCode: number;
@@ -199,6 +204,7 @@ export interface CheckResult {
   lines: string[];
 }
 
+/** Compare the repository's latest releases with the disk's slots, ESP and boot state (`diskimg check`); `exitCode` says what to do next. */
 export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
   if (!o.noVerify && !o.pubkey) throw new InputError('no --pubkey: give the minisign public key that signs your updates, or --no-verify');
   const pubkey = o.noVerify ? undefined : o.pubkey;

@@ -15,12 +15,13 @@
  */
 import { open, readdir, rename, stat, unlink, copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildTime, InputError } from '@diskimg/partitions';
+import { buildTime, InputError } from '@diskimg/partitions/internal';
 import { decodeSignature, encodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from '../minisign/signature.js';
 import { formatTrustedComment, parseTrustedComment } from '../minisign/trusted.js';
 import { readSecretKeyFile, signToSignature } from '../minisign/sign.js';
 import { keyIdHex } from '../minisign/keys.js';
 import { readPublicKeyFile, verifyFile } from '../minisign/verify.js';
+import { BUNDLE_RELEASE_MARK, readBundleRelease } from './bundle-release.js';
 import {
   artifactName,
   checkPlatform,
@@ -36,10 +37,13 @@ import {
   type ReleaseKind,
 } from './layout.js';
 
+/** Options of `publish` (the flags of `diskimg publish`). */
 export interface PublishOptions {
   repo: string;
   osTar?: string;
   espTar?: string;
+  /** The one-file CLI (dist/diskimg.mjs): published as diskimg.<version>.mjs; its version defaults to the release built into it. */
+  bundle?: string;
   /** Sign with this minisign secret key … */
   seckey?: string;
   password?: string;
@@ -60,6 +64,7 @@ export interface PublishOptions {
   onStep?: (step: 'artifact' | 'signature' | 'pointer' | 'pruned') => void | Promise<void>;
 }
 
+/** What `publish` wrote: file names, version, the pointer's previous version, and what `keep` pruned. */
 export interface PublishResult {
   repo: string;
   kind: ReleaseKind;
@@ -81,21 +86,32 @@ export interface PublishResult {
   warnings: string[];
 }
 
+/** Add a signed release (OS, ESP or the one-file CLI) to an update repository directory: file, signature, then the `latest` pointer, each written atomically (`diskimg publish`). */
 export async function publish(o: PublishOptions): Promise<PublishResult> {
   const warnings: string[] = [];
-  if (!!o.osTar === !!o.espTar) throw new InputError('give --os-tar FILE or --esp-tar FILE (one release per publish)');
+  if ([o.osTar, o.espTar, o.bundle].filter(Boolean).length !== 1) throw new InputError('give --os-tar FILE, --esp-tar FILE or --bundle FILE (one release per publish)');
   if (!!o.seckey === !!o.sig) throw new InputError('give --seckey FILE (sign now) or --sig FILE (an existing signature), one of them');
   if (o.sig && !o.pubkey) throw new InputError('--sig: give --pubkey FILE so the signature is verified before it is published');
   if (o.keep !== undefined && (!Number.isInteger(o.keep) || o.keep < 1)) throw new InputError(`--keep ${o.keep}: a whole number of versions, at least 1`);
-  const kind: ReleaseKind = o.osTar ? 'os' : 'esp';
-  const file = (o.osTar ?? o.espTar)!;
+  const kind: ReleaseKind = o.osTar ? 'os' : o.espTar ? 'esp' : 'bundle';
+  const file = (o.osTar ?? o.espTar ?? o.bundle)!;
+  const fileOpt = { os: '--os-tar', esp: '--esp-tar', bundle: '--bundle' }[kind];
   const type = KIND_TYPE[kind];
   const platform = checkPlatform(kind, o.platform ?? DEFAULT_PLATFORM[kind]);
 
   const repoSt = await stat(o.repo).catch(() => undefined);
   if (!repoSt?.isDirectory()) throw new InputError(`--repo ${o.repo}: no such directory (create it first)`);
   const fileSt = await stat(file).catch(() => undefined);
-  if (!fileSt?.isFile()) throw new InputError(`${kind === 'os' ? '--os-tar' : '--esp-tar'} ${file}: no such file`);
+  if (!fileSt?.isFile()) throw new InputError(`${fileOpt} ${file}: no such file`);
+  // A bundle says its own release version (scripts/bundle.mjs); anything else is not a bundle.
+  const builtIn = kind === 'bundle' ? await readBundleRelease(file) : undefined;
+  if (kind === 'bundle' && builtIn === undefined) {
+    throw new InputError(`--bundle ${file}: not a diskimg bundle (no "${BUNDLE_RELEASE_MARK}" line after the shebang); build it with "pnpm run bundle"`);
+  }
+  // self-update orders bundles by that line, so the published name must agree with it.
+  if (builtIn !== undefined && o.version !== undefined && o.version !== builtIn) {
+    throw new InputError(`--version ${o.version}: ${file} says release ${builtIn}; rebuild it with DISKIMG_RELEASE=${o.version} pnpm run bundle, or leave out --version`);
+  }
 
   // ---- the signature: made now, or given and verified ----
   let sig: Signature;
@@ -117,7 +133,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     }
     await verifyFile(file, sig, await readPublicKeyFile(o.pubkey!), { sig: o.sig, pubkey: o.pubkey });
   } else {
-    version = checkVersion(o.version ?? versionOf(buildTime()));
+    version = checkVersion(o.version ?? builtIn ?? versionOf(buildTime()));
     const fields: Array<[string, string]> = [
       ['type', type],
       ['filename', artifactName(kind, platform, version)],

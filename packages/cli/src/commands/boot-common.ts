@@ -1,5 +1,5 @@
-import { openDisk, type Disk } from '@diskimg/diskimage';
-import { findBootDisk, type BootState } from '@diskimg/ab';
+import { openDisk, type Disk } from '@diskimg/diskimage/internal';
+import { findBootDisk, type BootState } from '@diskimg/ab/internal';
 
 /** Open DISK, run fn, close. */
 /** Open DISK, or the node's boot disk (found by partition labels) when it is omitted. */

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
-import { findBootDisk } from '@diskimg/ab';
+import { findBootDisk } from '@diskimg/ab/internal';
 
 export const bootDiskCommand: CommandModule<object, { json?: boolean }> = {
   command: 'boot-disk',

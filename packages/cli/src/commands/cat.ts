@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { withFilesystem } from '@diskimg/diskimage';
+import { withFilesystem } from '@diskimg/diskimage/internal';
 
 interface CatArgs {
   disk: string;

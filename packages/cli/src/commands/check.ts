@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { checkRepo, findBootDisk } from '@diskimg/ab';
+import { checkRepo, findBootDisk } from '@diskimg/ab/internal';
 import { bootedLabelOption } from './boot-common.js';
 import { printJson } from '../output.js';
 

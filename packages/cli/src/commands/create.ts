@@ -1,8 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { rmSync, statSync } from 'node:fs';
-import { buildImage, type BuildSummary } from '@diskimg/ab';
-import { createImage, partialPath, type CreateSummary } from '@diskimg/diskimage';
-import { fmtBytes, InputError, parseSize, UsageError } from '@diskimg/partitions';
+import { buildImage, type BuildSummary } from '@diskimg/ab/internal';
+import { createImage, partialPath, type CreateSummary } from '@diskimg/diskimage/internal';
+import { fmtBytes, InputError, parseSize, UsageError } from '@diskimg/partitions/internal';
 import { onSignalCleanup, printJson } from '../output.js';
 import { createProgress, progressWanted } from '../progress.js';
 import { printTable } from './show.js';

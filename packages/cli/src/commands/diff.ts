@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { describeDifference, diffDisks, summarizeDifferences } from '@diskimg/ab';
-import { DiskimgError } from '@diskimg/partitions';
+import { describeDifference, diffDisks, summarizeDifferences } from '@diskimg/ab/internal';
+import { DiskimgError } from '@diskimg/partitions/internal';
 
 interface Args {
   a: string;

@@ -26,3 +26,5 @@ import { addRepoCommands } from './repo.js';
 addRepoCommands(commands);
 import { pushCommand } from './push.js';
 commands.push(pushCommand);
+import { selfUpdateCommand } from './self-update.js';
+commands.push(selfUpdateCommand);

@@ -2,8 +2,8 @@ import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { writeKeyPair } from '@diskimg/ab';
-import { InputError } from '@diskimg/partitions';
+import { writeKeyPair } from '@diskimg/ab/internal';
+import { InputError } from '@diskimg/partitions/internal';
 
 interface KeygenArgs {
   out: string;

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
-import { withFilesystem, type FsEntry } from '@diskimg/diskimage';
+import { withFilesystem, type FsEntry } from '@diskimg/diskimage/internal';
 
 interface LsArgs {
   disk: string;

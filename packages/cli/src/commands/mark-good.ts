@@ -1,7 +1,7 @@
 import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
-import { bootedLabel, markGood } from '@diskimg/ab';
-import { UsageError } from '@diskimg/partitions';
+import { bootedLabel, markGood } from '@diskimg/ab/internal';
+import { UsageError } from '@diskimg/partitions/internal';
 import { bootedLabelOption, withDisk } from './boot-common.js';
 
 interface Args {

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { parseAssignments, publish, type PublishResult } from '@diskimg/ab';
-import { fmtBytes, UsageError } from '@diskimg/partitions';
+import { parseAssignments, publish, type PublishResult } from '@diskimg/ab/internal';
+import { fmtBytes, UsageError } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
 import { readPasswordFile } from './sign.js';
 
@@ -8,6 +8,7 @@ interface Args {
   repo: string;
   'os-tar'?: string;
   'esp-tar'?: string;
+  bundle?: string;
   seckey?: string;
   'password-file'?: string;
   sig?: string;
@@ -24,24 +25,26 @@ interface Args {
 
 export const publishCommand: CommandModule<object, Args> = {
   command: 'publish',
-  describe: 'add a signed release to an update repository directory; the latest pointer is replaced last and atomically',
+  describe: 'add a signed release (OS, ESP or the one-file CLI) to an update repository directory; the latest pointer is replaced last and atomically',
   builder: (y) =>
     y
       .option('repo', { type: 'string', demandOption: true, describe: 'the repository directory (served as is over HTTP, or synced to S3)' })
       .option('os-tar', { type: 'string', describe: 'OS tarball: published as psyopsOS.<arch>.<version>.tar' })
       .option('esp-tar', { type: 'string', describe: 'ESP tarball: published as psyopsESP.<fwtype>.<version>.tar' })
+      .option('bundle', { type: 'string', describe: 'the one-file CLI (dist/diskimg.mjs): published as diskimg.<version>.mjs, version = its built-in release line' })
       .option('seckey', { type: 'string', describe: 'minisign secret key: sign now, with type= filename= version= (architecture=) and --trusted' })
       .option('password-file', { type: 'string', describe: 'file whose first line is the password of an encrypted key' })
       .option('sig', { type: 'string', describe: 'publish this existing signature instead (its trusted comment must name the repository file; verified with --pubkey)' })
       .option('pubkey', { type: 'string', describe: 'public key to verify --sig with' })
-      .option('version', { type: 'string', describe: 'release version (default: build time YYYYMMDD-HHMMSS UTC, SOURCE_DATE_EPOCH honoured; with --sig its version=)' })
+      .option('version', { type: 'string', describe: 'release version (default: build time YYYYMMDD-HHMMSS UTC, SOURCE_DATE_EPOCH honoured; with --sig its version=; with --bundle its release line)' })
       .option('arch', { type: 'string', describe: 'OS architecture (default x86_64)' })
       .option('fwtype', { type: 'string', describe: 'ESP firmware type (default x86_64-uefi)' })
       .option('trusted', { type: 'string', array: true, describe: 'extra KEY=VALUE for the trusted comment (kernel=, alpine=, …)' })
       .option('keep', { type: 'number', describe: 'keep the newest N versions of this kind (never the one the pointer names); remove the rest' })
       .option('allow-downgrade', { type: 'boolean', describe: 'move the pointer to a version older than the one it names' })
       .check((a) => {
-        if (!!a['os-tar'] === !!a['esp-tar']) throw new UsageError('give --os-tar FILE or --esp-tar FILE');
+        if ([a['os-tar'], a['esp-tar'], a.bundle].filter(Boolean).length !== 1) throw new UsageError('give one of --os-tar FILE, --esp-tar FILE, --bundle FILE');
+        if (a.bundle && (a.arch || a.fwtype)) throw new UsageError('--bundle runs on any node: no --arch or --fwtype');
         if (!!a.seckey === !!a.sig) throw new UsageError('give --seckey FILE or --sig FILE');
         if (a.arch && a['esp-tar']) throw new UsageError('--arch goes with --os-tar; an ESP release takes --fwtype');
         if (a.fwtype && a['os-tar']) throw new UsageError('--fwtype goes with --esp-tar; an OS release takes --arch');
@@ -53,6 +56,7 @@ export const publishCommand: CommandModule<object, Args> = {
       repo: argv.repo,
       osTar: argv['os-tar'],
       espTar: argv['esp-tar'],
+      bundle: argv.bundle,
       seckey: argv.seckey,
       password: await readPasswordFile(argv['password-file']),
       sig: argv.sig,

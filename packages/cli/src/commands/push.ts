@@ -15,7 +15,7 @@
 import type { CommandModule } from 'yargs';
 import { spawn } from 'node:child_process';
 import { createReadStream, statSync } from 'node:fs';
-import { DiskimgError, UsageError, fmtBytes } from '@diskimg/partitions';
+import { DiskimgError, UsageError, fmtBytes } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
 import { createProgress, progressWanted } from '../progress.js';
 
@@ -116,7 +116,7 @@ export const pushCommand: CommandModule<object, Args> = {
     let tar: string;
     let sigText: Buffer;
     if (a.repo !== undefined) {
-      const { resolveRelease } = await import('@diskimg/ab');
+      const { resolveRelease } = await import('@diskimg/ab/internal');
       const rel = await resolveRelease({ repo: a.repo, kind: 'os', version: a.version, pubkey: a.pubkey });
       tar = rel.artifact;
       sigText = Buffer.from(rel.sigText);

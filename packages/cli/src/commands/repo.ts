@@ -5,8 +5,8 @@
  * is resolved from the repository and then written by the same library call (updateSlot).
  */
 import type { CommandModule, Argv } from 'yargs';
-import { findBootDisk, updateFromRepo } from '@diskimg/ab';
-import { fmtBytes, UsageError } from '@diskimg/partitions';
+import { findBootDisk, updateFromRepo } from '@diskimg/ab/internal';
+import { fmtBytes, UsageError } from '@diskimg/partitions/internal';
 import { publishCommand } from './publish.js';
 import { checkCommand } from './check.js';
 import { updateEspCommand } from './update-esp.js';

@@ -1,6 +1,6 @@
 import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
-import { bootedLabel, rollback } from '@diskimg/ab';
+import { bootedLabel, rollback } from '@diskimg/ab/internal';
 import { bootedLabelOption, describeBootState, withDisk } from './boot-common.js';
 
 interface Args {

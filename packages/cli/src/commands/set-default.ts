@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { setDefaultSlot } from '@diskimg/ab';
+import { setDefaultSlot } from '@diskimg/ab/internal';
 import { printJson } from '../output.js';
 
 interface Args {

@@ -1,7 +1,7 @@
 import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
-import { armTrial, slotLabel } from '@diskimg/ab';
-import { DEFAULT_TRIES, MAX_TRIES } from '@diskimg/grubcfg';
+import { armTrial, slotLabel } from '@diskimg/ab/internal';
+import { DEFAULT_TRIES, MAX_TRIES } from '@diskimg/grubcfg/internal';
 import { describeBootState, withDisk } from './boot-common.js';
 
 interface Args {

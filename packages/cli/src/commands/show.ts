@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
-import { type DiskSummary } from '@diskimg/diskimage';
-import { inspectDisk, type DiskInspection } from '@diskimg/ab';
-import { fmtBytes } from '@diskimg/partitions';
+import { type DiskSummary } from '@diskimg/diskimage/internal';
+import { inspectDisk, type DiskInspection } from '@diskimg/ab/internal';
+import { fmtBytes } from '@diskimg/partitions/internal';
 import { describeBootState } from './boot-common.js';
 import { printJson } from '../output.js';
 

@@ -11,8 +11,8 @@ import {
   readSecretKeyFile,
   signToSignature,
   encodeSignature,
-} from '@diskimg/ab';
-import { buildTime, InputError } from '@diskimg/partitions';
+} from '@diskimg/ab/internal';
+import { buildTime, InputError } from '@diskimg/partitions/internal';
 import { createProgress, progressWanted } from '../progress.js';
 
 interface SignArgs {

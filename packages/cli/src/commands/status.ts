@@ -1,6 +1,6 @@
 import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
-import { bootedLabel, slotStatus } from '@diskimg/ab';
+import { bootedLabel, slotStatus } from '@diskimg/ab/internal';
 import { bootedLabelOption, withDisk } from './boot-common.js';
 
 interface Args {

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { findBootDisk, updateEsp, type EspUpdateResult } from '@diskimg/ab';
-import { fmtBytes, UsageError } from '@diskimg/partitions';
+import { findBootDisk, updateEsp, type EspUpdateResult } from '@diskimg/ab/internal';
+import { fmtBytes, UsageError } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
 
 interface Args {

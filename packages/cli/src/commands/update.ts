@@ -1,8 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
 import { createProgress, progressWanted, type Progress } from '../progress.js';
-import { findBootDisk, updateSlot, type UpdateResult } from '@diskimg/ab';
-import { fmtBytes } from '@diskimg/partitions';
+import { findBootDisk, updateSlot, type UpdateResult } from '@diskimg/ab/internal';
+import { fmtBytes } from '@diskimg/partitions/internal';
 
 interface Args {
   disk?: string;

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
-import { defaultSignaturePath, readPublicKeyFile, readSignatureFile, verifyFile } from '@diskimg/ab';
+import { defaultSignaturePath, readPublicKeyFile, readSignatureFile, verifyFile } from '@diskimg/ab/internal';
 
 interface VerifyArgs {
   file: string;

@@ -1,7 +1,7 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { readFileSync, existsSync } from 'node:fs';
 import { basename } from 'node:path';
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 import type { Device } from './device.js';
 
 /** A device backed by an image file or a block device node. */

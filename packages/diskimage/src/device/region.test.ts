@@ -2,7 +2,7 @@ import test from 'ava';
 import { MemoryDevice } from './memory.js';
 import { Region } from './region.js';
 import { FaultDevice, PowerCut } from './fault.js';
-import { SafetyError } from '@diskimg/partitions';
+import { SafetyError } from '@diskimg/partitions/internal';
 
 test('region refuses access outside its window before touching the device', async (t) => {
   const dev = new MemoryDevice(4096);

@@ -1,4 +1,4 @@
-import { SafetyError } from '@diskimg/partitions';
+import { SafetyError } from '@diskimg/partitions/internal';
 import type { Device } from './device.js';
 
 /**

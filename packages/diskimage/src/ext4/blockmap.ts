@@ -1,4 +1,4 @@
-import { FormatError } from '@diskimg/partitions';
+import { FormatError } from '@diskimg/partitions/internal';
 import { asBuffer } from './struct.js';
 
 /**

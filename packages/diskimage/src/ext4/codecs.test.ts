@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { FormatError } from '@diskimg/partitions';
+import { FormatError } from '@diskimg/partitions/internal';
 import { crc32c, crc32cRaw } from './crc32c.js';
 import { decodeSuperblock, encodeSuperblock, superblockChecksum } from './superblock.js';
 import { decodeGroupDesc, encodeGroupDesc } from './group-desc.js';

@@ -7,7 +7,7 @@ import { FileDevice } from '../device/file.js';
 import { readDirTree } from '../source/dir.js';
 import type { TreeEntry } from '../source/tree.js';
 import { createExt4 } from './create.js';
-import { makeEntropy } from '@diskimg/partitions';
+import { makeEntropy } from '@diskimg/partitions/internal';
 import { MiB, EPOCH, tmp, makeImage, fsck, rdumpDiff, stat, prng, makeOsTree, makeManyFiles } from './testutil.js';
 import { needRoot, needTools, ranTool, skipOrFail, type SkipContext } from '../../../../test/helpers/skip.js';
 

@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { makeEntropy } from '@diskimg/partitions';
+import { makeEntropy } from '@diskimg/partitions/internal';
 import { MemoryDevice } from '../device/memory.js';
 import type { TreeEntry } from '../source/tree.js';
 import { createExt4 } from './create.js';

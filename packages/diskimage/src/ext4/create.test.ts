@@ -5,7 +5,7 @@ import { readFileSync, rmSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as tarStream from 'tar-stream';
-import { InputError, makeEntropy } from '@diskimg/partitions';
+import { InputError, makeEntropy } from '@diskimg/partitions/internal';
 import { MemoryDevice } from '../device/memory.js';
 import { Region } from '../device/region.js';
 import { readDirTree } from '../source/dir.js';

@@ -1,4 +1,4 @@
-import { InputError, clampTime, type Entropy } from '@diskimg/partitions';
+import { InputError, clampTime, type Entropy } from '@diskimg/partitions/internal';
 import type { Device } from '../device/device.js';
 import type { TreeEntry } from '../source/tree.js';
 import { drain } from '../source/tree.js';
@@ -18,6 +18,7 @@ import { buildGroup, buildSuperblock } from './group-build.js';
 
 export { EXT4_FEATURES } from './group-build.js';
 
+/** A small file `createExt4` adds after the tree (side files, signatures). */
 export interface ExtraFile {
   /** Path inside the filesystem, e.g. "psyopsOS-A" or "psyopsOS.tar.minisig". */
   path: string;
@@ -25,6 +26,7 @@ export interface ExtraFile {
   mode?: number;
 }
 
+/** Options of `createExt4`: label, entropy (UUIDs), timestamps, reserved blocks and extra small files. */
 export interface CreateExt4Options {
   label: string;
   entropy: Entropy;
@@ -57,6 +59,7 @@ export interface CreateExt4Options {
   hashSeed?: Uint8Array;
 }
 
+/** What `createExt4` wrote: block and inode counts, files, block size and UUID. */
 export interface CreateExt4Summary {
   blocks: number;
   inodes: number;

@@ -1,4 +1,4 @@
-import { FormatError } from '@diskimg/partitions';
+import { FormatError } from '@diskimg/partitions/internal';
 import { dirLeafChecksum, dxNodeChecksum, inodeCsumSeed } from './checksum.js';
 import { asBuffer } from './struct.js';
 

@@ -1,4 +1,4 @@
-import { FormatError } from '@diskimg/partitions';
+import { FormatError } from '@diskimg/partitions/internal';
 import { extentBlockChecksum, inodeCsumSeed } from './checksum.js';
 import { asBuffer } from './struct.js';
 

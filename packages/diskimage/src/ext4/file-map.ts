@@ -1,4 +1,4 @@
-import { FormatError } from '@diskimg/partitions';
+import { FormatError } from '@diskimg/partitions/internal';
 import { decodeExtentNode } from './extent.js';
 import { decodeBlockMapRoot, decodeIndirectBlock } from './blockmap.js';
 

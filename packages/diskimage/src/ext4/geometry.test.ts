@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, closeSync, openSync, ftruncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 import { planGeometry, groupHasSuper, defaultJournalBlocks } from './geometry.js';
 import { BlockAllocator } from './alloc.js';
 import { needTools } from '../../../../test/helpers/skip.js';

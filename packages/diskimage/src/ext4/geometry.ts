@@ -1,4 +1,4 @@
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 
 /**
  * Pure planning of a new ext4 filesystem, following mke2fs 1.47

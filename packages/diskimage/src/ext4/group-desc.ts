@@ -1,4 +1,4 @@
-import { FormatError } from '@diskimg/partitions';
+import { FormatError } from '@diskimg/partitions/internal';
 import { BG_CHECKSUM, groupDescChecksum } from './checksum.js';
 import { asBuffer, decodeFields, encodeFields, type FieldDef, type StructOf } from './struct.js';
 

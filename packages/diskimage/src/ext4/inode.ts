@@ -1,4 +1,4 @@
-import { FormatError } from '@diskimg/partitions';
+import { FormatError } from '@diskimg/partitions/internal';
 import { GOOD_OLD_INODE_SIZE, I_CHECKSUM_HI, I_CHECKSUM_LO, inodeChecksum, inodeHasChecksumHi } from './checksum.js';
 import { asBuffer, decodeFields, encodeFields, type FieldDef, type StructOf } from './struct.js';
 

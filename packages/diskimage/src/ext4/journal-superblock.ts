@@ -1,4 +1,4 @@
-import { FormatError } from '@diskimg/partitions';
+import { FormatError } from '@diskimg/partitions/internal';
 import { crc32cRaw } from './crc32c.js';
 import { asBuffer, decodeFields, encodeFields, type FieldDef, type StructOf } from './struct.js';
 

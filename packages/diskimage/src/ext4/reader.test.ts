@@ -11,7 +11,7 @@ import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, mkdtempSync, ope
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { DiskimgError, FormatError, InputError } from '@diskimg/partitions';
+import { DiskimgError, FormatError, InputError } from '@diskimg/partitions/internal';
 import { FileDevice } from '../device/file.js';
 import { MemoryDevice } from '../device/memory.js';
 import { openExt4, type Ext4Reader } from './reader.js';

@@ -16,7 +16,7 @@
  * a FormatError naming the structure ("ext4 inode 12: checksum mismatch").
  * Every loop is bounded (tree depth, visited sets, symlink hops, sizes).
  */
-import { FormatError, InputError, PathError } from '@diskimg/partitions';
+import { FormatError, InputError, PathError } from '@diskimg/partitions/internal';
 import type { Device } from '../device/device.js';
 import { decodeSuperblock, blockSize as sbBlockSize, groupCount, SUPERBLOCK_OFFSET, type Superblock } from './superblock.js';
 import { decodeGroupDesc, descSize as sbDescSize, BG_INODE_UNINIT, type GroupDesc } from './group-desc.js';

@@ -1,4 +1,4 @@
-import { FormatError } from '@diskimg/partitions';
+import { FormatError } from '@diskimg/partitions/internal';
 
 /**
  * A tiny table-driven little/big-endian struct codec shared by the ext4

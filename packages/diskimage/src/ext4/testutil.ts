@@ -6,7 +6,7 @@ import { spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync, linkSync, chmodSync, openSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
-import { makeEntropy } from '@diskimg/partitions';
+import { makeEntropy } from '@diskimg/partitions/internal';
 import { FileDevice } from '../device/file.js';
 import type { TreeEntry } from '../source/tree.js';
 import { createExt4, type CreateExt4Options, type CreateExt4Summary } from './create.js';

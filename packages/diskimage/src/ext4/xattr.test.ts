@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, symlinkSync, linkSync, openSync, writeSync, closeSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { InputError, makeEntropy } from '@diskimg/partitions';
+import { InputError, makeEntropy } from '@diskimg/partitions/internal';
 import { FileDevice } from '../device/file.js';
 import { MemoryDevice } from '../device/memory.js';
 import { readTarTree } from '../source/tar.js';

@@ -1,4 +1,4 @@
-import { FormatError, InputError } from '@diskimg/partitions';
+import { FormatError, InputError } from '@diskimg/partitions/internal';
 import { asBuffer } from './struct.js';
 import { crc32cRaw } from './crc32c.js';
 

@@ -1,4 +1,4 @@
-import { FormatError, UnsupportedFormatError } from '@diskimg/partitions';
+import { FormatError, UnsupportedFormatError } from '@diskimg/partitions/internal';
 
 /**
  * FAT32 boot sector with its BIOS parameter block (fatgen103 §3.1–3.3).

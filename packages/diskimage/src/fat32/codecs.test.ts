@@ -2,7 +2,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { FormatError, InputError } from '@diskimg/partitions';
+import { FormatError, InputError } from '@diskimg/partitions/internal';
 import { decodeBootSector, encodeBootSector, geometry, type BootSector } from './boot-sector.js';
 import { decodeFsInfo, encodeFsInfo } from './fsinfo.js';
 import { decodeDirent, decodeFatTime, encodeDirent, encodeFatTime, makeDirent, shortDisplayName } from './dirent.js';

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { closeSync, copyFileSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeEntropy } from '@diskimg/partitions';
+import { makeEntropy } from '@diskimg/partitions/internal';
 import { FileDevice } from '../device/file.js';
 import { FaultDevice, PowerCut } from '../device/fault.js';
 import { readDirTree } from '../source/dir.js';

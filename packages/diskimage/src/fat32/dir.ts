@@ -1,4 +1,4 @@
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 import {
   ATTR_DIRECTORY,
   ATTR_LONG_NAME,

@@ -1,4 +1,4 @@
-import { FormatError } from '@diskimg/partitions';
+import { FormatError } from '@diskimg/partitions/internal';
 import type { Device } from '../device/device.js';
 import type { Geometry } from './boot-sector.js';
 

@@ -1,4 +1,4 @@
-import { InputError, buildTime, makeEntropy, type Entropy } from '@diskimg/partitions';
+import { InputError, buildTime, makeEntropy, type Entropy } from '@diskimg/partitions/internal';
 import type { Device } from '../device/device.js';
 import { encodeBootSector, geometry, type BootSector } from './boot-sector.js';
 import { encodeFsInfo } from './fsinfo.js';

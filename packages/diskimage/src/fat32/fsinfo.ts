@@ -1,4 +1,4 @@
-import { FormatError } from '@diskimg/partitions';
+import { FormatError } from '@diskimg/partitions/internal';
 
 /** FSInfo sector (fatgen103 §5): a hint of the free cluster count and where to look for free clusters. */
 export interface FsInfo {

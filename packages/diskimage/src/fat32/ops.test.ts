@@ -1,7 +1,7 @@
 import test from 'ava';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError, makeEntropy } from '@diskimg/partitions';
+import { InputError, makeEntropy } from '@diskimg/partitions/internal';
 import { FileDevice } from '../device/file.js';
 import { formatFat32 } from './format.js';
 import { Fat32Volume } from './volume.js';

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { InputError, makeEntropy } from '@diskimg/partitions';
+import { InputError, makeEntropy } from '@diskimg/partitions/internal';
 import { FileDevice } from '../device/file.js';
 import { Region } from '../device/region.js';
 import { readDirTree } from '../source/dir.js';

@@ -1,4 +1,4 @@
-import { InputError, clampTime, sourceDateEpoch } from '@diskimg/partitions';
+import { InputError, clampTime, sourceDateEpoch } from '@diskimg/partitions/internal';
 import type { Device } from '../device/device.js';
 import { drain, type TreeEntry } from '../source/tree.js';
 import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_VOLUME_ID, DIRENT_SIZE, makeDirent } from './dirent.js';

@@ -1,4 +1,4 @@
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 import { NTRES_LOWER_BASE, NTRES_LOWER_EXT } from './dirent.js';
 
 /**

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { FormatError, InputError, UsageError, makeEntropy } from '@diskimg/partitions';
+import { FormatError, InputError, UsageError, makeEntropy } from '@diskimg/partitions/internal';
 import { FileDevice } from '../device/file.js';
 import { MemoryDevice } from '../device/memory.js';
 import { readDirTree } from '../source/dir.js';

@@ -1,4 +1,4 @@
-import { FormatError, InputError, PathError, UsageError, buildTime } from '@diskimg/partitions';
+import { FormatError, InputError, PathError, UsageError, buildTime } from '@diskimg/partitions/internal';
 import type { Device } from '../device/device.js';
 import { decodeBootSector, geometry, type BootSector, type Geometry } from './boot-sector.js';
 import { decodeFsInfo, encodeFsInfo } from './fsinfo.js';

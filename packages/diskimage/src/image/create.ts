@@ -1,6 +1,6 @@
 import { lstat, open, readdir, realpath, stat, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fmtBytes, InputError, makeEntropy, type Entropy, type LayoutPlan } from '@diskimg/partitions';
+import { fmtBytes, InputError, makeEntropy, type Entropy, type LayoutPlan } from '@diskimg/partitions/internal';
 import type { Device } from '../device/device.js';
 import { Region } from '../device/region.js';
 import { SparseWriteDevice } from '../device/sparse.js';
@@ -10,6 +10,7 @@ import { writePartitionTable } from './write.js';
 import { openDisk, summarizeDisk, type DiskSummary } from './disk.js';
 import { assertNotMounted } from './mounts.js';
 
+/** Options of `createImage`: the output, the layout, and a callback filling each partition. */
 export interface CreateImageOptions {
   /** Image file to create (or overwrite), or a block device that is not in use. */
   output: string;
@@ -34,6 +35,7 @@ export interface CreateImageOptions {
   force?: boolean;
 }
 
+/** What `createImage` wrote: the disk's table and partitions. */
 export interface CreateSummary extends DiskSummary {
   output: string;
   target: 'file' | 'block-device';

@@ -10,7 +10,7 @@ import {
   type DiskTable,
   type GptDiskTable,
   type GptPartition,
-} from '@diskimg/partitions';
+} from '@diskimg/partitions/internal';
 import { readAt, type Device } from '../device/device.js';
 import { FileDevice } from '../device/file.js';
 import { Region } from '../device/region.js';
@@ -24,6 +24,7 @@ export interface DiskPartition extends GptPartition {
   region(): Region;
 }
 
+/** An opened disk: its device, partition table and partitions; `close()` it when done. */
 export interface Disk {
   device: Device;
   /** The path given to openDisk, if any. */
@@ -121,6 +122,7 @@ export interface PartitionSummary {
   attributes: AttributeInfo;
 }
 
+/** A disk's partition table as plain data: kind, sizes, GUIDs and partitions. */
 export interface DiskSummary {
   device: string;
   sizeBytes: number;
@@ -140,6 +142,7 @@ export interface DiskSummary {
   partitions: PartitionSummary[];
 }
 
+/** A plain summary of an open disk's partition table (what `diskimg show --json` prints first). */
 export function summarizeDisk(disk: Disk): DiskSummary {
   const t = disk.table;
   const hc = (c: typeof t.primary) => (c.ok ? { lba: c.lba, ok: true } : { lba: c.lba, ok: false, error: c.error });

@@ -4,15 +4,17 @@
  * "LABEL:/path" in errors, which are one-line InputErrors for bad paths and
  * the readers' FormatErrors for damaged structures.
  */
-import { FormatError, InputError, NotFoundError, PathError, type PathErrorCode } from '@diskimg/partitions';
+import { FormatError, InputError, NotFoundError, PathError, type PathErrorCode } from '@diskimg/partitions/internal';
 import { openExt4, type Ext4Reader, type Ext4Stat } from '../ext4/reader.js';
 import { Fat32Volume } from '../fat32/volume.js';
 import type { Fat32Entry } from '../fat32/dir.js';
 import { findPartition, openDisk, type Disk, type DiskPartition } from './disk.js';
 import { probePartition, probeLabel, type FsProbe } from './probe.js';
 
+/** The kinds of `FsEntry`. */
 export type FsEntryType = 'file' | 'directory' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket' | 'unknown';
 
+/** A file, directory or link in a filesystem read by `FsReader`. */
 export interface FsEntry {
   name: string;
   type: FsEntryType;
@@ -31,11 +33,13 @@ export interface FsEntry {
   xattrs?: Record<string, string>;
 }
 
+/** Options of `FsReader.readdir` and `stat` (extended attributes). */
 export interface FsReadOptions {
   /** Also return each entry's extended attributes (and POSIX ACLs, as system.posix_acl_*). */
   xattrs?: boolean;
 }
 
+/** Read-only access to a FAT32 or ext4 filesystem in a partition: list, stat and stream files. */
 export interface FsReader {
   type: 'fat32' | 'ext4';
   /** What errors call the filesystem: its label, else the GPT name. */

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { makeEntropy, InputError } from '@diskimg/partitions';
+import { makeEntropy, InputError } from '@diskimg/partitions/internal';
 import { MemoryDevice } from '../device/memory.js';
 import { FaultDevice } from '../device/fault.js';
 import { psyopsLayout, PSYOPS_NAMES } from './layout.js';

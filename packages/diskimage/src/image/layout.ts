@@ -1,8 +1,9 @@
-import { planLayout, PSYOPS_DEFAULTS, PSYOPS_NAMES, type LayoutPlan } from '@diskimg/partitions';
+import { planLayout, PSYOPS_DEFAULTS, PSYOPS_NAMES, type LayoutPlan } from '@diskimg/partitions/internal';
 
 // The contract's names live in @diskimg/partitions (psyops.ts); re-exported for existing importers.
 export { PSYOPS_NAMES, PSYOPS_DEFAULTS };
 
+/** Sizes of the psyopsOS layout's partitions (ESP, secret, slots A and B) and the sector size. */
 export interface PsyopsLayoutOptions {
   espSize?: number | string;
   secretSize?: number | string;

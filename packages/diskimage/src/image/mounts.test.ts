@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SafetyError } from '@diskimg/partitions';
+import { SafetyError } from '@diskimg/partitions/internal';
 import { assertNotMounted, mountsOf } from './mounts.js';
 
 /** A fake /sys/class/block with sdz (partitions sdz1, sdz2; dm-7 stacked on sdz2) and sdy. */

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename } from 'node:path';
-import { SafetyError } from '@diskimg/partitions';
+import { SafetyError } from '@diskimg/partitions/internal';
 
 /**
  * Kernel block-device names that belong to `name`: itself, its partitions,

@@ -3,7 +3,7 @@
  * reports them, from the existing codecs (FAT32 boot sector, ext4 superblock).
  * Probing never throws for unrecognised or damaged content: it says so.
  */
-import { UnsupportedFormatError } from '@diskimg/partitions';
+import { UnsupportedFormatError } from '@diskimg/partitions/internal';
 import { readAt, type Device } from '../device/device.js';
 import { decodeSuperblock, SUPERBLOCK_OFFSET } from '../ext4/superblock.js';
 import { decodePendingMarker } from '../ext4/pending.js';
@@ -15,6 +15,7 @@ import type { DiskPartition, LabelProbe } from './disk.js';
 /** `incomplete`: an ext4 slot whose write was interrupted or is running (ext4/pending.ts); label is the one it will have. */
 export type FsType = 'fat32' | 'ext4' | 'incomplete' | 'unknown';
 
+/** What a partition holds: filesystem type, label and UUID. */
 export interface FsProbe {
   type: FsType;
   /** Filesystem label; absent when the filesystem has none. */

@@ -1,4 +1,4 @@
-import { encodeGptDisk, gptFromPlan, InputError, type Entropy, type GptTableSpec, type LayoutPlan } from '@diskimg/partitions';
+import { encodeGptDisk, gptFromPlan, InputError, type Entropy, type GptTableSpec, type LayoutPlan } from '@diskimg/partitions/internal';
 import type { Device } from '../device/device.js';
 
 export interface WriteTableOptions {

@@ -1,4 +1,4 @@
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 
 /**
  * POSIX ACLs in the form Linux's getxattr("system.posix_acl_access") returns

@@ -2,9 +2,10 @@ import { lstat, opendir, readlink } from 'node:fs/promises';
 import { createReadStream, type BigIntStats } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 import type { TreeEntry } from './tree.js';
 
+/** Options of `readDirTree`. */
 export interface ReadDirOptions {
   /** Told once when the tree's extended attributes cannot be read. */
   onWarning?: (msg: string) => void;

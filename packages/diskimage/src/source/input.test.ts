@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 import { openUpdateInput, readSmallInput, type UpdateInput } from './input.js';
 import { proxyFor, redactUrl } from './http.js';
 

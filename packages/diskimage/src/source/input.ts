@@ -9,9 +9,10 @@
 import { createReadStream, fstatSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 import { openHttp, type HttpOptions } from './http.js';
 
+/** An opened update input: its name, the byte stream, its size when known, and transfer statistics. */
 export interface UpdateInput {
   /** How the user named it: the path, "standard input", or the URL (credentials stripped). */
   name: string;
@@ -23,6 +24,7 @@ export interface UpdateInput {
   readonly stats: { bytes: number; resumes: number };
 }
 
+/** Options of `openUpdateInput`: standard input, timeouts, resume attempts, proxies and progress. */
 export interface OpenInputOptions extends HttpOptions {
   /** What "-" reads; default process.stdin. */
   stdin?: NodeJS.ReadableStream;
@@ -42,6 +44,7 @@ export interface OpenInputOptions extends HttpOptions {
 
 const FILE_CHUNK = 1 << 20;
 
+/** True for an http:// or https:// URL (inputs that are downloaded rather than opened). */
 export function isUrl(spec: string): boolean {
   return /^https?:\/\//i.test(spec);
 }

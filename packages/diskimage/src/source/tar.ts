@@ -1,7 +1,7 @@
 import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { createReadStream } from 'node:fs';
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 import { normalizeEntryPath, type TreeEntry, type EntryType } from './tree.js';
 import { aclIsMinimal, decodeAclXattr, parseAclText, encodeAclXattr, XATTR_ACL_ACCESS, XATTR_ACL_DEFAULT } from './acl.js';
 

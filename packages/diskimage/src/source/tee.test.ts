@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync, openSync, readSync, closeSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { InputError, makeEntropy } from '@diskimg/partitions';
+import { InputError, makeEntropy } from '@diskimg/partitions/internal';
 import { FileDevice } from '../device/file.js';
 import { Region } from '../device/region.js';
 import { createExt4 } from '../ext4/create.js';

@@ -1,4 +1,4 @@
-import { InputError } from '@diskimg/partitions';
+import { InputError } from '@diskimg/partitions/internal';
 
 /**
  * One entry of an input tree (tar stream or directory), in the order the input
@@ -6,6 +6,7 @@ import { InputError } from '@diskimg/partitions';
  */
 export type EntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
 
+/** One entry of a file tree (from a tar stream or a directory): path, type, mode, owner, times, xattrs and, for files, the bytes to stream. */
 export interface TreeEntry {
   /** Normalized relative path: no leading "/" or "./", no "." or ".." parts, "" is the root itself. */
   path: string;
