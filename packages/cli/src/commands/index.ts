@@ -26,3 +26,4 @@ import { addRepoCommands } from './repo.js';
 addRepoCommands(commands);
 import { pushCommand } from './push.js';
 commands.push(pushCommand);
+import { serveCommand } from './serve.js'; commands.push(serveCommand);
