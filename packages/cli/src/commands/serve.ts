@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { UsageError } from '@diskimg/partitions';
 import { printJson, takeSignals } from '../output.js';
 
 interface Args {
@@ -27,9 +28,9 @@ export const serveCommand: CommandModule<object, Args> = {
       .option('verify', { type: 'boolean', default: true, describe: 'with --repo: verify the pointers\' signatures (--no-verify: names only)' })
       .option('repo-cache', { type: 'number', default: 300, describe: 'with --repo: seconds an answer from the repository is reused' })
       .check((a) => {
-        if (a.repo === undefined && (a.pubkey !== undefined || a.verify === false)) throw new Error('--pubkey and --no-verify go with --repo');
-        if (a.repo !== undefined && a.pubkey === undefined && a.verify !== false) throw new Error('--repo: give --pubkey FILE (the key that signs the releases), or --no-verify');
-        if (!Number.isFinite(a['repo-cache']) || a['repo-cache'] < 0) throw new Error(`--repo-cache ${a['repo-cache']}: a number of seconds, 0 or more`);
+        if (a.repo === undefined && (a.pubkey !== undefined || a.verify === false)) throw new UsageError('--pubkey and --no-verify go with --repo');
+        if (a.repo !== undefined && a.pubkey === undefined && a.verify !== false) throw new UsageError('--repo: give --pubkey FILE (the key that signs the releases), or --no-verify');
+        if (!Number.isFinite(a['repo-cache']) || a['repo-cache'] < 0) throw new UsageError(`--repo-cache ${a['repo-cache']}: a number of seconds, 0 or more`);
         return true;
       }),
   handler: async (argv) => {
