@@ -3,10 +3,10 @@
  * `systemd-analyze verify`, and the scripts do what they say against a real repository directory
  * written by `publish`: diskimg-update checks, writes the newer OS into the inactive slot and arms
  * a trial, then refuses to update again while that trial runs; diskimg-health confirms the trial
- * slot only when the health command passes.
+ * slot only when the health command passes; diskimg-serve serves /health (curl) and stops on SIGTERM.
  */
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +28,7 @@ async function ok(args: string[]): Promise<string> {
 }
 
 test('the scripts parse with sh -n; the systemd units pass systemd-analyze verify', (t) => {
-  for (const f of ['diskimg-update', 'diskimg-health', 'openrc/diskimg-health', 'openrc/diskimg-update.periodic', 'openrc/diskimg.confd']) {
+  for (const f of ['diskimg-update', 'diskimg-health', 'diskimg-serve', 'openrc/diskimg-health', 'openrc/diskimg-serve', 'openrc/diskimg-update.periodic', 'openrc/diskimg.confd']) {
     const r = spawnSync('sh', ['-n', join(CONTRIB, f)], { encoding: 'utf8' });
     t.is(r.status, 0, `${f}: ${r.stderr}`);
   }
@@ -97,4 +97,37 @@ test.serial('diskimg-update applies a newer release once, not again during the t
   t.is(well.code, 0, well.out);
   t.regex(well.out, /mark-good/);
   t.regex(await ok(['status', img, '--booted-label', 'psyopsOS-B']), /psyopsOS-B 20251201-000000 ok/);
+});
+
+test.serial('diskimg-serve: the settings reach diskimg serve; /health answers (curl); SIGTERM through the exec ends it with 0', async (t) => {
+  if (!needTools(t, 'curl')) return;
+  const dir = join(work, 'serve');
+  mkdirSync(dir);
+  mkdirSync(join(dir, 'os'));
+  writeFileSync(join(dir, 'os', 'kernel'), 'k');
+  writeFileSync(join(dir, 'os', 'initramfs'), 'i');
+  const tar = join(dir, 'os.tar');
+  spawnSync('tar', ['-C', join(dir, 'os'), '-cf', tar, '.']);
+  const img = join(dir, 'node.img');
+  await ok(['create', img, '--os-tar', tar, '--no-verify', '--no-bootloader', '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '16M']);
+  const child = spawn('sh', [join(CONTRIB, 'diskimg-serve')], {
+    env: { ...process.env, ...ENV, DISKIMG, DISKIMG_DISK: `${img} --booted-label psyopsOS-A`, DISKIMG_SERVE_LISTEN: '127.0.0.1:0' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString('utf8');
+      const m = /on (http:\/\/\S+\/) /.exec(err);
+      if (m) resolve(m[1]!);
+    });
+    void exit.then((c) => reject(new Error(`diskimg-serve exited ${c}: ${err}`)));
+  });
+  t.regex(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+  const r = spawnSync('curl', ['-sS', '-w', '\n%{http_code}', `${url}health`], { encoding: 'utf8' });
+  t.regex(r.stdout, /\n200$/, r.stderr);
+  t.like(JSON.parse(r.stdout.slice(0, r.stdout.lastIndexOf('\n'))), { state: 'confirmed', booted: { label: 'psyopsOS-A' } });
+  child.kill('SIGTERM');
+  t.is(await exit, 0, err);
 });

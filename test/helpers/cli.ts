@@ -15,14 +15,17 @@ export interface CliResult {
 
 /**
  * Run the diskimg CLI from source (`node --import=tsx --conditions=source
- * packages/cli/src/run.ts …args`) in the repository root. Relative paths in
+ * packages/cli/src/run.ts …args`) in the repository root, with DISKIMG_LAST_UPDATE empty
+ * (no record) unless `env` sets it. Relative paths in
  * `args` are therefore relative to the root: pass absolute paths.
  */
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string | Buffer } = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, ['--import=tsx', '--conditions=source', 'packages/cli/src/run.ts', ...args], {
       cwd: repoRoot,
-      env: { ...process.env, ...opts.env },
+      // No last-update record unless a test asks for one: an update of a loop device would
+      // otherwise write this machine's /var/lib/diskimg/last-update.json.
+      env: { DISKIMG_LAST_UPDATE: '', ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];

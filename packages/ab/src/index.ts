@@ -10,3 +10,7 @@ export * from './status.js';
 export * from './diff.js';
 export * from './repo/index.js';
 export * from './esp-update.js';
+export * from './last-update.js';
+export * from './health.js';
+export * from './health-page.js';
+export * from './health-server.js';

@@ -38,6 +38,21 @@ export const SIGNAL_EXIT: Record<'SIGINT' | 'SIGTERM' | 'SIGHUP', number> = { SI
 
 const cleanups = new Set<() => void>();
 
+type SignalName = 'SIGINT' | 'SIGTERM';
+let takeover: ((sig: SignalName) => void) | undefined;
+
+/**
+ * A long-running command (serve) ends on SIGINT/SIGTERM by itself:
+ * `fn` is called instead of exiting 128+n (it closes and lets the command
+ * return, exit 0). Returns the release function.
+ */
+export function takeSignals(fn: (sig: SignalName) => void): () => void {
+  takeover = fn;
+  return () => {
+    if (takeover === fn) takeover = undefined;
+  };
+}
+
 /**
  * Run `fn` (synchronous: the process exits right after) if a catchable signal
  * arrives while the returned function has not been called.
@@ -56,6 +71,10 @@ export function onSignalCleanup(fn: () => void): () => void {
 export function exitOnSignals(): () => void {
   const handlers = (Object.keys(SIGNAL_EXIT) as (keyof typeof SIGNAL_EXIT)[]).map((sig) => {
     const h = () => {
+      if (takeover && sig !== 'SIGHUP') {
+        takeover(sig);
+        return;
+      }
       for (const fn of cleanups) {
         try {
           fn();

@@ -28,3 +28,4 @@ import { pushCommand } from './push.js';
 commands.push(pushCommand);
 import { selfUpdateCommand } from './self-update.js';
 commands.push(selfUpdateCommand);
+import { serveCommand } from './serve.js'; commands.push(serveCommand);

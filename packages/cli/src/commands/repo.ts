@@ -5,7 +5,7 @@
  * is resolved from the repository and then written by the same library call (updateSlot).
  */
 import type { CommandModule, Argv } from 'yargs';
-import { findBootDisk, updateFromRepo } from '@diskimg/ab/internal';
+import { findBootDisk, lastUpdatePath, updateFromRepo, withLastUpdate } from '@diskimg/ab/internal';
 import { fmtBytes, UsageError } from '@diskimg/partitions/internal';
 import { publishCommand } from './publish.js';
 import { checkCommand } from './check.js';
@@ -38,7 +38,9 @@ export function withRepo(update: CommandModule<any, any>): CommandModule<any, an
       if (argv.repo === undefined) return update.handler(argv);
       const disk = argv.disk ?? (await findBootDisk()).disk;
       const r = await withUpdateProgress(argv, (onProgress) =>
-        updateFromRepo({ disk, repo: argv.repo, version: argv.version, ...updateOptionsFrom(argv), onProgress }),
+        withLastUpdate(lastUpdatePath(disk), { disk, dryRun: argv['dry-run'] }, () =>
+          updateFromRepo({ disk, repo: argv.repo, version: argv.version, ...updateOptionsFrom(argv), onProgress }),
+        ),
       );
       if (argv.json) {
         printJson(r);

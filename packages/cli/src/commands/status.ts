@@ -1,6 +1,6 @@
 import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
-import { bootedLabel, slotStatus } from '@diskimg/ab/internal';
+import { bootedLabel, lastUpdatePath, readLastUpdate, slotStatus } from '@diskimg/ab/internal';
 import { bootedLabelOption, withDisk } from './boot-common.js';
 
 interface Args {
@@ -21,7 +21,10 @@ export const statusCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     const booted = bootedLabel({ bootedLabel: argv.bootedLabel });
     const s = await withDisk(argv.disk, false, (disk) => slotStatus(disk, booted));
-    if (argv.json) printJson({ booted: booted ?? null, ...s });
+    if (argv.json) {
+      const record = lastUpdatePath(argv.disk);
+      printJson({ booted: booted ?? null, ...s, lastUpdate: record ? readLastUpdate(record) : null });
+    }
     else process.stdout.write(`${s.line}\n`);
     if (!s.confirmed) process.exitCode = 1;
   },

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
 import { createProgress, progressWanted, type Progress } from '../progress.js';
-import { findBootDisk, updateSlot, type UpdateResult } from '@diskimg/ab/internal';
+import { findBootDisk, lastUpdatePath, updateSlot, withLastUpdate, type UpdateResult } from '@diskimg/ab/internal';
 import { fmtBytes } from '@diskimg/partitions/internal';
 
 interface Args {
@@ -43,7 +43,9 @@ export const updateCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     const disk = argv.disk ?? (await findBootDisk()).disk;
     const r = await withUpdateProgress(argv, (onProgress) =>
-      updateSlot({ disk, osTar: argv['os-tar'], osSig: argv['os-sig'], ...updateOptionsFrom(argv), onProgress }),
+      withLastUpdate(lastUpdatePath(disk), { disk, dryRun: argv['dry-run'] }, () =>
+        updateSlot({ disk, osTar: argv['os-tar'], osSig: argv['os-sig'], ...updateOptionsFrom(argv), onProgress }),
+      ),
     );
     if (argv.json) printJson(r);
     else process.stdout.write(describe(r));
