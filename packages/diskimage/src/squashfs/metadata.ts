@@ -1,0 +1,124 @@
+/**
+ * Metadata blocks: a 16-bit header (bit 15: stored uncompressed; low 15 bits:
+ * bytes on disk) then at most 8 KiB of data once decompressed. Tables (inodes,
+ * directories, fragments, ids, xattrs, export) are runs of such blocks, and a
+ * read may cross from one block into the next. Blocks are cached (LRU) by
+ * their position on disk.
+ */
+import { FormatError } from '@diskimg/partitions';
+import type { Device } from '../device/device.js';
+import type { Decompressor } from './compress.js';
+import { Lru } from './lru.js';
+
+export const METADATA_SIZE = 8192;
+const UNCOMPRESSED = 0x8000;
+
+export interface MetaBlock {
+  data: Buffer;
+  /** Disk position of the following block. */
+  next: number;
+}
+
+/** Where a read starts: a block's disk position and an offset inside its decompressed data. */
+export interface MetaPos {
+  block: number;
+  offset: number;
+}
+
+export class MetadataReader {
+  private readonly cache = new Lru<number, MetaBlock>(256);
+  /** Device reads and decompressions made (for the benchmark). */
+  reads = 0;
+  constructor(
+    private readonly dev: Device,
+    private readonly end: number,
+    private readonly decompress: Decompressor,
+  ) {}
+
+  async block(pos: number, structure: string): Promise<MetaBlock> {
+    const hit = this.cache.get(pos);
+    if (hit) return hit;
+    if (!Number.isSafeInteger(pos) || pos < 0 || pos + 2 > this.end) throw new FormatError(structure, `metadata block at ${pos} lies outside the image`);
+    const hdr = Buffer.alloc(2);
+    await this.dev.read(pos, hdr);
+    const h = hdr.readUInt16LE(0);
+    const len = h & ~UNCOMPRESSED;
+    if (len === 0 || len > METADATA_SIZE) throw new FormatError(structure, `metadata block at ${pos}: ${len} bytes on disk (1..${METADATA_SIZE})`);
+    if (pos + 2 + len > this.end) throw new FormatError(structure, `metadata block at ${pos} runs past the image end`);
+    const raw = Buffer.alloc(len);
+    await this.dev.read(pos + 2, raw);
+    this.reads++;
+    const data = h & UNCOMPRESSED ? raw : this.decompress(raw, METADATA_SIZE, `${structure} (metadata block at ${pos})`);
+    const b = { data, next: pos + 2 + len };
+    this.cache.set(pos, b);
+    return b;
+  }
+
+  /** `length` bytes from `at`, crossing block boundaries; returns the bytes and the position after them. */
+  async read(at: MetaPos, length: number, structure: string): Promise<{ data: Buffer; after: MetaPos }> {
+    const parts: Buffer[] = [];
+    let { block, offset } = at;
+    let need = length;
+    for (let guard = 0; ; guard++) {
+      const b = await this.block(block, structure);
+      if (offset > b.data.length) throw new FormatError(structure, `offset ${offset} past the ${b.data.length}-byte metadata block at ${block}`);
+      const take = Math.min(need, b.data.length - offset);
+      parts.push(b.data.subarray(offset, offset + take));
+      need -= take;
+      offset += take;
+      if (need === 0) {
+        // The position after: the next block when this one is used up.
+        const after = offset === b.data.length ? { block: b.next, offset: 0 } : { block, offset };
+        return { data: parts.length === 1 ? parts[0]! : Buffer.concat(parts), after };
+      }
+      if (guard > length / 1 + 2) throw new FormatError(structure, 'metadata blocks hold no data');
+      block = b.next;
+      offset = 0;
+    }
+  }
+}
+
+/** A cursor over a metadata stream, reading little-endian fields one after another. */
+export class MetaCursor {
+  constructor(
+    private readonly meta: MetadataReader,
+    public pos: MetaPos,
+    readonly structure: string,
+  ) {}
+  async bytes(n: number): Promise<Buffer> {
+    const r = await this.meta.read(this.pos, n, this.structure);
+    this.pos = r.after;
+    return r.data;
+  }
+}
+
+/**
+ * Lookup tables (fragments, ids, export): an array of u64 disk positions of
+ * metadata blocks at `start`, each block holding 8 KiB of fixed-size entries.
+ */
+export async function readTableEntry(
+  dev: Device,
+  meta: MetadataReader,
+  start: number,
+  count: number,
+  entrySize: number,
+  index: number,
+  structure: string,
+  cache: Map<number, number>,
+): Promise<Buffer> {
+  if (!Number.isInteger(index) || index < 0 || index >= count) throw new FormatError(structure, `index ${index} out of range (0..${count - 1})`);
+  const perBlock = METADATA_SIZE / entrySize;
+  const k = Math.floor(index / perBlock);
+  let pos = cache.get(k);
+  if (pos === undefined) {
+    const p = Buffer.alloc(8);
+    if (start + 8 * (k + 1) > dev.size) throw new FormatError(structure, `table index at ${start} lies outside the image`);
+    await dev.read(start + 8 * k, p);
+    const v = p.readBigUInt64LE(0);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new FormatError(structure, `table block ${k} at ${v} lies outside the image`);
+    pos = Number(v);
+    cache.set(k, pos);
+  }
+  const { data } = await meta.read({ block: pos, offset: (index % perBlock) * entrySize }, entrySize, structure);
+  return data;
+}
