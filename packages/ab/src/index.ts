@@ -10,3 +10,4 @@ export * from './status.js';
 export * from './diff.js';
 export * from './repo/index.js';
 export * from './esp-update.js';
+export * from './os-info.js';

@@ -26,3 +26,5 @@ import { addRepoCommands } from './repo.js';
 addRepoCommands(commands);
 import { pushCommand } from './push.js';
 commands.push(pushCommand);
+import { packagesCommand } from './packages.js';
+commands.push(packagesCommand);
