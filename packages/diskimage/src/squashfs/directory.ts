@@ -55,11 +55,14 @@ export async function readDirectory(
       done = best.index;
     }
   }
-  const c = new MetaCursor(meta, pos, structure);
+  // The listing's length is known: fetch it in one piece, then parse without awaiting.
+  const all = await new MetaCursor(meta, pos, structure).bytes(size - done);
+  let at = 0;
+  const c = { bytes: (n: number) => all.subarray(at, (at += n)) };
   const out: SquashfsDirent[] = [];
   while (done < size) {
     if (size - done < 12) throw new FormatError(structure, `${size - done} stray bytes at the end of the listing`);
-    const h = await c.bytes(12);
+    const h = c.bytes(12);
     done += 12;
     const count = h.readUInt32LE(0) + 1;
     const start = h.readUInt32LE(4);
@@ -67,11 +70,11 @@ export async function readDirectory(
     if (count > MAX_HEADER_COUNT) throw new FormatError(structure, `directory header with ${count} entries (max ${MAX_HEADER_COUNT})`);
     for (let k = 0; k < count; k++) {
       if (size - done < 8) throw new FormatError(structure, 'listing ends inside an entry');
-      const e = await c.bytes(8);
+      const e = c.bytes(8);
       const nameSize = e.readUInt16LE(6) + 1;
       if (nameSize > MAX_NAME) throw new FormatError(structure, `name of ${nameSize} bytes (max ${MAX_NAME})`);
       if (size - done < 8 + nameSize) throw new FormatError(structure, 'listing ends inside a name');
-      const name = Buffer.from(await c.bytes(nameSize));
+      const name = Buffer.from(c.bytes(nameSize));
       done += 8 + nameSize;
       const type = e.readUInt16LE(4);
       if (type < 1 || type > 7) throw new FormatError(structure, `entry "${name.toString()}" has type ${type}`);

@@ -78,17 +78,42 @@ export class MetadataReader {
   }
 }
 
-/** A cursor over a metadata stream, reading little-endian fields one after another. */
+/**
+ * A cursor over a metadata stream, reading fields one after another. It keeps
+ * the rest of the current block as a window, so most reads are a subarray and
+ * the next block is fetched only when a read crosses into it.
+ */
 export class MetaCursor {
+  private win: Buffer | undefined;
+  private next = 0;
   constructor(
     private readonly meta: MetadataReader,
-    public pos: MetaPos,
+    private readonly start: MetaPos,
     readonly structure: string,
   ) {}
   async bytes(n: number): Promise<Buffer> {
-    const r = await this.meta.read(this.pos, n, this.structure);
-    this.pos = r.after;
-    return r.data;
+    if (!this.win) {
+      const b = await this.meta.block(this.start.block, this.structure);
+      if (this.start.offset > b.data.length) throw new FormatError(this.structure, `offset ${this.start.offset} past the ${b.data.length}-byte metadata block at ${this.start.block}`);
+      this.win = b.data.subarray(this.start.offset);
+      this.next = b.next;
+    }
+    if (this.win.length < n) {
+      // Collect whole blocks, then join once (a long listing is many blocks).
+      const parts = [this.win];
+      let have = this.win.length;
+      while (have < n) {
+        const b = await this.meta.block(this.next, this.structure);
+        if (b.data.length === 0) throw new FormatError(this.structure, `empty metadata block at ${this.next}`);
+        parts.push(b.data);
+        have += b.data.length;
+        this.next = b.next;
+      }
+      this.win = Buffer.concat(parts, have);
+    }
+    const r = this.win.subarray(0, n);
+    this.win = this.win.subarray(n);
+    return r;
   }
 }
 
