@@ -6,7 +6,7 @@
  */
 import { inflateSync } from 'node:zlib';
 import { FormatError, UnsupportedFormatError } from '@diskimg/partitions';
-import { decompress as zstdDecompress } from 'fzstd';
+import { Decompress as ZstdStream } from 'fzstd';
 import lz4 from 'lz4js';
 import { xzDecompress } from '../compress/xz.js';
 import type { Compression } from './superblock.js';
@@ -52,9 +52,17 @@ function zstdContentSize(b: Buffer): number {
 const zstd = wrap('zstd', (input, max) => {
   const n = zstdContentSize(input);
   if (n > max) throw new Error(`frame content size ${n} exceeds ${max}`);
-  const out = zstdDecompress(input);
-  if (out.length !== n) throw new Error(`${out.length} bytes, the frame says ${n}`);
-  return out;
+  // Streamed, counting: further frames after the first cannot grow the output past the cap either.
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const z = new ZstdStream((chunk) => {
+    total += chunk.length;
+    if (total > max) throw new Error(`expands past ${max} bytes`);
+    parts.push(chunk.slice());
+  });
+  z.push(input, true);
+  if (total !== n) throw new Error(`${total} bytes, the frame says ${n}`);
+  return Buffer.concat(parts, total);
 });
 
 const lz4Block = wrap('lz4', (input, max) => {
