@@ -13,9 +13,10 @@
 //   gensquashfs gzip, zstd, lz4, xz, and gzip -b 4096 (no fragments of its own kind).
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileDevice, openSquashfs, type SquashfsReader, type SquashfsInode } from '../packages/diskimage/src/index.js';
+import { FileDevice, MemoryDevice, openSquashfs, type SquashfsReader, type SquashfsInode } from '../packages/diskimage/src/index.js';
+import { UnsupportedFormatError } from '../packages/partitions/src/index.js';
 import { xzDecompress } from '../packages/diskimage/src/compress/xz.js';
 import { needCondition, needRoot, needTools } from './helpers/skip.js';
 import { SQFS_TOOLS, haveSquashfsKernel, image, run, specName, tree, unsquashfsList, workDir, type ImageSpec, type ListRow } from './helpers/squashfs.js';
@@ -244,4 +245,23 @@ test('squashfs: the fixture tree holds what the matrix claims (every type, long 
   };
   walkFs(root);
   t.deepEqual([...kinds].sort(), ['b', 'c', 'd', 'f', 'l', 'p', 's']);
+});
+
+test('squashfs: LZO and legacy lzma images are refused with "unsupported compression", one line, typed', async (t) => {
+  if (!needTools(t, 'mksquashfs')) return;
+  const src = join(workDir(), 'lzo-src');
+  mkdirSync(join(src, 'etc'), { recursive: true });
+  writeFileSync(join(src, 'etc/os-release'), 'ID=alpine\n');
+  const img = join(workDir(), 'lzo.sqfs');
+  run('mksquashfs', [src, img, '-comp', 'lzo', '-noappend', '-quiet', '-no-progress']);
+  const bytes = readFileSync(img);
+  t.is(bytes.readUInt16LE(20), 3);
+  const lzma = Buffer.from(bytes);
+  lzma.writeUInt16LE(2, 20); // what a legacy lzma image says (Debian's mksquashfs cannot write one)
+  for (const [name, b] of [['lzo', bytes], ['lzma', lzma]] as const) {
+    const e = await t.throwsAsync(openSquashfs(new MemoryDevice(b.length, 512, b)));
+    t.true(e instanceof UnsupportedFormatError, `${name}: ${e?.name}`);
+    t.regex(e!.message, new RegExp(`unsupported compression ${name}`));
+    t.false(e!.message.includes('\n'));
+  }
 });
