@@ -14,3 +14,4 @@ export * from './last-update.js';
 export * from './health.js';
 export * from './health-page.js';
 export * from './health-server.js';
+export * from './os-info.js';

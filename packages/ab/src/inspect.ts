@@ -26,6 +26,7 @@ import { ESP_PATHS, isNotFound, SLOT_PATHS } from '@diskimg/partitions/internal'
 import { decodeSignature, MAX_SIGNATURE_FILE_BYTES } from './minisign/signature.js';
 import { parseTrustedComment } from './minisign/trusted.js';
 import { keyIdHex } from './minisign/keys.js';
+import { readSlotOs, type SlotOs } from './os-info.js';
 
 const OS_SIGNATURE_PATH = SLOT_PATHS.signature;
 const ESP_SIGNATURE_PATH = ESP_PATHS.signature;
@@ -53,8 +54,15 @@ export interface SlotInfo {
   signature: SignatureInfo | null;
   /** Shortcuts into signature.metadata. */
   version: string | null;
+  /** What the slot's root filesystem (/squashfs) says it is; only when asked for ({ os: true }: show). */
+  os?: SlotOs;
   /** Set when the slot's filesystem or its signature could not be read. */
   error?: string;
+}
+
+export interface InspectOptions {
+  /** Also read each slot's /squashfs: os-release and the apk package count. */
+  os?: boolean;
 }
 
 /** grub.cfg as read from the ESP: its default slot, menu entries and the upstream info line. */
@@ -144,12 +152,14 @@ async function openLabelled(disk: Disk, label: string, out: { partition: number 
 }
 
 /** A slot's partition and signed metadata (version); errors are reported in the result. */
-export async function inspectSlot(disk: Disk, slot: 'a' | 'b'): Promise<SlotInfo> {
+export async function inspectSlot(disk: Disk, slot: 'a' | 'b', opts: InspectOptions = {}): Promise<SlotInfo> {
   const label = PSYOPS_NAMES[slot];
   const out: SlotInfo = { slot, label, partition: null, signature: null, version: null };
   try {
     const fs = await openLabelled(disk, label, out);
     if (!fs) return out;
+    // readSlotOs reports its own errors: a damaged root image does not hide the signature.
+    if (opts.os) out.os = await readSlotOs(fs);
     out.signature = await readSignatureInfo(fs, OS_SIGNATURE_PATH);
     out.version = out.signature?.metadata.version ?? null;
   } catch (e) {
@@ -209,22 +219,22 @@ async function inspectEsp(disk: Disk): Promise<EspInfo> {
 }
 
 /** Inspect an opened disk (see DiskInspection). */
-export async function inspectOpenDisk(disk: Disk): Promise<DiskInspection> {
+export async function inspectOpenDisk(disk: Disk, opts: InspectOptions = {}): Promise<DiskInspection> {
   const summary = summarizeDisk(disk);
   const partitions: InspectedPartition[] = [];
   for (const [i, p] of summary.partitions.entries()) {
     partitions.push({ ...p, filesystem: await probePartition(disk.partitions[i]!) });
   }
-  const slots = [await inspectSlot(disk, 'a'), await inspectSlot(disk, 'b')];
+  const slots = [await inspectSlot(disk, 'a', opts), await inspectSlot(disk, 'b', opts)];
   const esp = await inspectEsp(disk);
   return { ...summary, partitions, slots, esp };
 }
 
 /** Open DISK (image file, block device or Device) read-only and inspect it. */
-export async function inspectDisk(target: string | Device): Promise<DiskInspection> {
+export async function inspectDisk(target: string | Device, opts: InspectOptions = {}): Promise<DiskInspection> {
   const disk = await openDisk(target);
   try {
-    return await inspectOpenDisk(disk);
+    return await inspectOpenDisk(disk, opts);
   } finally {
     await disk.close();
   }

@@ -22,3 +22,4 @@ export * from './image/fs.js';
 export * from './source/tee.js';
 export * from './source/input.js';
 export { proxyFor, redactUrl, MAX_REDIRECTS } from './source/http.js';
+export * from './squashfs/index.js';

@@ -37,9 +37,9 @@ export const catCommand: CommandModule<object, CatArgs> = {
   builder: (y) =>
     y
       .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
-      .positional('spec', { type: 'string', demandOption: true, describe: 'LABEL:/path, e.g. PSYOPSOSEFI:/grub/grub.cfg' }),
+      .positional('spec', { type: 'string', demandOption: true, describe: 'LABEL:/path, e.g. PSYOPSOSEFI:/grub/grub.cfg; IMAGE!/path reads inside a SquashFS image: psyopsOS-A:/squashfs!/etc/os-release' }),
   handler: async (argv) => {
-    await withFilesystem(argv.disk, argv.spec, async (fs, path, label) => {
+    await withFilesystem(argv.disk, argv.spec, async (fs, path, label, shown) => {
       // stat first, so a directory or a missing file fails before anything is written.
       await fs.stat(path);
       const data = fs.readFile(path);
@@ -50,7 +50,7 @@ export const catCommand: CommandModule<object, CatArgs> = {
           h.update(c);
           size += c.length;
         }
-        printJson({ disk: argv.disk, label, path, size, sha256: h.digest('hex') });
+        printJson({ disk: argv.disk, label, path: shown, size, sha256: h.digest('hex') });
         return;
       }
       await toStdout(data);

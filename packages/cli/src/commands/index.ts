@@ -29,3 +29,5 @@ commands.push(pushCommand);
 import { selfUpdateCommand } from './self-update.js';
 commands.push(selfUpdateCommand);
 import { serveCommand } from './serve.js'; commands.push(serveCommand);
+import { packagesCommand } from './packages.js';
+commands.push(packagesCommand);

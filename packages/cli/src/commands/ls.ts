@@ -39,23 +39,25 @@ export const lsCommand: CommandModule<object, LsArgs> = {
   command: 'ls <disk> <spec>',
   describe:
     'list a directory (or one file) inside a partition, without mounting: LABEL:/path, LABEL a filesystem label or GPT name ' +
-    '(exact, else ignoring case when that names one partition) or a partition number (3:/etc)',
+    '(exact, else ignoring case when that names one partition) or a partition number (3:/etc); ' +
+    'IMAGE!/path looks inside a SquashFS image file (psyopsOS-A:/squashfs!/etc)',
   builder: (y) =>
     y
       .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
-      .positional('spec', { type: 'string', demandOption: true, describe: 'LABEL:/path, e.g. psyopsOS-A:/ or PSYOPSOSEFI:/grub' })
-      .option('xattrs', { type: 'boolean', describe: 'also show extended attributes and POSIX ACLs (ext4), as getfattr -d does' })
+      .positional('spec', { type: 'string', demandOption: true, describe: 'LABEL:/path, e.g. psyopsOS-A:/, PSYOPSOSEFI:/grub or psyopsOS-A:/squashfs!/etc' })
+      .option('xattrs', { type: 'boolean', describe: 'also show extended attributes and POSIX ACLs (ext4, SquashFS), as getfattr -d does' })
       .option('long', { alias: 'l', type: 'boolean', describe: 'long listing: mode, links, owner, group, size, time, name' })
       .option('dereference', { alias: 'L', type: 'boolean', describe: 'a symbolic link given as the path is followed (default: listed as the link, as ls -d)' }),
   handler: async (argv) => {
-    const { label, path, isDir, entries } = await withFilesystem(argv.disk, argv.spec, async (fs, path, label) => {
+    const { label, path, isDir, entries } = await withFilesystem(argv.disk, argv.spec, async (fs, inner, label, shown) => {
+      const path = inner;
       const opts = { xattrs: !!argv.xattrs };
       // The path itself, as ls does: a symlink is the link, unless -L (or it names a directory with a trailing "/").
       const follow = argv.dereference || (argv.spec.endsWith('/') && path !== '/');
       const st = await (follow ? fs.stat(path, opts) : fs.lstat(path, opts));
       const isDir = st.type === 'directory';
       const entries = isDir ? (await fs.readdir(path, opts)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) : [st];
-      return { label, path, isDir, entries };
+      return { label, path: shown, isDir, entries };
     });
     if (argv.json) {
       printJson({ disk: argv.disk, label, path, directory: isDir, entries });

@@ -12,10 +12,10 @@ interface ShowArgs {
 
 export const showCommand: CommandModule<object, ShowArgs> = {
   command: 'show <disk>',
-  describe: "show an image file or block device: GPT (header used, partitions, types, GUIDs, attributes), filesystems (type, label, UUID), each slot's version from its minisig, the ESP signature, grub.cfg default, grubenv and the boot state (default, trial and tries left, last failed trial, next boot)",
+  describe: "show an image file or block device: GPT (header used, partitions, types, GUIDs, attributes), filesystems (type, label, UUID), each slot's version from its minisig and the OS inside it (/squashfs: os-release PRETTY_NAME, VERSION_ID, installed packages), the ESP signature, grub.cfg default, grubenv and the boot state (default, trial and tries left, last failed trial, next boot)",
   builder: (y) => y.positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' }),
   handler: async (argv) => {
-    const summary = await inspectDisk(argv.disk);
+    const summary = await inspectDisk(argv.disk, { os: true });
     if (argv.json) {
       printJson(summary);
       return;
@@ -57,6 +57,7 @@ export function printInspection(s: DiskInspection): void {
     const where = sl.partition === null ? 'missing' : `partition ${sl.partition}`;
     const what = sl.error ? `ERROR ${sl.error}` : sl.signature ? meta(sl.signature.metadata) || sl.signature.trustedComment : 'no signature';
     out.push(`  ${sl.slot.toUpperCase()} ${sl.label} (${where}): ${what}`);
+    if (sl.os) out.push(`    os: ${describeOs(sl.os)}`);
   }
   const e = s.esp;
   out.push(`ESP ${e.label} (${e.partition === null ? 'missing' : `partition ${e.partition}`}):`);
@@ -75,6 +76,16 @@ export function printInspection(s: DiskInspection): void {
     for (const x of e.errors) out.push(`  ERROR ${x}`);
   }
   process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** One line for the OS a slot's /squashfs holds. */
+function describeOs(o: NonNullable<DiskInspection['slots'][number]['os']>): string {
+  if (o.rootfs === 'missing') return 'no /squashfs';
+  if (o.rootfs !== 'ok') return `${o.rootfs === 'unsupported' ? 'UNSUPPORTED' : 'ERROR'} ${o.error ?? ''}`.trim();
+  const name = o.prettyName ?? 'no /etc/os-release';
+  const ver = o.versionId !== null ? ` (VERSION_ID ${o.versionId})` : '';
+  const pk = o.packages === null ? 'no apk database' : `${o.packages} packages`;
+  return `${name}${ver}, ${pk}`;
 }
 
 /** The partition table as aligned columns on stdout. */

@@ -152,6 +152,28 @@ class DirectCache<T> {
   }
 }
 
+/** A read-only Device view of a regular file inside an ext4 filesystem (a SquashFS image in a slot). */
+export class Ext4FileDevice implements Device {
+  readonly sectorSize = 512;
+  readonly size: number;
+  constructor(
+    private readonly fs: Ext4Reader,
+    private readonly ino: number,
+    private readonly inode: Inode,
+    readonly name: string,
+  ) {
+    this.size = inode.i_size;
+  }
+  async read(offset: number, buf: Uint8Array): Promise<void> {
+    await this.fs.readAt(this.ino, this.inode, offset, buf);
+  }
+  async write(): Promise<void> {
+    throw new InputError(`${this.name}: read-only`);
+  }
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
 export class Ext4Reader {
   readonly blockSize: number;
   readonly groups: number;
@@ -412,6 +434,66 @@ export class Ext4Reader {
       }
     }
     yield* zeros(size - pos);
+  }
+
+  private readonly runCache = new Map<number, Run[]>();
+
+  /**
+   * Fill `buf` from byte `offset` of inode `ino`'s data, reading only the
+   * blocks it covers (the file's extent runs are mapped once and kept), holes
+   * and uninitialized extents as zeros. What a SquashFS image inside a slot
+   * is read through, without copying it out.
+   */
+  async readAt(ino: number, i: Inode, offset: number, buf: Uint8Array): Promise<void> {
+    const size = this.sizeOf(i);
+    if (!Number.isInteger(offset) || offset < 0 || offset + buf.length > size) {
+      throw new InputError(`${this.name}: inode ${ino}: read of ${buf.length} bytes at ${offset} past the end (${size} bytes)`);
+    }
+    if (this.isInline(i)) {
+      const d = this.inlineData(ino, i);
+      buf.fill(0);
+      buf.set(d.subarray(Math.min(offset, d.length), Math.min(offset + buf.length, d.length)));
+      return;
+    }
+    let runs = this.runCache.get(ino);
+    if (!runs) {
+      runs = [];
+      for await (const r of this.runs(ino, i)) runs.push(r);
+      if (this.runCache.size > 16) this.runCache.clear();
+      this.runCache.set(ino, runs);
+    }
+    const bs = this.blockSize;
+    let done = 0;
+    while (done < buf.length) {
+      const at = offset + done;
+      const lblk = Math.floor(at / bs);
+      // The last run starting at or before lblk (runs are in logical order).
+      let lo = 0;
+      let hi = runs.length - 1;
+      let k = -1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (runs[mid]!.lblk <= lblk) {
+          k = mid;
+          lo = mid + 1;
+        } else hi = mid - 1;
+      }
+      const r = k >= 0 ? runs[k]! : undefined;
+      if (r && lblk < r.lblk + r.len) {
+        const end = Math.min(offset + buf.length, (r.lblk + r.len) * bs);
+        const n = end - at;
+        const part = buf.subarray(done, done + n);
+        if (r.uninit) part.fill(0);
+        else await this.dev.read(r.pblk * bs + (at - r.lblk * bs), part);
+        done += n;
+      } else {
+        // A hole up to the next run (or the end).
+        const next = runs[k + 1];
+        const end = Math.min(offset + buf.length, next ? next.lblk * bs : Infinity);
+        buf.subarray(done, done + (end - at)).fill(0);
+        done += end - at;
+      }
+    }
   }
 
   /* ---- directories ------------------------------------------------------ */

@@ -5,7 +5,11 @@
  * the readers' FormatErrors for damaged structures.
  */
 import { FormatError, InputError, NotFoundError, PathError, type PathErrorCode } from '@diskimg/partitions/internal';
-import { openExt4, type Ext4Reader, type Ext4Stat } from '../ext4/reader.js';
+import { openExt4, Ext4FileDevice, type Ext4Reader, type Ext4Stat } from '../ext4/reader.js';
+import type { Device } from '../device/device.js';
+import { openSquashfs, SquashfsFileDevice, type SquashfsReader, type SquashfsStat } from '../squashfs/reader.js';
+import { isSquashfs } from '../squashfs/superblock.js';
+import type { SquashfsInode } from '../squashfs/inode.js';
 import { Fat32Volume } from '../fat32/volume.js';
 import type { Fat32Entry } from '../fat32/dir.js';
 import { findPartition, openDisk, type Disk, type DiskPartition } from './disk.js';
@@ -41,7 +45,7 @@ export interface FsReadOptions {
 
 /** Read-only access to a FAT32 or ext4 filesystem in a partition: list, stat and stream files. */
 export interface FsReader {
-  type: 'fat32' | 'ext4';
+  type: 'fat32' | 'ext4' | 'squashfs';
   /** What errors call the filesystem: its label, else the GPT name. */
   name: string;
   readdir(path: string, opts?: FsReadOptions): Promise<FsEntry[]>;
@@ -53,6 +57,8 @@ export interface FsReader {
   readFile(path: string): AsyncIterable<Buffer>;
   /** A small regular file in memory; an InputError when it is larger than maxBytes. */
   readFileBuffer(path: string, maxBytes: number): Promise<Buffer>;
+  /** A read-only Device over a regular file (random access, nothing copied out): ext4 and SquashFS. */
+  openFile?(path: string): Promise<Device>;
 }
 
 const S_IFDIR = 0o040000;
@@ -217,6 +223,147 @@ class Ext4FsReader implements FsReader {
   async readFileBuffer(path: string, maxBytes: number): Promise<Buffer> {
     return await bufferOf(this, path, maxBytes);
   }
+
+  async openFile(path: string): Promise<Device> {
+    return await this.at(path, async (p) => {
+      const [ino, i] = await this.inodeOf(p);
+      if (this.fs.statInode(ino, i).type !== 'file') throw new PathError('ENOTREG', `${this.name}:${p}: not a regular file`);
+      return new Ext4FileDevice(this.fs, ino, i, `${this.name}:${p}`);
+    });
+  }
+}
+
+function squashfsEntry(s: SquashfsStat, name: string, target?: string): FsEntry {
+  const e: FsEntry = { name, type: s.type, size: s.size, mode: s.mode, mtime: s.mtime, uid: s.uid, gid: s.gid, links: s.links };
+  if (target !== undefined) e.target = target;
+  return e;
+}
+
+/**
+ * A SquashFS image (the slot's /squashfs, /modloop) as an FsReader. `name` is
+ * where it lives ("psyopsOS-A:/squashfs!"), so errors read
+ * "psyopsOS-A:/squashfs!/etc/x: no such file or directory".
+ */
+export class SquashfsFsReader implements FsReader {
+  readonly type = 'squashfs' as const;
+  constructor(
+    readonly fs: SquashfsReader,
+    readonly name: string,
+  ) {}
+
+  private async at<T>(path: string, op: (p: string) => Promise<T>): Promise<T> {
+    const p = normalizePath(path);
+    try {
+      return await op(p);
+    } catch (e) {
+      if (e instanceof PathError) throw new PathError(e.code, `${this.name}${p}: ${PATH_REASONS[e.code]}`);
+      throw e;
+    }
+  }
+
+  private async entry(i: SquashfsInode, name: string, opts: FsReadOptions): Promise<FsEntry> {
+    const e = squashfsEntry(await this.fs.statInode(i), name, i.symlink?.toString('utf8'));
+    if (opts.xattrs) e.xattrs = b64(await this.fs.xattrsInode(i));
+    return e;
+  }
+
+  async readdir(path: string, opts: FsReadOptions = {}): Promise<FsEntry[]> {
+    return await this.at(path, async (p) => {
+      const out: FsEntry[] = [];
+      for (const d of await this.fs.readdir(p)) out.push(await this.entry(d.inode, d.name, opts));
+      return out;
+    });
+  }
+
+  async stat(path: string, opts: FsReadOptions = {}): Promise<FsEntry> {
+    return await this.at(path, async (p) => {
+      const i = await this.fs.lookup(p, true);
+      const e = await this.entry(i, baseName(p), opts);
+      delete e.target;
+      return e;
+    });
+  }
+
+  async lstat(path: string, opts: FsReadOptions = {}): Promise<FsEntry> {
+    return await this.at(path, async (p) => await this.entry(await this.fs.lookup(p, false), baseName(p), opts));
+  }
+
+  async *readFile(path: string): AsyncGenerator<Buffer> {
+    const p = normalizePath(path);
+    const it = this.fs.readFile(p)[Symbol.asyncIterator]();
+    for (;;) {
+      const r = await this.at(p, () => it.next());
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+
+  async readFileBuffer(path: string, maxBytes: number): Promise<Buffer> {
+    return await bufferOf(this, path, maxBytes);
+  }
+
+  async openFile(path: string): Promise<Device> {
+    return await this.at(path, async (p) => {
+      const i = await this.fs.lookup(p, true);
+      if (i.type !== 'file') throw new PathError('ENOTREG', `${this.name}${p}: not a regular file`);
+      return new SquashfsFileDevice(this.fs, i, `${this.name}${p}`);
+    });
+  }
+}
+
+/** Does `path` name a regular file that starts with the SquashFS magic? */
+export async function isSquashfsFile(fs: FsReader, path: string): Promise<boolean> {
+  if (!fs.openFile) return false;
+  let st: FsEntry;
+  try {
+    st = await fs.stat(path);
+  } catch (e) {
+    if (e instanceof PathError) return false;
+    throw e;
+  }
+  if (st.type !== 'file' || st.size < 96) return false;
+  const dev = await fs.openFile(path);
+  const head = Buffer.alloc(4);
+  await dev.read(0, head);
+  return isSquashfs(head);
+}
+
+/** Open the SquashFS image at `path` inside `fs` (read through fs.openFile: nothing is copied out). */
+export async function openSquashfsIn(fs: FsReader, path: string, shownAs = `${fs.name}:${normalizePath(path)}`): Promise<SquashfsFsReader> {
+  if (!fs.openFile) throw new InputError(`${shownAs}: a ${fs.type} filesystem cannot hold an image we read in place`);
+  const dev = await fs.openFile(path);
+  const name = `${shownAs}!`;
+  return new SquashfsFsReader(await openSquashfs(dev, { name }), name);
+}
+
+/** Separator between the path of a SquashFS image file and a path inside it. */
+export const NESTED_SEPARATOR = '!';
+
+/**
+ * Resolve a path that may reach into SquashFS images: "/squashfs!/etc/os-release".
+ * Contract (see docs/DESIGN.md): a path that exists as written is taken as
+ * written (so a literal "!" in a name is always reachable); otherwise it is
+ * split at the first "!" whose left part is a regular file starting with the
+ * SquashFS magic, and the right part is resolved inside that image, again
+ * by this rule (images inside images). Anything else is the plain path, and
+ * its error is the filesystem's own ("no such file or directory").
+ */
+export async function resolveNested(fs: FsReader, path: string, shown: string): Promise<{ fs: FsReader; path: string }> {
+  const p = normalizePath(path);
+  if (!p.includes(NESTED_SEPARATOR)) return { fs, path: p };
+  try {
+    await fs.lstat(p);
+    return { fs, path: p };
+  } catch (e) {
+    if (!(e instanceof PathError)) throw e;
+  }
+  for (let k = p.indexOf(NESTED_SEPARATOR); k >= 0; k = p.indexOf(NESTED_SEPARATOR, k + 1)) {
+    const outer = normalizePath(p.slice(0, k));
+    if (outer === '/' || !(await isSquashfsFile(fs, outer))) continue;
+    const inner = await openSquashfsIn(fs, outer, `${shown}${outer}`);
+    return await resolveNested(inner, p.slice(k + 1), `${shown}${outer}!`);
+  }
+  return { fs, path: p };
 }
 
 async function bufferOf(r: FsReader, path: string, maxBytes: number): Promise<Buffer> {
@@ -285,12 +432,19 @@ export function parseFsSpec(spec: string): { label: string; path: string } {
   return { label: spec.slice(0, c), path: normalizePath(spec.slice(c + 1)) };
 }
 
-/** Open DISK and the filesystem named by "LABEL:/path", run `fn` on it, close the disk (the CLI's ls and cat). */
-export async function withFilesystem<T>(diskPath: string, spec: string, fn: (fs: FsReader, path: string, label: string) => Promise<T>): Promise<T> {
+/**
+ * Open DISK and the filesystem named by "LABEL:/path", run `fn` on it, close
+ * the disk (the CLI's ls and cat). A path reaching into a SquashFS image
+ * ("LABEL:/squashfs!/etc", see resolveNested) gets that image's reader and
+ * the path inside it; `shown` is the whole path as given (normalized).
+ */
+export async function withFilesystem<T>(diskPath: string, spec: string, fn: (fs: FsReader, path: string, label: string, shown: string) => Promise<T>): Promise<T> {
   const { label, path } = parseFsSpec(spec);
   const disk = await openDisk(diskPath);
   try {
-    return await fn(await openFilesystem(await findFilesystemPartition(disk, label)), path, label);
+    const outer = await openFilesystem(await findFilesystemPartition(disk, label));
+    const r = await resolveNested(outer, path, `${label}:`);
+    return await fn(r.fs, r.path, label, path);
   } finally {
     await disk.close();
   }
