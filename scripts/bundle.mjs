@@ -11,6 +11,7 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, statSync } from 'node:fs';
+import { builtinModules, createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -30,6 +31,43 @@ function commit() {
   }
 }
 
+/**
+ * Node's own modules are loaded when the code that uses them first runs, not at start-up: an ESM
+ * bundle would hoist every `import … from 'node:tls'` (http, tls, zlib, crypto, child_process …)
+ * to its top, and loading them costs more than `--version` or `status` itself (crypto alone
+ * ~10 ms). Each becomes a small CommonJS stand-in that esbuild evaluates lazily; its exports are
+ * getters that `require` the real module on first use, so importing one (every module of a
+ * package is initialised when the package is) costs nothing until a function of it is called.
+ * Modules whose export is itself a function or class (events, stream, assert) are required at
+ * once: `extends EventEmitter` needs the real thing. The export names are node's own, sorted, as
+ * the node that builds sees them (same node major → same bytes).
+ */
+const require = createRequire(import.meta.url);
+function builtinStandIn(name) {
+  const spec = JSON.stringify(`node:${name}`);
+  const real = require(`node:${name}`);
+  if (typeof real === 'function') return `module.exports = require(${spec});\n`;
+  const names = Object.keys(real).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k)).sort();
+  return (
+    `let real;\nconst load = () => (real ??= require(${spec}));\n` +
+    `for (const k of ${JSON.stringify(names)}) Object.defineProperty(exports, k, { enumerable: true, get: () => load()[k] });\n`
+  );
+}
+
+const lazyBuiltins = {
+  name: 'lazy-node-builtins',
+  setup(b) {
+    b.onResolve({ filter: /^[a-z_/:]+$/ }, (a) => {
+      const name = a.path.replace(/^node:/, '');
+      if (!builtinModules.includes(name)) return undefined;
+      // The require inside the stand-in is node's own (the banner's createRequire).
+      if (a.namespace === 'node-builtin') return { path: a.path, external: true };
+      return { path: name, namespace: 'node-builtin' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, (a) => ({ contents: builtinStandIn(a.path), loader: 'js' }));
+  },
+};
+
 await build({
   absWorkingDir: root,
   entryPoints: ['packages/cli/src/bundle.ts'],
@@ -43,6 +81,7 @@ await build({
   // Less to parse at every start (about half the bytes); names are kept for readable stack traces.
   minifyWhitespace: true,
   minifySyntax: true,
+  plugins: [lazyBuiltins],
   define: { __DISKIMG_COMMIT__: JSON.stringify(commit()) },
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __diskimgRequire } from 'node:module'; const require = __diskimgRequire(import.meta.url);",

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
-import { withFilesystem, type FsEntry } from '@diskimg/diskimage';
+import type { FsEntry } from '@diskimg/diskimage';
 
 interface LsArgs {
   disk: string;
@@ -48,6 +48,7 @@ export const lsCommand: CommandModule<object, LsArgs> = {
       .option('long', { alias: 'l', type: 'boolean', describe: 'long listing: mode, links, owner, group, size, time, name' })
       .option('dereference', { alias: 'L', type: 'boolean', describe: 'a symbolic link given as the path is followed (default: listed as the link, as ls -d)' }),
   handler: async (argv) => {
+    const { withFilesystem } = await import('@diskimg/diskimage');
     const { label, path, isDir, entries } = await withFilesystem(argv.disk, argv.spec, async (fs, path, label) => {
       const opts = { xattrs: !!argv.xattrs };
       // The path itself, as ls does: a symlink is the link, unless -L (or it names a directory with a trailing "/").

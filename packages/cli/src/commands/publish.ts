@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { parseAssignments, publish, type PublishResult } from '@diskimg/ab';
+import type { PublishResult } from '@diskimg/ab';
 import { fmtBytes, UsageError } from '@diskimg/partitions';
 import { readPasswordFile } from './sign.js';
 
@@ -47,6 +47,7 @@ export const publishCommand: CommandModule<object, Args> = {
         return true;
       }),
   handler: async (argv) => {
+    const { parseAssignments, publish } = await import('@diskimg/ab');
     const r = await publish({
       repo: argv.repo,
       osTar: argv['os-tar'],

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { type DiskSummary } from '@diskimg/diskimage';
-import { inspectDisk, type DiskInspection } from '@diskimg/ab';
+import type { DiskSummary } from '@diskimg/diskimage';
+import type { DiskInspection } from '@diskimg/ab';
 import { fmtBytes } from '@diskimg/partitions';
 import { describeBootState } from './boot-common.js';
 import { printJson } from '../output.js';
@@ -15,6 +15,7 @@ export const showCommand: CommandModule<object, ShowArgs> = {
   describe: "show an image file or block device: GPT (header used, partitions, types, GUIDs, attributes), filesystems (type, label, UUID), each slot's version from its minisig, the ESP signature, grub.cfg default, grubenv and the boot state (default, trial and tries left, last failed trial, next boot)",
   builder: (y) => y.positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' }),
   handler: async (argv) => {
+    const { inspectDisk } = await import('@diskimg/ab');
     const summary = await inspectDisk(argv.disk);
     if (argv.json) {
       printJson(summary);

@@ -1,6 +1,5 @@
-import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
-import { bootedLabel, slotStatus } from '@diskimg/ab';
+import { printJson } from '../output.js';
 import { bootedLabelOption, withDisk } from './boot-common.js';
 
 interface Args {
@@ -18,11 +17,15 @@ export const statusCommand: CommandModule<object, Args> = {
     y
       .positional('disk', { type: 'string', describe: 'image file or block device (default: the psyopsOS boot disk, found by labels)' })
       .option('booted-label', bootedLabelOption),
-  handler: async (argv) => {
-    const booted = bootedLabel({ bootedLabel: argv.bootedLabel });
-    const s = await withDisk(argv.disk, false, (disk) => slotStatus(disk, booted));
-    if (argv.json) printJson({ booted: booted ?? null, ...s });
-    else process.stdout.write(`${s.line}\n`);
-    if (!s.confirmed) process.exitCode = 1;
-  },
+  handler: (argv) => runStatus(argv),
 };
+
+/** The handler; also called directly, without yargs, by the fast path (../fast.ts). */
+export async function runStatus(argv: Args): Promise<void> {
+  const { bootedLabel, slotStatus } = await import('@diskimg/ab');
+  const booted = bootedLabel({ bootedLabel: argv.bootedLabel });
+  const s = await withDisk(argv.disk, false, (disk) => slotStatus(disk, booted));
+  if (argv.json) printJson({ booted: booted ?? null, ...s });
+  else process.stdout.write(`${s.line}\n`);
+  if (!s.confirmed) process.exitCode = 1;
+}

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { findBootDisk, updateEsp, type EspUpdateResult } from '@diskimg/ab';
+import type { EspUpdateResult } from '@diskimg/ab';
 import { fmtBytes, UsageError } from '@diskimg/partitions';
 
 interface Args {
@@ -38,6 +38,7 @@ export const updateEspCommand: CommandModule<object, Args> = {
         return true;
       }),
   handler: async (argv) => {
+    const { findBootDisk, updateEsp } = await import('@diskimg/ab');
     const disk = argv.disk ?? (await findBootDisk()).disk;
     const r = await updateEsp({
       disk,
