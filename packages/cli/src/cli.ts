@@ -4,9 +4,9 @@ import { exitOnSignals, quietOnClosedPipe } from './output.js';
 import { fastStatusArgs } from './fast.js';
 
 /**
- * Everything but `--version` (main.ts). `status` as a shell prompt runs it exactly as written
- * (fast.ts) goes straight to its handler, without yargs; any other command line goes to yargs,
- * which is imported here, with the command list, only then.
+ * Everything but `--version` (main.ts). `status` in the forms a shell prompt uses (fast.ts) goes
+ * straight to its handler, without yargs; any other command line goes to yargs, which is imported
+ * here, with the command list, only then.
  */
 export async function runCli(argv: string[]): Promise<number> {
   let code = 0;
