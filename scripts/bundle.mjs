@@ -3,8 +3,9 @@
  * `pnpm run bundle`: the one-file CLI for nodes, dist/diskimg.mjs (esbuild, ESM, node >= 20, no
  * node_modules, no native addons). `--outfile FILE` writes elsewhere (tests).
  *
- * Reproducible: the output depends only on the sources and the git commit it is built from (no
- * timestamps, no absolute paths: esbuild names modules relative to the repository root). The commit
+ * Reproducible: the output depends only on the sources, the git commit it is built from and the
+ * Node.js version that runs this script (see lazyBuiltins); no timestamps, no absolute paths
+ * (esbuild names modules relative to the repository root). The commit
  * (`git rev-parse HEAD`, with "-dirty" when tracked files differ from it; DISKIMG_COMMIT overrides,
  * "unknown" outside git) is built in and shown by `--version`.
  */
@@ -40,7 +41,7 @@ function commit() {
  * package is initialised when the package is) costs nothing until a function of it is called.
  * Modules whose export is itself a function or class (events, stream, assert) are required at
  * once: `extends EventEmitter` needs the real thing. The export names are node's own, sorted, as
- * the node that builds sees them (same node major → same bytes).
+ * the node that builds sees them: the bytes depend on the commit and the Node.js version that builds.
  */
 const require = createRequire(import.meta.url);
 function builtinStandIn(name) {
