@@ -3,8 +3,9 @@
  * `pnpm run bundle`: the one-file CLI for nodes, dist/diskimg.mjs (esbuild, ESM, node >= 20, no
  * node_modules, no native addons). `--outfile FILE` writes elsewhere (tests).
  *
- * Reproducible: the output depends only on the sources and the git commit it is built from (no
- * timestamps, no absolute paths: esbuild names modules relative to the repository root). The commit
+ * Reproducible: the output depends only on the sources, the git commit it is built from and the
+ * Node.js version that runs this script (see lazyBuiltins); no timestamps, no absolute paths
+ * (esbuild names modules relative to the repository root). The commit
  * (`git rev-parse HEAD`, with "-dirty" when tracked files differ from it; DISKIMG_COMMIT overrides,
  * "unknown" outside git) is built in and shown by `--version`.
  *
@@ -16,6 +17,7 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, statSync } from 'node:fs';
+import { builtinModules, createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -54,6 +56,42 @@ function release() {
   }
 }
 const rel = release();
+/**
+ * Node's own modules are loaded when the code that uses them first runs, not at start-up: an ESM
+ * bundle would hoist every `import … from 'node:tls'` (http, tls, zlib, crypto, child_process …)
+ * to its top, and loading them costs more than `--version` or `status` itself (crypto alone
+ * ~10 ms). Each becomes a small CommonJS stand-in that esbuild evaluates lazily; its exports are
+ * getters that `require` the real module on first use, so importing one (every module of a
+ * package is initialised when the package is) costs nothing until a function of it is called.
+ * Modules whose export is itself a function or class (events, stream, assert) are required at
+ * once: `extends EventEmitter` needs the real thing. The export names are node's own, sorted, as
+ * the node that builds sees them: the bytes depend on the commit and the Node.js version that builds.
+ */
+const require = createRequire(import.meta.url);
+function builtinStandIn(name) {
+  const spec = JSON.stringify(`node:${name}`);
+  const real = require(`node:${name}`);
+  if (typeof real === 'function') return `module.exports = require(${spec});\n`;
+  const names = Object.keys(real).filter((k) => k !== 'default' && /^[A-Za-z_$][\w$]*$/.test(k)).sort();
+  return (
+    `let real;\nconst load = () => (real ??= require(${spec}));\n` +
+    `for (const k of ${JSON.stringify(names)}) Object.defineProperty(exports, k, { enumerable: true, get: () => load()[k] });\n`
+  );
+}
+
+const lazyBuiltins = {
+  name: 'lazy-node-builtins',
+  setup(b) {
+    b.onResolve({ filter: /^[a-z_/:]+$/ }, (a) => {
+      const name = a.path.replace(/^node:/, '');
+      if (!builtinModules.includes(name)) return undefined;
+      // The require inside the stand-in is node's own (the banner's createRequire).
+      if (a.namespace === 'node-builtin') return { path: a.path, external: true };
+      return { path: name, namespace: 'node-builtin' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'node-builtin' }, (a) => ({ contents: builtinStandIn(a.path), loader: 'js' }));
+  },
+};
 
 await build({
   absWorkingDir: root,
@@ -68,6 +106,7 @@ await build({
   // Less to parse at every start (about half the bytes); names are kept for readable stack traces.
   minifyWhitespace: true,
   minifySyntax: true,
+  plugins: [lazyBuiltins],
   define: { __DISKIMG_COMMIT__: JSON.stringify(commit()) },
   banner: {
     js: `#!/usr/bin/env node\n${rel ? `// diskimg-release: ${rel}\n` : ''}import { createRequire as __diskimgRequire } from 'node:module'; const require = __diskimgRequire(import.meta.url);`,

@@ -1,10 +1,13 @@
-import { openDisk, type Disk } from '@diskimg/diskimage/internal';
-import { findBootDisk, type BootState } from '@diskimg/ab/internal';
+import type { Disk } from '@diskimg/diskimage/internal';
+import type { BootState } from '@diskimg/ab/internal';
 
-/** Open DISK, run fn, close. */
-/** Open DISK, or the node's boot disk (found by partition labels) when it is omitted. */
+/**
+ * Open DISK, or the node's boot disk (found by partition labels) when it is omitted; run fn, close.
+ * The packages are imported here, when a command runs, not when it is registered.
+ */
 export async function withDisk<T>(path: string | undefined, writable: boolean, fn: (disk: Disk) => Promise<T>): Promise<T> {
-  const disk = await openDisk(path ?? (await findBootDisk()).disk, { writable });
+  const { openDisk } = await import('@diskimg/diskimage/internal');
+  const disk = await openDisk(path ?? (await (await import('@diskimg/ab/internal')).findBootDisk()).disk, { writable });
   try {
     return await fn(disk);
   } finally {

@@ -1,8 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { withFilesystem } from '@diskimg/diskimage/internal';
 
 interface CatArgs {
   disk: string;
@@ -39,6 +37,8 @@ export const catCommand: CommandModule<object, CatArgs> = {
       .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
       .positional('spec', { type: 'string', demandOption: true, describe: 'LABEL:/path, e.g. PSYOPSOSEFI:/grub/grub.cfg; IMAGE!/path reads inside a SquashFS image: psyopsOS-A:/squashfs!/etc/os-release' }),
   handler: async (argv) => {
+    const { createHash } = await import('node:crypto');
+    const { withFilesystem } = await import('@diskimg/diskimage/internal');
     await withFilesystem(argv.disk, argv.spec, async (fs, path, label, shown) => {
       // stat first, so a directory or a missing file fails before anything is written.
       await fs.stat(path);

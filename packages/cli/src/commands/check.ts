@@ -1,5 +1,4 @@
 import type { CommandModule } from 'yargs';
-import { checkRepo, findBootDisk } from '@diskimg/ab/internal';
 import { bootedLabelOption } from './boot-common.js';
 import { printJson } from '../output.js';
 
@@ -30,6 +29,7 @@ export const checkCommand: CommandModule<object, Args> = {
       .option('arch', { type: 'string', describe: 'this node\'s architecture (default from the CPU, e.g. x86_64)' })
       .option('fwtype', { type: 'string', describe: 'ESP firmware type (default x86_64-uefi)' }),
   handler: async (argv) => {
+    const { checkRepo, findBootDisk } = await import('@diskimg/ab/internal');
     const disk = argv.disk ?? (await findBootDisk()).disk;
     const r = await checkRepo({
       disk,

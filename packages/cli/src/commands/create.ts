@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { rmSync, statSync } from 'node:fs';
-import { buildImage, type BuildSummary } from '@diskimg/ab/internal';
-import { createImage, partialPath, type CreateSummary } from '@diskimg/diskimage/internal';
+import type { BuildSummary } from '@diskimg/ab/internal';
+import type { CreateSummary } from '@diskimg/diskimage/internal';
 import { fmtBytes, InputError, parseSize, UsageError } from '@diskimg/partitions/internal';
 import { onSignalCleanup, printJson } from '../output.js';
 import { createProgress, progressWanted } from '../progress.js';
@@ -70,6 +70,8 @@ export const createCommand: CommandModule<object, CreateArgs> = {
       .example('$0 create empty.img --layout-only --slot-size 512M', 'the partition table only')
       .epilogue(UNITS),
   handler: async (argv) => {
+    const { buildImage } = await import('@diskimg/ab/internal');
+    const { createImage, partialPath } = await import('@diskimg/diskimage/internal');
     const ss = argv['sector-size'] ?? 512;
     const common = {
       output: argv.output,

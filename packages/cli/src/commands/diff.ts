@@ -1,5 +1,4 @@
 import type { CommandModule } from 'yargs';
-import { describeDifference, diffDisks, summarizeDifferences } from '@diskimg/ab/internal';
 import { DiskimgError } from '@diskimg/partitions/internal';
 
 interface Args {
@@ -31,6 +30,7 @@ export const diffCommand: CommandModule<object, Args> = {
         describe: 'also compare the raw bytes of partitions (and GPT areas) whose structures compared equal (--no-bytes skips that read)',
       }),
   handler: async (argv) => {
+    const { describeDifference, diffDisks, summarizeDifferences } = await import('@diskimg/ab/internal');
     let diffs;
     try {
       diffs = await diffDisks(argv.a, argv.b, { bytes: argv.bytes });

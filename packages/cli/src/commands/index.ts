@@ -1,3 +1,22 @@
+/**
+ * The command list. To add a command: write commands/NAME.ts exporting a yargs CommandModule and
+ * add it at the end: `import { nameCommand } from './name.js'; commands.push(nameCommand);`.
+ *
+ * Start-up (issue 13/14): this list is imported for every command line that reaches yargs
+ * (`--help`, completion, any command), so a command module keeps its top level cheap: `import
+ * type` from the packages, option tables, its own small helpers, `@diskimg/partitions` (errors,
+ * sizes: loaded anyway by the CLI). What the command *does* comes in its handler:
+ *
+ *   handler: async (argv) => {
+ *     const { updateSlot } = await import('@diskimg/ab/internal');
+ *     …
+ *   },
+ *
+ * so `diskimg show` does not load tar, crypto or the update code, and `--help` no package but
+ * partitions.
+ * test/startup.test.ts checks this rule on every file here. `status` also has a fast path that
+ * runs its handler without yargs (../fast.ts).
+ */
 import type { CommandModule } from 'yargs';
 import { createCommand } from './create.js';
 import { showCommand } from './show.js';

@@ -2,7 +2,6 @@ import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { writeKeyPair } from '@diskimg/ab/internal';
 import { InputError } from '@diskimg/partitions/internal';
 
 interface KeygenArgs {
@@ -15,6 +14,7 @@ export const keygenCommand: CommandModule<object, KeygenArgs> = {
   describe: 'create a minisign key pair PREFIX.pub and PREFIX.key (unencrypted, as minisign -G -W); never overwrites',
   builder: (y) => y.option('out', { type: 'string', demandOption: true, describe: 'path prefix of the two key files' }),
   handler: async (argv) => {
+    const { writeKeyPair } = await import('@diskimg/ab/internal');
     const st = await stat(argv.out).catch(() => undefined);
     if (argv.out.endsWith('/') || st?.isDirectory()) {
       throw new InputError(`--out ${argv.out}: is a directory; give a path prefix such as ${argv.out.replace(/\/*$/, '')}/release (writes release.pub and release.key)`);

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
-import { withFilesystem, type FsEntry } from '@diskimg/diskimage/internal';
+import type { FsEntry } from '@diskimg/diskimage/internal';
 
 interface LsArgs {
   disk: string;
@@ -49,6 +49,7 @@ export const lsCommand: CommandModule<object, LsArgs> = {
       .option('long', { alias: 'l', type: 'boolean', describe: 'long listing: mode, links, owner, group, size, time, name' })
       .option('dereference', { alias: 'L', type: 'boolean', describe: 'a symbolic link given as the path is followed (default: listed as the link, as ls -d)' }),
   handler: async (argv) => {
+    const { withFilesystem } = await import('@diskimg/diskimage/internal');
     const { label, path, isDir, entries } = await withFilesystem(argv.disk, argv.spec, async (fs, inner, label, shown) => {
       const path = inner;
       const opts = { xattrs: !!argv.xattrs };

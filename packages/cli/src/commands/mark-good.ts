@@ -1,6 +1,5 @@
 import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
-import { bootedLabel, markGood } from '@diskimg/ab/internal';
 import { UsageError } from '@diskimg/partitions/internal';
 import { bootedLabelOption, withDisk } from './boot-common.js';
 
@@ -20,6 +19,7 @@ export const markGoodCommand: CommandModule<object, Args> = {
       .positional('disk', { type: 'string', describe: 'image file or block device (default: the psyopsOS boot disk, found by labels)' })
       .option('booted-label', bootedLabelOption),
   handler: async (argv) => {
+    const { bootedLabel, markGood } = await import('@diskimg/ab/internal');
     const booted = bootedLabel({ bootedLabel: argv.bootedLabel });
     if (!booted) throw new UsageError('mark-good: no psyopsos= on /proc/cmdline; give --booted-label LABEL');
     const r = await withDisk(argv.disk, true, (disk) => markGood(disk, booted));

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { parseAssignments, publish, type PublishResult } from '@diskimg/ab/internal';
+import type { PublishResult } from '@diskimg/ab/internal';
 import { fmtBytes, UsageError } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
 import { readPasswordFile } from './sign.js';
@@ -52,6 +52,7 @@ export const publishCommand: CommandModule<object, Args> = {
         return true;
       }),
   handler: async (argv) => {
+    const { parseAssignments, publish } = await import('@diskimg/ab/internal');
     const r = await publish({
       repo: argv.repo,
       osTar: argv['os-tar'],

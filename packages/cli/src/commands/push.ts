@@ -13,7 +13,6 @@
  * A failure on the node comes back as one line with the node's own message.
  */
 import type { CommandModule } from 'yargs';
-import { spawn } from 'node:child_process';
 import { createReadStream, statSync } from 'node:fs';
 import { DiskimgError, UsageError, fmtBytes } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
@@ -47,7 +46,8 @@ interface Remote {
 }
 
 /** Run `ssh [opts] HOST command`, feeding `input` (a buffer, or a file streamed with progress). */
-function ssh(a: Args, command: string, input?: Buffer | { file: string; onBytes(n: number): void }): Promise<Remote> {
+async function ssh(a: Args, command: string, input?: Buffer | { file: string; onBytes(n: number): void }): Promise<Remote> {
+  const { spawn } = await import('node:child_process');
   const args = [...(a['ssh-opt'] ?? []).flatMap((o) => ['-o', o]), '--', a.ssh, command];
   return new Promise((resolve, reject) => {
     const child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -5,7 +5,6 @@
  * is resolved from the repository and then written by the same library call (updateSlot).
  */
 import type { CommandModule, Argv } from 'yargs';
-import { findBootDisk, lastUpdatePath, updateFromRepo, withLastUpdate } from '@diskimg/ab/internal';
 import { fmtBytes, UsageError } from '@diskimg/partitions/internal';
 import { publishCommand } from './publish.js';
 import { checkCommand } from './check.js';
@@ -36,6 +35,7 @@ export function withRepo(update: CommandModule<any, any>): CommandModule<any, an
     },
     handler: async (argv: any) => {
       if (argv.repo === undefined) return update.handler(argv);
+      const { findBootDisk, lastUpdatePath, updateFromRepo, withLastUpdate } = await import('@diskimg/ab/internal');
       const disk = argv.disk ?? (await findBootDisk()).disk;
       const r = await withUpdateProgress(argv, (onProgress) =>
         withLastUpdate(lastUpdatePath(disk), { disk, dryRun: argv['dry-run'] }, () =>

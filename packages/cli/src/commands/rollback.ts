@@ -1,6 +1,5 @@
 import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
-import { bootedLabel, rollback } from '@diskimg/ab/internal';
 import { bootedLabelOption, describeBootState, withDisk } from './boot-common.js';
 
 interface Args {
@@ -19,6 +18,7 @@ export const rollbackCommand: CommandModule<object, Args> = {
       .positional('disk', { type: 'string', describe: 'image file or block device (default: the psyopsOS boot disk, found by labels)' })
       .option('booted-label', bootedLabelOption),
   handler: async (argv) => {
+    const { bootedLabel, rollback } = await import('@diskimg/ab/internal');
     const booted = bootedLabel({ bootedLabel: argv.bootedLabel });
     const state = await withDisk(argv.disk, true, (disk) => rollback(disk, booted));
     if (argv.json) printJson({ booted: booted ?? null, state });

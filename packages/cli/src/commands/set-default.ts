@@ -1,5 +1,4 @@
 import type { CommandModule } from 'yargs';
-import { setDefaultSlot } from '@diskimg/ab/internal';
 import { printJson } from '../output.js';
 
 interface Args {
@@ -16,6 +15,7 @@ export const setDefaultCommand: CommandModule<object, Args> = {
       .positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' })
       .positional('slot', { type: 'string', demandOption: true, choices: ['a', 'b'], coerce: (v: string) => v.toLowerCase(), describe: 'slot to boot by default (a or b, any case)' }),
   handler: async (argv) => {
+    const { setDefaultSlot } = await import('@diskimg/ab/internal');
     const r = await setDefaultSlot(argv.disk, argv.slot);
     if (argv.json) printJson(r);
     else process.stdout.write(`default slot: ${r.defaultLabel}${r.previous && r.previous !== r.defaultLabel ? ` (was ${r.previous})` : ''}\n`);

@@ -1,6 +1,5 @@
 import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
-import { armTrial, slotLabel } from '@diskimg/ab/internal';
 import { DEFAULT_TRIES, MAX_TRIES } from '@diskimg/grubcfg/internal';
 import { describeBootState, withDisk } from './boot-common.js';
 
@@ -22,6 +21,7 @@ export const setNextCommand: CommandModule<object, Args> = {
       .positional('slot', { type: 'string', demandOption: true, choices: ['a', 'b'], describe: 'slot to try' })
       .option('tries', { type: 'number', default: DEFAULT_TRIES, describe: `boots before falling back, 0 to ${MAX_TRIES}` }),
   handler: async (argv) => {
+    const { armTrial, slotLabel } = await import('@diskimg/ab/internal');
     const state = await withDisk(argv.disk, true, (disk) => armTrial(disk, slotLabel(argv.slot), { tries: argv.tries }));
     if (argv.json) printJson(state);
     else process.stdout.write(`${describeBootState(state).join('\n')}\n`);

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { type DiskSummary } from '@diskimg/diskimage/internal';
-import { inspectDisk, type DiskInspection } from '@diskimg/ab/internal';
+import type { DiskSummary } from '@diskimg/diskimage/internal';
+import type { DiskInspection } from '@diskimg/ab/internal';
 import { fmtBytes } from '@diskimg/partitions/internal';
 import { describeBootState } from './boot-common.js';
 import { printJson } from '../output.js';
@@ -15,6 +15,7 @@ export const showCommand: CommandModule<object, ShowArgs> = {
   describe: "show an image file or block device: GPT (header used, partitions, types, GUIDs, attributes), filesystems (type, label, UUID), each slot's version from its minisig and the OS inside it (/squashfs: os-release PRETTY_NAME, VERSION_ID, installed packages), the ESP signature, grub.cfg default, grubenv and the boot state (default, trial and tries left, last failed trial, next boot)",
   builder: (y) => y.positional('disk', { type: 'string', demandOption: true, describe: 'image file or block device' }),
   handler: async (argv) => {
+    const { inspectDisk } = await import('@diskimg/ab/internal');
     const summary = await inspectDisk(argv.disk, { os: true });
     if (argv.json) {
       printJson(summary);

@@ -2,16 +2,6 @@ import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
 import { readFile, rename, stat, writeFile, unlink } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import {
-  defaultSignaturePath,
-  formatTrustedComment,
-  keyIdHex,
-  parseAssignments,
-  parseTrustedComment,
-  readSecretKeyFile,
-  signToSignature,
-  encodeSignature,
-} from '@diskimg/ab/internal';
 import { buildTime, InputError } from '@diskimg/partitions/internal';
 import { createProgress, progressWanted } from '../progress.js';
 
@@ -50,6 +40,7 @@ export const signCommand: CommandModule<object, SignArgs> = {
       .option('legacy', { type: 'boolean', describe: 'legacy (non-prehashed) signature, as minisign -l (files up to 64 MiB)' })
       .option('force', { type: 'boolean', describe: 'replace an existing signature file' }),
   handler: async (argv) => {
+    const { defaultSignaturePath, formatTrustedComment, keyIdHex, parseAssignments, parseTrustedComment, readSecretKeyFile, signToSignature, encodeSignature } = await import('@diskimg/ab/internal');
     const trusted =
       argv.trusted && argv.trusted.length > 0
         ? formatTrustedComment(parseAssignments(argv.trusted))

@@ -1,6 +1,5 @@
-import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
-import { bootedLabel, lastUpdatePath, readLastUpdate, slotStatus } from '@diskimg/ab/internal';
+import { printJson } from '../output.js';
 import { bootedLabelOption, withDisk } from './boot-common.js';
 
 interface Args {
@@ -18,14 +17,18 @@ export const statusCommand: CommandModule<object, Args> = {
     y
       .positional('disk', { type: 'string', describe: 'image file or block device (default: the psyopsOS boot disk, found by labels)' })
       .option('booted-label', bootedLabelOption),
-  handler: async (argv) => {
-    const booted = bootedLabel({ bootedLabel: argv.bootedLabel });
-    const s = await withDisk(argv.disk, false, (disk) => slotStatus(disk, booted));
-    if (argv.json) {
-      const record = lastUpdatePath(argv.disk);
-      printJson({ booted: booted ?? null, ...s, lastUpdate: record ? readLastUpdate(record) : null });
-    }
-    else process.stdout.write(`${s.line}\n`);
-    if (!s.confirmed) process.exitCode = 1;
-  },
+  handler: (argv) => runStatus(argv),
 };
+
+/** The handler; also called directly, without yargs, by the fast path (../fast.ts). */
+export async function runStatus(argv: Args): Promise<void> {
+  const { bootedLabel, lastUpdatePath, readLastUpdate, slotStatus } = await import('@diskimg/ab/internal');
+  const booted = bootedLabel({ bootedLabel: argv.bootedLabel });
+  const s = await withDisk(argv.disk, false, (disk) => slotStatus(disk, booted));
+  if (argv.json) {
+    const record = lastUpdatePath(argv.disk);
+    printJson({ booted: booted ?? null, ...s, lastUpdate: record ? readLastUpdate(record) : null });
+  }
+  else process.stdout.write(`${s.line}\n`);
+  if (!s.confirmed) process.exitCode = 1;
+}

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { findBootDisk, updateEsp, type EspUpdateResult } from '@diskimg/ab/internal';
+import type { EspUpdateResult } from '@diskimg/ab/internal';
 import { fmtBytes, UsageError } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
 
@@ -40,6 +40,7 @@ export const updateEspCommand: CommandModule<object, Args> = {
         return true;
       }),
   handler: async (argv) => {
+    const { findBootDisk, updateEsp } = await import('@diskimg/ab/internal');
     const disk = argv.disk ?? (await findBootDisk()).disk;
     const r = await updateEsp({
       disk,

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
 import { createProgress, progressWanted, type Progress } from '../progress.js';
-import { findBootDisk, lastUpdatePath, updateSlot, withLastUpdate, type UpdateResult } from '@diskimg/ab/internal';
+import type { UpdateResult } from '@diskimg/ab/internal';
 import { fmtBytes } from '@diskimg/partitions/internal';
 
 interface Args {
@@ -41,6 +41,7 @@ export const updateCommand: CommandModule<object, Args> = {
       .option('dry-run', { type: 'boolean', describe: 'check everything, write nothing, print what would happen' })
       .option('skip-unchanged', { type: 'boolean', describe: 'read each block first and write only changed ones (default: on for block devices)' }),
   handler: async (argv) => {
+    const { findBootDisk, lastUpdatePath, updateSlot, withLastUpdate } = await import('@diskimg/ab/internal');
     const disk = argv.disk ?? (await findBootDisk()).disk;
     const r = await withUpdateProgress(argv, (onProgress) =>
       withLastUpdate(lastUpdatePath(disk), { disk, dryRun: argv['dry-run'] }, () =>

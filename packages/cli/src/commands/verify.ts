@@ -1,6 +1,5 @@
 import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
-import { defaultSignaturePath, readPublicKeyFile, readSignatureFile, verifyFile } from '@diskimg/ab/internal';
 
 interface VerifyArgs {
   file: string;
@@ -18,6 +17,7 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
       .option('pubkey', { type: 'string', demandOption: true, describe: 'minisign public key file' })
       .option('sig', { type: 'string', describe: 'signature file (default FILE.minisig)' }),
   handler: async (argv) => {
+    const { defaultSignaturePath, readPublicKeyFile, readSignatureFile, verifyFile } = await import('@diskimg/ab/internal');
     const sigPath = argv.sig ?? defaultSignaturePath(argv.file);
     const [sig, pub] = await Promise.all([readSignatureFile(sigPath), readPublicKeyFile(argv.pubkey)]);
     const r = await verifyFile(argv.file, sig, pub, { file: argv.file, sig: sigPath, pubkey: argv.pubkey });
