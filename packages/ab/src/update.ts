@@ -216,7 +216,8 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
     }
 
     // ---- write: pending marker, filesystem, verify, superblock last ----
-    const input = await openUpdateInput(o.osTar, { stdin: o.stdin });
+    // Reused read buffers: HashTap hashes each chunk at once and the ext4 writer holds few (file-chunks.ts).
+    const input = await openUpdateInput(o.osTar, { stdin: o.stdin, reuseBuffers: true });
     const written = await writeVerifiedSlot(part, targetLabel, input, verifier, sigText, {
       skipUnchanged: o.skipUnchanged ?? isBlock,
       now: sourceDateEpoch() ?? versionTime(newVersion) ?? Math.floor(Date.now() / 1000),
