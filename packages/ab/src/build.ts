@@ -209,7 +209,11 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
     ).catch(async (e: unknown) => {
       // An altered tarball is reported as such, not as whatever its damage broke first.
       if (tap) {
-        await tap.drain();
+        try {
+          await tap.drain();
+        } finally {
+          await tap.close();
+        }
         osVerifier!.finish();
       }
       throw e;
@@ -360,6 +364,9 @@ class HashTap {
   }
   async drain(): Promise<void> {
     for (let r = await this.it.next(); !r.done; r = await this.it.next()) this.verifier.update(r.value);
+  }
+  async close(): Promise<void> {
+    await this.it.return?.(undefined).catch(() => {});
   }
 }
 
