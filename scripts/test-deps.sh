@@ -9,7 +9,7 @@ declare -A need=(
   [mcopy]=mtools [getfattr]=attr [setfattr]=attr [getfacl]=acl [setfacl]=acl [setcap]=libcap2-bin [getcap]=libcap2-bin [bsdtar]=libarchive-tools [e2fsck]=e2fsprogs [debugfs]=e2fsprogs [blkid]=util-linux [losetup]=mount
   [grub-script-check]=grub-common [grub-editenv]=grub-common [grub-mkstandalone]=grub-common
   [qemu-system-x86_64]=qemu-system-x86 [busybox]=busybox-static [cpio]=cpio
-  [minisign]=minisign [systemd-analyze]=systemd [genimage]=genimage [/usr/bin/time]=time
+  [tar]=tar [diff]=diffutils [minisign]=minisign [systemd-analyze]=systemd [genimage]=genimage [/usr/bin/time]=time
   [/usr/sbin/nginx]=nginx [openssl]=openssl [/usr/sbin/sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client
 )
 # files → package (no command to probe)
