@@ -215,8 +215,71 @@ export function ensureSizedOsTars(w: Workload = ensureWorkload()): { small: Size
   return result(dir);
 }
 
+export interface ManyFileTar {
+  tar: string;
+  bytes: number;
+  /** tar entries (files + directories). */
+  entries: number;
+}
+
+/** Small-file sizes: 100 B – 32 KiB, fixed by index (mean ~16 KiB, like /usr of a root filesystem). */
+function smallSize(i: number): number {
+  return 100 + ((i * 7919) % (32 * KiB));
+}
+
+/**
+ * The many-file payload of issue 14, generated (never downloaded) once into
+ * bench/out/workload-v<N>-many/:
+ *   many.tar   ~16,000 entries, ~500 MB: 15,000 small files (100 B – 32 KiB, incompressible) in
+ *              600 directories (usr/share/a/dNNN), plus 26 files of 10 MiB (usr/lib/big/)
+ *   many2x.tar the same plus another 15,000 small files in 600 more directories (usr/share/b/):
+ *              twice the entries, for the "peak RSS flat as the entry count doubles" row
+ * Same tar options as `os.tar`.
+ */
+export function ensureManyFileTars(): { many: ManyFileTar; many2x: ManyFileTar } {
+  const dir = `${WORKLOAD_DIR}-many`;
+  const result = (d: string) => JSON.parse(readFileSync(join(d, 'done'), 'utf8')) as { many: ManyFileTar; many2x: ManyFileTar };
+  if (existsSync(join(dir, 'done'))) return result(dir);
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    const tree = join(tmp, 'tree');
+    const SMALL = 15_000;
+    const PER_DIR = 25;
+    for (const half of ['a', 'b']) {
+      for (let i = 0; i < SMALL; i++) {
+        const d = join(tree, 'usr', 'share', half, `d${String(Math.floor(i / PER_DIR)).padStart(3, '0')}`);
+        if (i % PER_DIR === 0) mkdirSync(d, { recursive: true });
+        writeRandomFile(join(d, `f${String(i).padStart(5, '0')}.dat`), smallSize(i + (half === 'b' ? SMALL : 0)), `many-${half}-${i}`);
+      }
+    }
+    mkdirSync(join(tree, 'usr', 'lib', 'big'), { recursive: true });
+    for (let i = 0; i < 26; i++) writeRandomFile(join(tree, 'usr', 'lib', 'big', `blob${String(i).padStart(2, '0')}.bin`), 10 * MiB, `many-big-${i}`);
+    pinTimes(tree);
+    const tar = (out: string, exclude: string[]) => {
+      const r = spawnSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--mtime=@${WORKLOAD_MTIME}`,
+        '--format=gnu', ...exclude.map((e) => `--exclude=${e}`), '-C', tree, '-cf', out, '.'], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`workload: tar ${out} failed: ${r.stderr}`);
+      const list = spawnSync('tar', ['-tf', out], { encoding: 'utf8', maxBuffer: 64 * MiB });
+      const size = Number(spawnSync('stat', ['-c', '%s', out], { encoding: 'utf8' }).stdout.trim());
+      return { tar: join(dir, out.slice(tmp.length + 1)), bytes: size, entries: list.stdout.trim().split('\n').length };
+    };
+    const meta = { many: tar(join(tmp, 'many.tar'), ['./usr/share/b']), many2x: tar(join(tmp, 'many2x.tar'), []) };
+    rmSync(tree, { recursive: true, force: true });
+    writeFileSync(join(tmp, 'done'), JSON.stringify(meta) + '\n');
+    if (!existsSync(join(dir, 'done'))) rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (existsSync(join(dir, 'done'))) return result(dir);
+    throw e;
+  }
+  return result(dir);
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const t0 = Date.now();
   const w = ensureWorkload({ force: process.argv.includes('--force') });
-  console.log(JSON.stringify({ ...w, seconds: (Date.now() - t0) / 1000 }, null, 2));
+  const many = process.argv.includes('--many') ? ensureManyFileTars() : undefined;
+  console.log(JSON.stringify({ ...w, many, seconds: (Date.now() - t0) / 1000 }, null, 2));
 }

@@ -119,6 +119,14 @@ test('signatures: minisign-signed inputs verify; a flipped byte, an edited trust
   bytes[10_000] ^= 1;
   writeFileSync(tampered, bytes);
   oneLine(t, await runCli(['create', img, '--os-tar', tampered, '--os-sig', `${signed}.minisig`, '--pubkey', pub, ...SMALL]), /tampered\.tar: signature verification failed/);
+  // The OS tarball is hashed while the slots are written: a flip that also breaks a tar header
+  // is still reported as a failed signature, and no image is left.
+  const broken = join(work, 'broken.tar');
+  const brokenBytes = readFileSync(signed);
+  brokenBytes[0] ^= 1;
+  writeFileSync(broken, brokenBytes);
+  oneLine(t, await runCli(['create', img, '--os-tar', broken, '--os-sig', `${signed}.minisig`, '--pubkey', pub, ...SMALL]), /broken\.tar: signature verification failed/);
+  noLeftovers(t, work, img);
   // An edited trusted comment.
   const sig = readFileSync(`${signed}.minisig`, 'utf8').replace('version=20251129-000000', 'version=20991231-000000');
   writeFileSync(join(work, 'edited.minisig'), sig);

@@ -13,6 +13,8 @@ import {
   openDisk,
   openTarFile,
   planGeometry,
+  readFileChunks,
+  readTarTree,
   planRegions,
   PSYOPS_NAMES,
   readDirTree,
@@ -24,7 +26,7 @@ import {
 } from '@diskimg/diskimage/internal';
 import { encodeGrubenv, extraProgramsFromManifest, renderGrubCfg, DEFAULT_KERNEL_PARAMS } from '@diskimg/grubcfg/internal';
 import { requireOsFiles, writeSlot } from './slot-write.js';
-import { decodeSignature, parseTrustedComment, readPublicKeyFile, verifyFile, type VerifyResult } from './minisign/index.js';
+import { decodeSignature, MinisignVerifier, parseTrustedComment, readPublicKeyFile, verifyFile, type VerifyResult } from './minisign/index.js';
 
 /** What `diskimg create` builds: DESIGN.md §2's four partitions, filled. */
 export interface BuildImageOptions {
@@ -91,9 +93,11 @@ export interface BuildSummary extends CreateSummary {
 
 
 /**
- * Build a complete psyopsOS image. Checks every input and verifies every
- * signature before the first byte is written; the image appears under its
- * name only when complete (see createImage).
+ * Build a complete psyopsOS image. Checks every input, key and trusted
+ * comment before the first byte is written; the ESP's signature is verified
+ * before too, the OS tarball's while the slots are written from it (before
+ * any write for a block device); the image appears under its name only when
+ * complete and verified (see createImage).
  */
 export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
   const inputs = await checkInputs(o);
@@ -104,9 +108,16 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
   const verified: BuildSummary['verified'] = {};
   const unverified: string[] = [];
   const espName = o.espTar ? `ESP tarball ${o.espTar}` : o.espDir ? `ESP directory ${o.espDir}` : undefined;
+  // The OS tarball is hashed while the slots are written from it (one read instead of two) when
+  // OUTPUT is an image file: it appears under its name only after the check (createImage renames
+  // it last; a failure removes it). A block device is checked first, as before: a failure inside
+  // fill would leave it wiped.
+  let osVerifier: MinisignVerifier | undefined;
   if (!o.noVerify) {
     const pub = await readPublicKeyFile(o.pubkey!);
-    verified.os = await verifyFile(o.osTar, inputs.osSig!.sig, pub, { sig: inputs.osSig!.path, pubkey: o.pubkey });
+    const sigNames = { file: o.osTar, sig: inputs.osSig!.path, pubkey: o.pubkey };
+    if ((await stat(o.output).catch(() => undefined))?.isBlockDevice()) verified.os = await verifyFile(o.osTar, inputs.osSig!.sig, pub, sigNames);
+    else osVerifier = new MinisignVerifier(inputs.osSig!.sig, pub, sigNames); // key id and trusted comment checked here, before any write
     if (inputs.espSig && !o.noVerifyEsp) verified.esp = await verifyFile(o.espTar!, inputs.espSig.sig, pub, { sig: inputs.espSig.path, pubkey: o.pubkey });
     else if (espName) unverified.push(`${espName} (--no-verify-esp)`);
   } else {
@@ -191,12 +202,28 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
     // One pass over the tar feeds both writers (teeEach: bounded, and one failing ends the other).
     const labels = [PSYOPS_NAMES.a, PSYOPS_NAMES.b];
     const slots = labels.map((label) => part(label));
+    const tap = osVerifier ? new HashTap(readFileChunks(o.osTar), osVerifier) : undefined;
     const results = await teeEach(
-      requireOsFiles(openTarFile(o.osTar), o.osTar),
+      requireOsFiles(tap ? readTarTree(tap.chunks(), o.osTar) : openTarFile(o.osTar), o.osTar),
       labels.map((label, i) => (tree: AsyncIterable<TreeEntry>) =>
         writeSlot(slots[i], tree, { label, signatureText: inputs.osSig?.text, entropy, now, sourceDateEpoch: epoch, regionIsZeroed: fresh }),
       ),
-    );
+    ).catch(async (e: unknown) => {
+      // An altered tarball is reported as such, not as whatever its damage broke first.
+      if (tap) {
+        try {
+          await tap.drain();
+        } finally {
+          await tap.close();
+        }
+        osVerifier!.finish();
+      }
+      throw e;
+    });
+    if (tap) {
+      await tap.drain(); // the bytes after the tar's end marker are signed too
+      verified.os = osVerifier!.finish(); // throws on any difference: no image appears
+    }
     for (const [i, label] of labels.entries()) {
       const r = results[i];
       partial.slotsBuilt.push({
@@ -318,6 +345,30 @@ async function refuseOutputAsInput(o: BuildImageOptions): Promise<void> {
     if (d !== undefined && (outDir === d || outDir.startsWith(d + sep))) {
       throw new InputError(`${o.output}: lies inside the ${option} input ${dir}; the image would be read while written. Give an OUTPUT outside it`);
     }
+  }
+}
+
+/**
+ * Feeds every byte of a file to a verifier exactly once, in order, as the tar reader pulls it
+ * (synchronously: the reused read buffers are hashed before the next read); `drain` hashes what
+ * the reader left (padding after the end marker).
+ */
+class HashTap {
+  private readonly it: AsyncIterator<Buffer>;
+  constructor(src: AsyncIterable<Buffer>, private readonly verifier: MinisignVerifier) {
+    this.it = src[Symbol.asyncIterator]();
+  }
+  async *chunks(): AsyncGenerator<Buffer> {
+    for (let r = await this.it.next(); !r.done; r = await this.it.next()) {
+      this.verifier.update(r.value);
+      yield r.value;
+    }
+  }
+  async drain(): Promise<void> {
+    for (let r = await this.it.next(); !r.done; r = await this.it.next()) this.verifier.update(r.value);
+  }
+  async close(): Promise<void> {
+    await this.it.return?.(undefined).catch(() => {});
   }
 }
 

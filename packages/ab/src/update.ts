@@ -225,7 +225,8 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
     }
 
     // ---- write: pending marker, filesystem, verify, superblock last ----
-    const input = await openUpdateInput(o.osTar, { stdin: o.stdin });
+    // Reused read buffers: HashTap hashes each chunk at once and the ext4 writer holds few (file-chunks.ts).
+    const input = await openUpdateInput(o.osTar, { stdin: o.stdin, reuseBuffers: true });
     const written = await writeVerifiedSlot(part, targetLabel, input, verifier, sigText, {
       skipUnchanged: o.skipUnchanged ?? isBlock,
       now: sourceDateEpoch() ?? versionTime(newVersion) ?? Math.floor(Date.now() / 1000),
@@ -269,16 +270,20 @@ async function writeVerifiedSlot(
   await dev.start({ label, ...identity });
 
   const hashed = new HashTap(input.stream, verifier, (bytes) => o.onProgress?.({ bytes, total: input.size }));
-  await writeSlot(dev, requireOsFiles(readTarTree(hashed.chunks(), input.name), input.name), {
-    label,
-    signatureText: sigText,
-    entropy: makeEntropy(),
-    now: o.now,
-    sourceDateEpoch: sourceDateEpoch(),
-    uuid: identity.uuid,
-    hashSeed: identity.hashSeed,
-  });
-  await hashed.drain();
+  try {
+    await writeSlot(dev, requireOsFiles(readTarTree(hashed.chunks(), input.name), input.name), {
+      label,
+      signatureText: sigText,
+      entropy: makeEntropy(),
+      now: o.now,
+      sourceDateEpoch: sourceDateEpoch(),
+      uuid: identity.uuid,
+      hashSeed: identity.hashSeed,
+    });
+    await hashed.drain();
+  } finally {
+    await hashed.close(); // a failed write leaves the input open otherwise (its file handle)
+  }
   verifier?.finish(); // throws on any difference: the slot stays incomplete, the boot configuration untouched
   await dev.commit();
   return {
@@ -311,6 +316,9 @@ class HashTap {
   /** Whatever the tar reader left unread (trailing blocks) is part of the signed file too. */
   async drain(): Promise<void> {
     for (let r = await this.it.next(); !r.done; r = await this.it.next()) this.take(r.value);
+  }
+  async close(): Promise<void> {
+    await this.it.return?.(undefined).catch(() => {});
   }
 }
 

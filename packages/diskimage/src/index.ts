@@ -20,6 +20,7 @@ export { Fat32Volume, formatFat32, populateFat32, createFat32, describeFatLoss, 
 export * from './image/probe.js';
 export * from './image/fs.js';
 export * from './source/tee.js';
+export * from './source/file-chunks.js';
 export * from './source/input.js';
 export { proxyFor, redactUrl, MAX_REDIRECTS } from './source/http.js';
 export * from './squashfs/index.js';

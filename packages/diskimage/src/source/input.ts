@@ -11,6 +11,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { InputError } from '@diskimg/partitions/internal';
 import { openHttp, type HttpOptions } from './http.js';
+import { readFileChunks } from './file-chunks.js';
 
 /** An opened update input: its name, the byte stream, its size when known, and transfer statistics. */
 export interface UpdateInput {
@@ -40,6 +41,13 @@ export interface OpenInputOptions extends HttpOptions {
   env?: NodeJS.ProcessEnv;
   /** Called after each chunk is delivered. */
   onProgress?: (bytes: number, total?: number) => void;
+  /**
+   * For a file: read into a ring of reused buffers (readFileChunks), so a chunk is valid only
+   * while at most DEFAULT_BUFFERS - 2 later chunks have been delivered (file-chunks.ts). Only
+   * for consumers that copy or finish with each chunk within that bound (update's tar → ext4
+   * path); a consumer that keeps chunks (collects a payload) leaves it off.
+   */
+  reuseBuffers?: boolean;
 }
 
 const FILE_CHUNK = 1 << 20;
@@ -61,6 +69,9 @@ export async function openUpdateInput(spec: string, opts: OpenInputOptions = {})
     return { name: 'standard input', stream: counted(stdin as AsyncIterable<Buffer>, stats, undefined, opts.onProgress, 'standard input'), size: stdinSize(stdin), stats };
   }
   const st = await statFile(spec);
+  if (opts.reuseBuffers) {
+    return { name: spec, stream: counted(readFileChunks(spec, { chunkSize: FILE_CHUNK }), stats, st.size, opts.onProgress, spec), size: st.size, stats };
+  }
   const rs = createReadStream(spec, { highWaterMark: FILE_CHUNK });
   rs.on('error', () => {}); // surfaced through the iterator
   return { name: spec, stream: counted(rs, stats, st.size, opts.onProgress, spec), size: st.size, stats };

@@ -1,7 +1,7 @@
 import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';
-import { createReadStream } from 'node:fs';
 import { InputError } from '@diskimg/partitions/internal';
+import { readFileChunks, type FileChunksOptions } from './file-chunks.js';
 import { normalizeEntryPath, type TreeEntry, type EntryType } from './tree.js';
 import { aclIsMinimal, decodeAclXattr, parseAclText, encodeAclXattr, XATTR_ACL_ACCESS, XATTR_ACL_DEFAULT } from './acl.js';
 
@@ -38,8 +38,12 @@ async function* maybeGunzip(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer
   const first = await it.next();
   if (first.done) return;
   const rest = (async function* () {
-    yield first.value;
-    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+    try {
+      yield first.value;
+      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+    } finally {
+      await it.return?.(undefined); // close the source (a file handle) when the reader stops early
+    }
   })();
   if (first.value.length >= 2 && first.value[0] === 0x1f && first.value[1] === 0x8b) {
     yield* Readable.from(rest).pipe(createGunzip());
@@ -440,9 +444,13 @@ function tarError(err: unknown, inputName: string): Error {
   return new InputError(`${inputName}: cannot read tar: ${msg}`);
 }
 
-/** Open a tar file by path (use "-" for standard input). */
-export function openTarFile(path: string): AsyncGenerator<TreeEntry> {
-  const stream = path === '-' ? process.stdin : createReadStream(path, { highWaterMark: 1 << 20 });
-  stream.on('error', () => {}); // surfaced through the iterator
-  return readTarTree(stream, path === '-' ? 'standard input' : path);
+/**
+ * Open a tar file by path (use "-" for standard input). A file is read into a
+ * ring of reused buffers: a body chunk is valid only as long as the ownership
+ * rule in file-chunks.ts says (the consumers in build.ts stay within it);
+ * `chunks` sets the ring (tests).
+ */
+export function openTarFile(path: string, chunks?: FileChunksOptions): AsyncGenerator<TreeEntry> {
+  if (path === '-') return readTarTree(process.stdin, 'standard input');
+  return readTarTree(readFileChunks(path, chunks), path);
 }
