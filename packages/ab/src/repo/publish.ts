@@ -247,7 +247,8 @@ async function placeFile(dir: string, name: string, fill: (tmp: string) => Promi
   await syncDir(dir);
 }
 
-async function syncDir(dir: string): Promise<void> {
+/** fsync a directory after a rename in it, so the new entry survives a power cut. */
+export async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
   try {
     await fh.sync();

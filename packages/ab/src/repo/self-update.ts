@@ -21,6 +21,7 @@ import { openUpdateInput } from '@diskimg/diskimage/internal';
 import { MinisignVerifier, readPublicKeyFile } from '../minisign/verify.js';
 import { parseBundleRelease, readBundleRelease } from './bundle-release.js';
 import { resolveRelease } from './client.js';
+import { syncDir } from './publish.js';
 
 /** A bundle is about a megabyte; anything far larger is not one. */
 export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
@@ -153,15 +154,4 @@ function runVersion(node: string, file: string, name: string): Promise<string> {
       resolve(line);
     });
   });
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } catch {
-    // some filesystems refuse fsync on a directory; the rename is still atomic
-  } finally {
-    await fh.close();
-  }
 }
