@@ -10,6 +10,7 @@ declare -A need=(
   [grub-script-check]=grub-common [grub-editenv]=grub-common [grub-mkstandalone]=grub-common
   [qemu-system-x86_64]=qemu-system-x86 [busybox]=busybox-static [cpio]=cpio
   [minisign]=minisign [systemd-analyze]=systemd [genimage]=genimage [/usr/bin/time]=time
+  [xz]=xz-utils [mksquashfs]=squashfs-tools [unsquashfs]=squashfs-tools
   [/usr/sbin/nginx]=nginx [openssl]=openssl [/usr/sbin/sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client
 )
 # files → package (no command to probe)
