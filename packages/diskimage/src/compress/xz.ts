@@ -175,6 +175,43 @@ function checkMax(maxOutput: number): void {
 }
 
 /**
+ * The decoded size a single-stream .xz says it has (the sum of its Index records), or undefined
+ * when the input is not laid out as exactly one stream. Only a hint to size the result in one
+ * allocation (fresh pages cost more than decoding them here); liblzma checks the Index against the
+ * blocks, so a lying Index still ends in a FormatError.
+ */
+function indexedSize(b: Uint8Array): number | undefined {
+  const end = b.length;
+  if (end < 32 || b[end - 2] !== 0x59 || b[end - 1] !== 0x5a) return undefined; // footer magic "YZ"
+  const backwardSize = ((b[end - 8]! | (b[end - 7]! << 8) | (b[end - 6]! << 16)) + b[end - 5]! * 2 ** 24 + 1) * 4;
+  let p = end - 12 - backwardSize;
+  if (p < 12 || b[p] !== 0x00) return undefined; // Index Indicator
+  p++;
+  const vli = (): number | undefined => {
+    let v = 0;
+    for (let i = 0; i < 9 && p < end; i++) {
+      const c = b[p++]!;
+      v += (c & 0x7f) * 2 ** (7 * i);
+      if (!(c & 0x80)) return v;
+    }
+    return undefined;
+  };
+  const count = vli();
+  if (count === undefined || count > backwardSize) return undefined;
+  let blocks = 0;
+  let size = 0;
+  for (let i = 0; i < count; i++) {
+    const unpadded = vli();
+    const uncompressed = vli();
+    if (unpadded === undefined || uncompressed === undefined) return undefined;
+    blocks += Math.ceil(unpadded / 4) * 4;
+    size += uncompressed;
+  }
+  // one stream from byte 0: header, blocks, Index, footer
+  return 12 + blocks + backwardSize + 12 === end && Number.isSafeInteger(size) ? size : undefined;
+}
+
+/**
  * Decodes one complete .xz stream (as in a SquashFS xz block; concatenated streams and stream
  * padding are accepted, as `xz -d` does). Throws UnsupportedFormatError for an unsupported filter,
  * check type or a dictionary over XZ_MEMLIMIT, FormatError for damaged, truncated or trailing data,
@@ -183,6 +220,10 @@ function checkMax(maxOutput: number): void {
 export function xzDecompress(input: Uint8Array, maxOutput: number): Uint8Array {
   checkMax(maxOutput);
   const what = 'xz stream';
+  const hint = indexedSize(input);
+  // the result in one piece when the Index gives its size, else collected in pieces
+  let whole = hint !== undefined && hint <= maxOutput ? new Uint8Array(hint) : undefined;
+  let at = 0;
   const pieces: Uint8Array[] = [];
   let total = 0;
   const d = new Decoder(what);
@@ -190,17 +231,25 @@ export function xzDecompress(input: Uint8Array, maxOutput: number): Uint8Array {
     d.feed(input, true, maxOutput + 1, (piece) => {
       total += piece.length;
       if (total > maxOutput) throw new FormatError(what, `decodes to more than ${maxOutput} bytes (the limit for this stream)`);
+      if (whole && at + piece.length <= whole.length) {
+        whole.set(piece, at);
+        at += piece.length;
+        return;
+      }
+      if (whole) pieces.push(whole.subarray(0, at));
+      whole = undefined;
       pieces.push(piece.slice());
     });
   } finally {
     d.end();
   }
+  if (whole) return at === whole.length ? whole : whole.slice(0, at);
   if (pieces.length === 1) return pieces[0]!;
   const out = new Uint8Array(total);
-  let at = 0;
+  let o = 0;
   for (const p of pieces) {
-    out.set(p, at);
-    at += p.length;
+    out.set(p, o);
+    o += p.length;
   }
   return out;
 }
