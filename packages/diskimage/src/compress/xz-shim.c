@@ -1,5 +1,5 @@
 /*
- * The C side of xz.ts: liblzma's .xz stream decoder behind five exports that
+ * The C side of xz.ts: liblzma's .xz stream decoder behind seven exports that
  * take and return only i32 (pointers and lengths in wasm memory), so the wasm
  * needs no JS glue. Built by scripts/build-xz-wasm.sh; malloc and free are
  * exported too so JS can place input and output buffers in wasm memory.
