@@ -4,6 +4,8 @@
  * any failure, including a would-be overrun, into a FormatError, never a
  * RangeError or a huge allocation.
  */
+/// <reference path="../compress/lz4js.d.ts" />
+// (lz4js ships no types; the reference lets any compile that reaches this file, e.g. README examples, see them)
 import { inflateSync } from 'node:zlib';
 import { FormatError, UnsupportedFormatError } from '@diskimg/partitions/internal';
 import { Decompress as ZstdStream } from 'fzstd';
