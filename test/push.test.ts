@@ -132,3 +132,10 @@ test.serial('no diskimg on the node: one line naming the command tried', async (
   t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
   t.regex(r.stderr, /boot-disk: \/nonexistent\/diskimg: command not found on the node/);
 });
+
+// Parsed before any ssh: no server needed, so it runs even where sshd is skipped.
+test('push --repo https://… is a usage error (exit 2) naming the fix', async (t) => {
+  const r = await runCli(['push', '--ssh', 'root@127.0.0.1', '--repo', 'https://example.invalid/repo'], { env: ENV });
+  t.is(r.code, 2, r.stderr);
+  t.regex(r.stderr, /--repo: give a local directory/);
+});
