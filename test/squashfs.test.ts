@@ -9,7 +9,7 @@
 //   mksquashfs gzip × {default, -no-fragments, -always-use-fragments, -noI -noD -noF -noX,
 //                      -b 4K, -b 1M, -no-xattrs}; zstd, lz4 default, and zstd on the big tree
 //                      (a 5,000-entry indexed directory, 10,000 files);
-//                      xz, xz -Xbcj x86, xz -Xbcj arm,armthumb (run once the xz decoder is in);
+//                      xz, xz -Xbcj x86, xz -Xbcj arm,armthumb;
 //   gensquashfs gzip, zstd, lz4, xz, and gzip -b 4096 (no fragments of its own kind).
 import test from 'ava';
 import { createHash } from 'node:crypto';
@@ -17,19 +17,8 @@ import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, 
 import { join } from 'node:path';
 import { FileDevice, MemoryDevice, openSquashfs, type SquashfsReader, type SquashfsInode } from '../packages/diskimage/src/index.js';
 import { UnsupportedFormatError } from '../packages/partitions/src/index.js';
-import { xzDecompress } from '../packages/diskimage/src/compress/xz.js';
 import { needCondition, needRoot, needTools } from './helpers/skip.js';
 import { SQFS_TOOLS, haveSquashfsKernel, image, run, specName, tree, unsquashfsList, workDir, type ImageSpec, type ListRow } from './helpers/squashfs.js';
-
-/** Why xz images cannot be read yet (the decoder is built in another branch), or undefined. */
-function xzReason(): string | undefined {
-  try {
-    const probe = Buffer.from(run('xz', ['-c', '--format=xz', '--check=crc32'], { input: Buffer.from('probe') }));
-    return Buffer.from(xzDecompress(probe, 100)).toString() === 'probe' ? undefined : 'xz decoder returns wrong bytes';
-  } catch (e) {
-    return `xz decoder not available here: ${(e as Error).message}`;
-  }
-}
 
 const MATRIX: ImageSpec[] = [
   { tool: 'mksquashfs', comp: 'gzip' },
@@ -105,16 +94,10 @@ async function readAll(fs: SquashfsReader, i: SquashfsInode): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-let xzChecked: string | undefined | null = null;
-
 for (const spec of MATRIX) {
   const name = specName(spec);
   test.serial(`squashfs: ${name}: listing, bytes and xattrs agree with unsquashfs${MOUNTED.has(name) ? ' and a kernel mount' : ''}`, async (t) => {
     if (!needRoot(t, 'mknod and trusted.* xattrs in the fixture tree') || !needTools(t, ...SQFS_TOOLS, 'python3')) return;
-    if (spec.comp === 'xz') {
-      if (xzChecked === null) xzChecked = xzReason();
-      if (!needCondition(t, xzChecked, 'xz-decoder')) return;
-    }
     const img = image(spec);
     const dev = await FileDevice.open(img);
     let mounted = false;
