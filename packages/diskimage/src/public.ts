@@ -1,7 +1,7 @@
 /**
  * `@diskimg/diskimage`, the public API: devices (image files, block devices, memory), file trees
  * from tar streams and directories, writing ext4 and FAT32 filesystems and whole psyopsOS images,
- * opening disks and reading their filesystems, and the inputs `update` streams from (files, URLs,
+ * opening disks and reading their filesystems (and the SquashFS images inside slots), and the inputs `update` streams from (files, URLs,
  * standard input). The on-disk codecs (superblocks, inodes, extents, FAT) are internal
  * (`@diskimg/diskimage/internal`).
  */
