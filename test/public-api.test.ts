@@ -30,14 +30,14 @@ const PUBLIC: Record<string, { values: string[]; types: string[] }> = {
   },
   diskimage: {
     values: [
-      'FileDevice', 'MemoryDevice', 'Region', 'createExt4', 'createFat32', 'createImage', 'findFilesystemPartition', 'findPartition', 'isUrl', 'openDisk',
-      'openFilesystem', 'openTarFile', 'openUpdateInput', 'parseFsSpec', 'probeFilesystem', 'probePartition', 'psyopsLayout', 'readDirTree', 'readSmallInput',
-      'readTarTree', 'summarizeDisk', 'withFilesystem',
+      'FileDevice', 'MemoryDevice', 'Region', 'SquashfsReader', 'createExt4', 'createFat32', 'createImage', 'findFilesystemPartition', 'findPartition', 'isUrl',
+      'openDisk', 'openFilesystem', 'openSquashfs', 'openTarFile', 'openUpdateInput', 'parseFsSpec', 'probeFilesystem', 'probePartition', 'psyopsLayout',
+      'readDirTree', 'readSmallInput', 'readTarTree', 'resolveNested', 'summarizeDisk', 'withFilesystem', 'xzDecompress',
     ],
     types: [
       'CreateExt4Options', 'CreateExt4Summary', 'CreateImageOptions', 'CreateSummary', 'Device', 'Disk', 'DiskPartition', 'DiskSummary', 'EntryType', 'ExtraFile',
-      'FsEntry', 'FsEntryType', 'FsProbe', 'FsReadOptions', 'FsReader', 'FsType', 'OpenInputOptions', 'PartitionSummary', 'PsyopsLayoutOptions', 'ReadDirOptions',
-      'TreeEntry', 'UpdateInput',
+      'FsEntry', 'FsEntryType', 'FsProbe', 'FsReadOptions', 'FsReader', 'FsType', 'OpenInputOptions', 'OpenSquashfsOptions', 'PartitionSummary', 'PsyopsLayoutOptions',
+      'ReadDirOptions', 'SquashfsEntry', 'SquashfsInode', 'SquashfsStat', 'TreeEntry', 'UpdateInput',
     ],
   },
   ab: {

@@ -21,9 +21,9 @@ test.after.always(() => rmSync(work, { recursive: true, force: true }));
 const ENV = { SOURCE_DATE_EPOCH: '1764374400' };
 
 test('the README library examples compile with tsc --strict and run; e2fsck, debugfs and minisign check their output', async (t) => {
-  if (!needTools(t, 'tar', 'e2fsck', 'debugfs', 'sfdisk', 'blkid', 'minisign')) return;
+  if (!needTools(t, 'tar', 'e2fsck', 'debugfs', 'sfdisk', 'blkid', 'minisign', 'mksquashfs', 'unsquashfs')) return;
   const blocks = readmeLibraryBlocks();
-  t.true(blocks.length >= 5, `only ${blocks.length} ts blocks under "${HEADING}"`);
+  t.true(blocks.length >= 6, `only ${blocks.length} ts blocks under "${HEADING}"`);
 
   // ---- inputs ----
   const ok = async (args: string[]) => {
@@ -31,8 +31,13 @@ test('the README library examples compile with tsc --strict and run; e2fsck, deb
     if (r.code !== 0) throw new Error(`diskimg ${args.join(' ')}: ${r.stderr}`);
   };
   await ok(['keygen', '--out', join(work, 'release')]);
+  // slot A's /squashfs is a real xz SquashFS image holding /etc/os-release (read by example 4).
+  mkdirSync(join(work, 'osroot', 'etc'), { recursive: true });
+  writeFileSync(join(work, 'osroot', 'etc', 'os-release'), 'NAME="Alpine Linux"\nPRETTY_NAME="Alpine Linux v3.21"\n');
+  run('mksquashfs', [join(work, 'osroot'), join(work, 'root.sqfs'), '-comp', 'xz', '-noappend', '-quiet', '-no-progress', '-processors', '1']);
+  const sqfs = readFileSync(join(work, 'root.sqfs'));
   for (const [name, v, kernel] of [['os.tar', '20251129-000000', 'kernel one\n'], ['os-v2.tar', '20251201-000000', 'kernel two\n']] as const) {
-    const tar = writeOsTar(join(work, name), { kernel });
+    const tar = writeOsTar(join(work, name), { kernel, squashfs: sqfs });
     await ok(['sign', tar, '--seckey', join(work, 'release.key'), '--trusted', 'type=psyopsOS', '--trusted', `version=${v}`, '--trusted', `filename=psyopsOS.x86_64.${v}.tar`, '--trusted', 'architecture=x86_64']);
   }
   const tree = join(work, 'rootfs');
@@ -79,13 +84,15 @@ test('the README library examples compile with tsc --strict and run; e2fsck, deb
   t.is(readFileSync(join(work, 'kernel-from-A'), 'utf8'), 'kernel one\n');
   rmSync(partA);
   t.regex(out[2]!, /^psyopsOS-A: .*\bkernel\b.*\n$/);
-  // 4. the signature: minisign agrees.
+  // 4. /etc/os-release inside slot A's /squashfs: what unsquashfs extracts from the same image.
+  t.is(out[3], `psyopsOS-A (squashfs): ${/PRETTY_NAME="(.*)"/.exec(run('unsquashfs', ['-cat', join(work, 'root.sqfs'), '/etc/os-release']))![1]}\n`);
+  // 5. the signature: minisign agrees.
   const m = spawnSync('minisign', ['-V', '-m', join(work, 'os-v2.tar'), '-p', join(work, 'release.pub')], { encoding: 'utf8' });
   t.is(m.status, 0, m.stderr);
   const trusted = /Trusted comment: (.*)/.exec(m.stdout)?.[1];
-  t.is(out[3], `os-v2.tar: good signature by key ${/key ([0-9A-F]{16})/.exec(readFileSync(join(work, 'release.pub'), 'utf8'))![1]}; trusted comment: ${trusted}\nversion 20251201-000000\n`);
-  // 5. the update: slot B now holds os-v2.tar, on trial.
+  t.is(out[4], `os-v2.tar: good signature by key ${/key ([0-9A-F]{16})/.exec(readFileSync(join(work, 'release.pub'), 'utf8'))![1]}; trusted comment: ${trusted}\nversion 20251201-000000\n`);
+  // 6. the update: slot B now holds os-v2.tar, on trial.
   checkSlot(t, img, 'psyopsOS-B', join(work, 'os-v2.tar'), work);
-  t.is(out[4], 'psyopsOS-B: 20251129-000000 -> 20251201-000000; next boot: psyopsOS-B on trial (3 tries)\n');
+  t.is(out[5], 'psyopsOS-B: 20251129-000000 -> 20251201-000000; next boot: psyopsOS-B on trial (3 tries)\n');
   ranTool(t, 'tsc');
 });

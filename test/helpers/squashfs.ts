@@ -216,3 +216,45 @@ export const haveSquashfsKernel = (): boolean => {
 export function exists(p: string): boolean {
   return existsSync(p);
 }
+
+/** One entry as squashfs-tools-ng's sqfs2tar writes it to a tar stream (read back by Python's tarfile). */
+export interface TarRow {
+  path: string;
+  type: 'file' | 'directory' | 'symlink' | 'char' | 'block' | 'fifo';
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  size: number;
+  link?: string;
+  major?: number;
+  minor?: number;
+  sha256?: string;
+  /** name → hex value, from the SCHILY.xattr.* PAX records. */
+  xattrs: Record<string, string>;
+}
+
+const SQFS2TAR_PY = `
+import hashlib, json, subprocess, sys, tarfile
+p = subprocess.Popen(['sqfs2tar', '--no-hard-links', '-r', '.', sys.argv[1]], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+T = {tarfile.REGTYPE: 'file', tarfile.DIRTYPE: 'directory', tarfile.SYMTYPE: 'symlink', tarfile.CHRTYPE: 'char', tarfile.BLKTYPE: 'block', tarfile.FIFOTYPE: 'fifo'}
+out = []
+with tarfile.open(fileobj=p.stdout, mode='r|') as tf:
+    for m in tf:
+        name = m.name[1:] if m.name.startswith('./') else '/' if m.name in ('.', './') else '/' + m.name
+        r = {'path': name.rstrip('/') or '/', 'type': T[m.type], 'mode': m.mode, 'uid': m.uid, 'gid': m.gid, 'mtime': int(m.mtime), 'size': m.size,
+             'xattrs': {k[len('SCHILY.xattr.'):]: v.encode('utf-8', 'surrogateescape').hex() for k, v in m.pax_headers.items() if k.startswith('SCHILY.xattr.')}}
+        if m.issym(): r['link'] = m.linkname
+        if m.ischr() or m.isblk(): r['major'], r['minor'] = m.devmajor, m.devminor
+        if m.isfile():
+            h = hashlib.sha256(); f = tf.extractfile(m)
+            for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+            r['sha256'] = h.hexdigest()
+        out.append(r)
+sys.exit(p.wait() or json.dump(out, sys.stdout))
+`;
+
+/** The image as sqfs2tar (squashfs-tools-ng, a second implementation) sees it; sockets are not in tar. */
+export function sqfs2tarList(img: string): TarRow[] {
+  return JSON.parse(run('python3', ['-c', SQFS2TAR_PY, img], { maxBuffer: 1 << 28 }).toString('utf8')) as TarRow[];
+}

@@ -1,7 +1,7 @@
 /**
  * `@diskimg/diskimage`, the public API: devices (image files, block devices, memory), file trees
  * from tar streams and directories, writing ext4 and FAT32 filesystems and whole psyopsOS images,
- * opening disks and reading their filesystems, and the inputs `update` streams from (files, URLs,
+ * opening disks and reading their filesystems (and the SquashFS images inside slots), and the inputs `update` streams from (files, URLs,
  * standard input). The on-disk codecs (superblocks, inodes, extents, FAT) are internal
  * (`@diskimg/diskimage/internal`).
  */
@@ -23,5 +23,10 @@ export { createImage, type CreateImageOptions, type CreateSummary } from './imag
 export { openDisk, findPartition, summarizeDisk, type Disk, type DiskPartition, type DiskSummary, type PartitionSummary } from './image/disk.js';
 export { openFilesystem, findFilesystemPartition, withFilesystem, parseFsSpec, type FsReader, type FsEntry, type FsEntryType, type FsReadOptions } from './image/fs.js';
 export { probeFilesystem, probePartition, type FsProbe, type FsType } from './image/probe.js';
+// SquashFS images (a slot's root, the modloop) and the xz codec they use.
+export { openSquashfs, SquashfsReader, type SquashfsStat, type SquashfsEntry, type OpenSquashfsOptions } from './squashfs/reader.js';
+export type { SquashfsInode } from './squashfs/inode.js';
+export { resolveNested } from './image/fs.js';
+export { xzDecompress } from './compress/xz.js';
 // Update inputs.
 export { isUrl, openUpdateInput, readSmallInput, type UpdateInput, type OpenInputOptions } from './source/input.js';

@@ -51,6 +51,7 @@ export interface DirIndex {
   name: Buffer;
 }
 
+/** A decoded inode (from lookup or a directory entry), passed back to the reader's *Inode methods. */
 export interface SquashfsInode {
   inode_type: number;
   type: SquashfsFileType;

@@ -24,6 +24,7 @@ import { XattrTable } from './xattr.js';
 import { ExportTable } from './export.js';
 import { Lru } from './lru.js';
 
+/** What stat(2) would say about an inode in a SquashFS image (mtime in seconds since the epoch). */
 export interface SquashfsStat {
   ino: number;
   type: SquashfsFileType;
@@ -36,12 +37,14 @@ export interface SquashfsStat {
   rdev?: { major: number; minor: number };
 }
 
+/** One directory entry: its name (decoded as UTF-8, and the raw bytes) and its inode. */
 export interface SquashfsEntry {
   name: string;
   rawName: Buffer;
   inode: SquashfsInode;
 }
 
+/** Options for openSquashfs. */
 export interface OpenSquashfsOptions {
   /** For error messages ("psyopsOS-A:/squashfs"). */
   name?: string;
@@ -50,6 +53,10 @@ export interface OpenSquashfsOptions {
 const MAX_SYMLINK_HOPS = 40;
 const MAX_DEPTH = 4096;
 
+/**
+ * A read-only SquashFS 4.0 image (gzip, xz, lz4, lzo, zstd or uncompressed): list, stat, read
+ * files as streams (readFile/readInode), symlinks and xattrs. Open it with openSquashfs.
+ */
 export class SquashfsReader {
   readonly compression: Compression;
   readonly blockSize: number;
