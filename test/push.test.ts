@@ -6,7 +6,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, runCli, type CliResult } from './helpers/cli.js';
@@ -138,4 +138,32 @@ test('push --repo https://… is a usage error (exit 2) naming the fix', async (
   const r = await runCli(['push', '--ssh', 'root@127.0.0.1', '--repo', 'https://example.invalid/repo'], { env: ENV });
   t.is(r.code, 2, r.stderr);
   t.regex(r.stderr, /--repo: give a local directory/);
+});
+
+test.serial('push --repo DIR sends the release the verified pointer names; a pointer signed by another key is refused before anything is sent', async (t) => {
+  if (skipped(t)) return;
+  const s = server!;
+  const repo = join(work, 'repo');
+  mkdirSync(repo);
+  await ok(['publish', '--repo', repo, '--os-tar', v2, '--seckey', join(work, 'k.key'), '--version', V2]);
+  const img = fresh();
+  const r = await runCli(['push', img, '--ssh', host(s), ...sshOpts(s), '--repo', repo, '--pubkey', pub, '--remote-cmd', `node ${q(bundle)}`, '--booted-label', 'psyopsOS-A', '--json'], { env: ENV });
+  t.is(r.code, 0, r.stderr + s.log().slice(-1500));
+  t.is(r.json.update.target.label, 'psyopsOS-B');
+  t.is(r.json.update.newVersion, V2);
+  // The slot holds the repository's tarball and its signature (publish signed it anew).
+  checkSlot(t, img, 'psyopsOS-B', join(repo, `psyopsOS.x86_64.${V2}.tar`), work);
+
+  // The pointer re-signed by a key the builder does not trust: refused on the builder, the node untouched.
+  await ok(['keygen', '--out', join(work, 'rogue')]);
+  const pointer = join(repo, 'psyopsOS.x86_64.latest.tar.minisig');
+  spawnSync('rm', ['-f', pointer]);
+  await ok(['sign', join(repo, `psyopsOS.x86_64.${V2}.tar`), '--seckey', join(work, 'rogue.key'), '--sig', pointer, '--trusted', 'type=psyopsOS', '--trusted', `version=${V2}`, '--trusted', `filename=psyopsOS.x86_64.${V2}.tar`, '--trusted', 'architecture=x86_64']);
+  const img2 = fresh();
+  const before = digests(img2);
+  const bad = await runCli(['push', img2, '--ssh', host(s), ...sshOpts(s), '--repo', repo, '--pubkey', pub, '--remote-cmd', `node ${q(bundle)}`, '--booted-label', 'psyopsOS-A'], { env: ENV });
+  t.is(bad.code, 1, bad.stdout + bad.stderr);
+  t.is(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  t.regex(bad.stderr, /key|signature/i);
+  t.deepEqual(digests(img2), before);
 });
