@@ -20,11 +20,6 @@ export class CountingDevice implements Device {
     this.written += buf.length;
     this.onWrite?.(this.written);
   }
-  async writeNonZero(offset: number, buf: Uint8Array): Promise<void> {
-    await (this.inner.writeNonZero ? this.inner.writeNonZero(offset, buf) : this.inner.write(offset, buf));
-    this.written += buf.length;
-    this.onWrite?.(this.written);
-  }
   flush(): Promise<void> {
     return this.inner.flush();
   }

@@ -93,13 +93,6 @@ export class PendingSuperblockDevice implements Device {
     if (end > sbEnd) await this.inner.write(sbEnd, buf.subarray(sbEnd - offset));
   }
 
-  /** File data never overlaps the superblock's block: forward the non-zero hint (else a plain write). */
-  async writeNonZero(offset: number, buf: Uint8Array): Promise<void> {
-    const overlaps = offset + buf.length > SUPERBLOCK_OFFSET && offset < SUPERBLOCK_OFFSET + SB_SIZE;
-    if (overlaps || !this.inner.writeNonZero) return this.write(offset, buf);
-    return this.inner.writeNonZero(offset, buf);
-  }
-
   /**
    * Write the held superblock (the filesystem becomes findable by its label)
    * and flush. In two halves, the second first: s_magic, the label and the
