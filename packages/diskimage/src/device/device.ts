@@ -11,12 +11,6 @@ export interface Device {
   read(offset: number, buf: Uint8Array): Promise<void>;
   /** Write all of `buf` at `offset`. */
   write(offset: number, buf: Uint8Array): Promise<void>;
-  /**
-   * Optional: as `write`, for a caller that already knows no 4 KiB piece of
-   * `buf` (on the device's 4 KiB grid) is all zeros, so a device that leaves
-   * zero pieces out (SparseWriteDevice) need not look again.
-   */
-  writeNonZero?(offset: number, buf: Uint8Array): Promise<void>;
   /** Make previous writes durable (fdatasync for files and block devices). */
   flush(): Promise<void>;
   close(): Promise<void>;

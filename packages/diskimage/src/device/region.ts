@@ -35,13 +35,6 @@ export class Region implements Device {
     return await this.parent.write(this.start + offset, buf);
   }
 
-  /** The hint holds on the parent's grid only when the window starts on it. */
-  async writeNonZero(offset: number, buf: Uint8Array): Promise<void> {
-    this.check(offset, buf.length, 'write');
-    if (this.parent.writeNonZero && this.start % 4096 === 0) return await this.parent.writeNonZero(this.start + offset, buf);
-    return await this.parent.write(this.start + offset, buf);
-  }
-
   flush(): Promise<void> {
     return this.parent.flush();
   }

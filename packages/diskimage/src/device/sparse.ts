@@ -61,10 +61,6 @@ export class SparseWriteDevice implements Device {
   async write(offset: number, buf: Uint8Array): Promise<void> {
     await writeRuns(this.inner, offset, buf, (from, to) => isZero(buf.subarray(from, to)));
   }
-  /** The writer already skipped the zero blocks (ext4 holes): no second check. */
-  writeNonZero(offset: number, buf: Uint8Array): Promise<void> {
-    return this.inner.write(offset, buf);
-  }
   flush(): Promise<void> {
     return this.inner.flush();
   }

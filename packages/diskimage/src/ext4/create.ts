@@ -462,8 +462,7 @@ class Writer {
         if (j > i) {
           let at = i;
           for (const r of this.alloc.alloc(j - i)!) {
-            // Blocks [i, j) are known non-zero: the sparse device need not check them again.
-            await this.wb.write(r.start * BLOCK_SIZE, buf.subarray(at * BLOCK_SIZE, (at + r.len) * BLOCK_SIZE), true);
+            await this.wb.write(r.start * BLOCK_SIZE, buf.subarray(at * BLOCK_SIZE, (at + r.len) * BLOCK_SIZE));
             const prev = runs[runs.length - 1];
             const l = lblk + at;
             if (prev && prev.lblk! + prev.len === l && prev.start + prev.len === r.start) prev.len += r.len;

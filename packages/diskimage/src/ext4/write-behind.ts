@@ -24,14 +24,10 @@ export class WriteBehind {
 
   constructor(private readonly dev: Device) {}
 
-  /**
-   * Queue `data` for `offset`. `data` must not change until `drain` (large chunks are written from it directly).
-   * `nonZero`: no 4 KiB block of `data` is all zeros (the caller checked), passed on for large chunks.
-   */
-  async write(offset: number, data: Buffer, nonZero = false): Promise<void> {
+  /** Queue `data` for `offset`. `data` must not change until `drain` (large chunks are written from it directly). */
+  async write(offset: number, data: Buffer): Promise<void> {
     if (data.length >= DIRECT) {
-      const direct = nonZero && this.dev.writeNonZero && offset % 4096 === 0 && data.length % 4096 === 0;
-      this.inflight.push(handled(direct ? this.dev.writeNonZero!(offset, data) : this.dev.write(offset, data)));
+      this.inflight.push(handled(this.dev.write(offset, data)));
       while (this.inflight.length > MAX_INFLIGHT) await this.inflight.shift();
       return;
     }
