@@ -212,12 +212,7 @@ class Ext4FsReader implements FsReader {
     const st = await this.stat(p);
     if (st.type === 'directory') throw new PathError('EISDIR', `${this.name}:${p}: is a directory`);
     if (st.type !== 'file') throw new PathError('ENOTREG', `${this.name}:${p}: not a regular file (${st.type})`);
-    const it = this.fs.readFile(p)[Symbol.asyncIterator]();
-    for (;;) {
-      const r = await this.at(p, () => it.next());
-      if (r.done) return;
-      yield r.value;
-    }
+    yield* chunksAt(this.fs.readFile(p), (next) => this.at(p, next));
   }
 
   async readFileBuffer(path: string, maxBytes: number): Promise<Buffer> {
@@ -290,12 +285,7 @@ export class SquashfsFsReader implements FsReader {
 
   async *readFile(path: string): AsyncGenerator<Buffer> {
     const p = normalizePath(path);
-    const it = this.fs.readFile(p)[Symbol.asyncIterator]();
-    for (;;) {
-      const r = await this.at(p, () => it.next());
-      if (r.done) return;
-      yield r.value;
-    }
+    yield* chunksAt(this.fs.readFile(p), (next) => this.at(p, next));
   }
 
   async readFileBuffer(path: string, maxBytes: number): Promise<Buffer> {
@@ -364,6 +354,16 @@ export async function resolveNested(fs: FsReader, path: string, shown: string): 
     return await resolveNested(inner, p.slice(k + 1), `${shown}${outer}!`);
   }
   return { fs, path: p };
+}
+
+/** Yields `chunks`, each step run through `at`, so a path error while reading names the path as the reader does. */
+async function* chunksAt(chunks: AsyncIterable<Buffer>, at: (next: () => Promise<IteratorResult<Buffer>>) => Promise<IteratorResult<Buffer>>): AsyncGenerator<Buffer> {
+  const it = chunks[Symbol.asyncIterator]();
+  for (;;) {
+    const r = await at(() => it.next());
+    if (r.done) return;
+    yield r.value;
+  }
 }
 
 async function bufferOf(r: FsReader, path: string, maxBytes: number): Promise<Buffer> {
