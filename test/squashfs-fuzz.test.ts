@@ -10,20 +10,10 @@ import { DiskimgError } from '../packages/partitions/src/index.js';
 import { MemoryDevice, openSquashfs, type SquashfsInode } from '../packages/diskimage/src/index.js';
 import { needRoot, needTools } from './helpers/skip.js';
 import { SQFS_TOOLS, image, run, type ImageSpec } from './helpers/squashfs.js';
+import { mulberry32 } from './helpers/prng.js';
 
 const CASES = 60;
 const CASE_CAP_MS = 30_000;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Walk everything the reader can reach; returns how many entries it saw. */
 async function walkAll(img: Buffer): Promise<number> {

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { repoRoot, runCli, type CliResult } from './helpers/cli.js';
 import { blkidPartition, checkSlot, digests, espFile, have, writeOsTar } from './helpers/update.js';
 import { needTools } from './helpers/skip.js';
+import { mulberry32 as rng } from './helpers/prng.js';
 
 const MiB = 1 << 20;
 const work = mkdtempSync(join(tmpdir(), 'update-kill-'));
@@ -40,18 +41,6 @@ async function ok(args: string[]): Promise<CliResult> {
   const r = await runCli(args, { env: ENV });
   if (r.code !== 0) throw new Error(`diskimg ${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
   return r;
-}
-
-/** mulberry32: a small seeded generator, so a failing kill point can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 interface Feed {

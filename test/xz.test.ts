@@ -20,6 +20,7 @@ import { DiskimgError, FormatError, InputError, UnsupportedFormatError } from '.
 import { repoRoot } from './helpers/cli.js';
 import { haveTool, needCondition, needTools, ranTool } from './helpers/skip.js';
 import type { FuzzJob, FuzzResult } from './helpers/xz-fuzz-worker.js';
+import { mulberry32 as prng } from './helpers/prng.js';
 
 const GENERATED = join(repoRoot, 'packages/diskimage/src/compress/xz-wasm.generated.ts');
 const WORKER = fileURLToPath(new URL('./helpers/xz-fuzz-worker.ts', import.meta.url));
@@ -28,18 +29,6 @@ const tmp = mkdtempSync(join(tmpdir(), 'diskimg-xz-'));
 test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-
-/** Deterministic PRNG (mulberry32): fixed seeds, same cases every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(seed: number, n: number): Buffer {
   const r = prng(seed);
