@@ -6,7 +6,7 @@
 // (judged against the files that went into the images), and a literal "!" in an ext4 name is
 // still reachable.
 import test from 'ava';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
 import { needTools } from './helpers/skip.js';
@@ -107,4 +107,39 @@ test('squashfs e2e: create + update with OS tarballs holding SquashFS roots; cat
   t.is(ko.json.size, 200000);
   t.is(ko.json.sha256, run('sha256sum', [join(w, 'a/mods/modules/6.6.0/kernel/loop.ko')]).toString().slice(0, 64));
   t.is(readFileSync(join(w, 'a/root/etc/os-release'), 'utf8'), RELEASE_A);
+});
+
+test('show and packages keep going when a slot holds a SquashFS image we cannot read: lzo is "unsupported", a truncated image is "error"', async (t) => {
+  if (!needTools(t, 'mksquashfs', 'tar')) return;
+  const w = join(workDir(), 'unreadable');
+  const tarA = osTarball(join(w, 'a'), RELEASE_A, PKGS_A, 'lzo');
+  // Slot B: a gzip image cut in half after mksquashfs made it (its tables are at the end), re-tarred.
+  osTarball(join(w, 'b'), RELEASE_B, PKGS_B, 'gzip');
+  const pay = join(w, 'b/pay');
+  const sq = join(pay, 'squashfs');
+  truncateSync(sq, Math.floor(readFileSync(sq).length / 2));
+  const tarB = join(w, 'b/os-cut.tar');
+  run('tar', ['-C', pay, '-cf', tarB, 'kernel', 'initramfs', 'squashfs', 'modloop']);
+  const img = join(w, 'disk.img');
+  const sizes = ['--esp-size', '40M', '--secret-size', '8M', '--slot-size', '48M'];
+  const c = await runCli(['create', img, '--os-tar', tarA, '--no-verify', '--no-bootloader', '--quiet', ...sizes]);
+  t.is(c.code, 0, c.stderr);
+  const u = await runCli(['update', img, '--slot', 'b', '--os-tar', tarB, '--no-verify', '--quiet', '--no-switch']);
+  t.is(u.code, 0, u.stderr);
+
+  const show = await runCli(['show', img]);
+  t.is(show.code, 0, show.stderr);
+  t.regex(show.stdout, /A psyopsOS-A .*\n {4}os: UNSUPPORTED psyopsOS-A:\/squashfs: squashfs root inode .*unsupported compression lzo.*mksquashfs -comp xz\)\n/);
+  t.regex(show.stdout, /B psyopsOS-B .*\n {4}os: ERROR psyopsOS-B:\/squashfs: squashfs superblock: .*truncated image/);
+  const sj = await runCli(['show', img, '--json']);
+  t.is(sj.code, 0, sj.stderr);
+  t.like(sj.json.slots[0].os, { rootfs: 'unsupported', prettyName: null, packages: null });
+  t.like(sj.json.slots[1].os, { rootfs: 'error', prettyName: null, packages: null });
+  t.true(sj.json.slots[1].os.error.length > 0);
+  // packages names the slot and the reason, one line, non-zero exit.
+  const pa = await runCli(['packages', img, 'a']);
+  t.is(pa.code, 1);
+  t.regex(pa.stderr, /^diskimg: psyopsOS-A:\/squashfs: .*lzo[^\n]*\n$/);
+  // The rest of the slot is still readable.
+  t.is((await runCli(['cat', img, 'psyopsOS-B:/kernel'])).stdout, 'kernel');
 });

@@ -11,7 +11,7 @@
  * bytes_used before a read, so damage is a FormatError, never a RangeError
  * or a hang.
  */
-import { FormatError, InputError, PathError } from '@diskimg/partitions/internal';
+import { FormatError, InputError, PathError, UnsupportedFormatError } from '@diskimg/partitions/internal';
 import type { Device } from '../device/device.js';
 import { decompressorFor, type Decompressor } from './compress.js';
 import { decodeSuperblock, compressionName, INVALID_BLK, SUPERBLOCK_SIZE, SQUASHFS_NO_XATTR, type Compression, type SquashfsSuperblock } from './superblock.js';
@@ -94,10 +94,17 @@ export class SquashfsReader {
     if (dev.size < SUPERBLOCK_SIZE) throw new FormatError('squashfs superblock', `${name} is only ${dev.size} bytes, too small for SquashFS`);
     const raw = Buffer.alloc(SUPERBLOCK_SIZE);
     await dev.read(0, raw);
-    const r = new SquashfsReader(dev, decodeSuperblock(raw, dev.size), name);
-    r.root = await r.inodeAt(r.sb.root_inode, 'squashfs root inode');
-    if (r.root.type !== 'directory') throw new FormatError('squashfs root inode', `is a ${r.root.type}, not a directory`);
-    return r;
+    try {
+      const r = new SquashfsReader(dev, decodeSuperblock(raw, dev.size), name);
+      r.root = await r.inodeAt(r.sb.root_inode, 'squashfs root inode');
+      if (r.root.type !== 'directory') throw new FormatError('squashfs root inode', `is a ${r.root.type}, not a directory`);
+      return r;
+    } catch (e) {
+      // The superblock and root inode errors name the structure only; say which image it is.
+      if (!(e instanceof FormatError) || !opts.name) throw e;
+      const Err = e instanceof UnsupportedFormatError ? UnsupportedFormatError : FormatError;
+      throw new Err(`${name.replace(/!$/, '')}: ${e.structure}`, e.message.slice(e.structure.length + 2));
+    }
   }
 
   /* ---- inodes ----------------------------------------------------------- */
