@@ -1,4 +1,4 @@
-import type { Device } from './device.js';
+import type { Device, WriteHint } from './device.js';
 
 const CHUNK = 4096;
 
@@ -58,7 +58,9 @@ export class SparseWriteDevice implements Device {
   read(offset: number, buf: Uint8Array): Promise<void> {
     return this.inner.read(offset, buf);
   }
-  async write(offset: number, buf: Uint8Array): Promise<void> {
+  async write(offset: number, buf: Uint8Array, hint?: WriteHint): Promise<void> {
+    // The writer probed every block already (ext4 data): no zero piece to leave out, so no second probe.
+    if (hint?.noZeroPieces) return this.inner.write(offset, buf);
     await writeRuns(this.inner, offset, buf, (from, to) => isZero(buf.subarray(from, to)));
   }
   flush(): Promise<void> {
