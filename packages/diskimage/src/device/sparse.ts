@@ -46,7 +46,8 @@ function isZero(b: Uint8Array): boolean {
  * Only correct while nothing this device wrote is later overwritten with
  * zeros (a skipped zero write would leave the old bytes): true for building
  * a new image, where each block is written once. Never use it on a reused
- * file or a block device.
+ * file or a block device. A write hinted `noZeroPieces` (the ext4 writer's
+ * data, probed for holes already) goes through unprobed.
  */
 export class SparseWriteDevice implements Device {
   readonly size: number;
