@@ -37,7 +37,7 @@ const PUBLIC: Record<string, { values: string[]; types: string[] }> = {
     types: [
       'CreateExt4Options', 'CreateExt4Summary', 'CreateImageOptions', 'CreateSummary', 'Device', 'Disk', 'DiskPartition', 'DiskSummary', 'EntryType', 'ExtraFile',
       'FsEntry', 'FsEntryType', 'FsProbe', 'FsReadOptions', 'FsReader', 'FsType', 'OpenInputOptions', 'OpenSquashfsOptions', 'PartitionSummary', 'PsyopsLayoutOptions',
-      'ReadDirOptions', 'SquashfsEntry', 'SquashfsInode', 'SquashfsStat', 'TreeEntry', 'UpdateInput',
+      'ReadDirOptions', 'SquashfsEntry', 'SquashfsInode', 'SquashfsStat', 'TreeEntry', 'UpdateInput', 'WriteHint',
     ],
   },
   ab: {

@@ -6,7 +6,7 @@
  * (`@diskimg/diskimage/internal`).
  */
 // Devices.
-export type { Device } from './device/device.js';
+export type { Device, WriteHint } from './device/device.js';
 export { FileDevice } from './device/file.js';
 export { MemoryDevice } from './device/memory.js';
 export { Region } from './device/region.js';

@@ -1,4 +1,4 @@
-import type { Device } from './device.js';
+import type { Device, WriteHint } from './device.js';
 
 /**
  * Passes everything through and counts the bytes written, for progress
@@ -15,8 +15,8 @@ export class CountingDevice implements Device {
   read(offset: number, buf: Uint8Array): Promise<void> {
     return this.inner.read(offset, buf);
   }
-  async write(offset: number, buf: Uint8Array): Promise<void> {
-    await this.inner.write(offset, buf);
+  async write(offset: number, buf: Uint8Array, hint?: WriteHint): Promise<void> {
+    await this.inner.write(offset, buf, hint);
     this.written += buf.length;
     this.onWrite?.(this.written);
   }

@@ -1,4 +1,4 @@
-import type { Device } from './device.js';
+import type { Device, WriteHint } from './device.js';
 
 /** Thrown by FaultDevice once its write budget is spent: the simulated crash. */
 export class PowerCut extends Error {
@@ -38,7 +38,7 @@ export class FaultDevice implements Device {
     return this.inner.read(offset, buf);
   }
 
-  async write(offset: number, buf: Uint8Array): Promise<void> {
+  async write(offset: number, buf: Uint8Array, hint?: WriteHint): Promise<void> {
     if (this.crashed) throw new PowerCut('device is off');
     const n = this.writes++;
     if (n === this.opts.failAtWrite) {
@@ -48,7 +48,7 @@ export class FaultDevice implements Device {
       throw new PowerCut(`power cut at write ${n}`);
     }
     this.log.push({ offset, length: buf.length });
-    await this.inner.write(offset, buf);
+    await this.inner.write(offset, buf, hint);
   }
 
   async flush(): Promise<void> {

@@ -1,5 +1,5 @@
 import { SafetyError } from '@diskimg/partitions/internal';
-import type { Device } from './device.js';
+import type { Device, WriteHint } from './device.js';
 
 /**
  * A bounds-checked window of a device (a partition). Offsets are relative to
@@ -30,9 +30,10 @@ export class Region implements Device {
     return await this.parent.read(this.start + offset, buf);
   }
 
-  async write(offset: number, buf: Uint8Array): Promise<void> {
+  async write(offset: number, buf: Uint8Array, hint?: WriteHint): Promise<void> {
     this.check(offset, buf.length, 'write');
-    return await this.parent.write(this.start + offset, buf);
+    // The hint speaks of the 4 KiB grid: it still holds on the parent's only if the window starts on it.
+    return await this.parent.write(this.start + offset, buf, this.start % 4096 === 0 ? hint : undefined);
   }
 
   flush(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { Device } from './device.js';
+import type { Device, WriteHint } from './device.js';
 
 const CHUNK = 4096;
 
@@ -46,7 +46,8 @@ function isZero(b: Uint8Array): boolean {
  * Only correct while nothing this device wrote is later overwritten with
  * zeros (a skipped zero write would leave the old bytes): true for building
  * a new image, where each block is written once. Never use it on a reused
- * file or a block device.
+ * file or a block device. A write hinted `noZeroPieces` (the ext4 writer's
+ * data, probed for holes already) goes through unprobed.
  */
 export class SparseWriteDevice implements Device {
   readonly size: number;
@@ -58,7 +59,9 @@ export class SparseWriteDevice implements Device {
   read(offset: number, buf: Uint8Array): Promise<void> {
     return this.inner.read(offset, buf);
   }
-  async write(offset: number, buf: Uint8Array): Promise<void> {
+  async write(offset: number, buf: Uint8Array, hint?: WriteHint): Promise<void> {
+    // The writer probed every block already (ext4 data): no zero piece to leave out, so no second probe.
+    if (hint?.noZeroPieces) return this.inner.write(offset, buf);
     await writeRuns(this.inner, offset, buf, (from, to) => isZero(buf.subarray(from, to)));
   }
   flush(): Promise<void> {

@@ -13,7 +13,7 @@
  * come: no reader that finds slots by label looks at them, and e2fsck using
  * one on an interrupted slot is fine (the slot is reported incomplete anyway).
  */
-import type { Device } from '../device/device.js';
+import type { Device, WriteHint } from '../device/device.js';
 import { cString } from './struct.js';
 import { SUPERBLOCK_OFFSET } from './superblock.js';
 
@@ -83,10 +83,10 @@ export class PendingSuperblockDevice implements Device {
     if (this.held) overlay(offset, buf, this.held);
   }
 
-  async write(offset: number, buf: Uint8Array): Promise<void> {
+  async write(offset: number, buf: Uint8Array, hint?: WriteHint): Promise<void> {
     const end = offset + buf.length;
     const sbEnd = SUPERBLOCK_OFFSET + SB_SIZE;
-    if (end <= SUPERBLOCK_OFFSET || offset >= sbEnd) return this.inner.write(offset, buf);
+    if (end <= SUPERBLOCK_OFFSET || offset >= sbEnd) return this.inner.write(offset, buf, hint);
     this.held ??= Buffer.alloc(SB_SIZE);
     overlayInto(offset, buf, this.held);
     if (offset < SUPERBLOCK_OFFSET) await this.inner.write(offset, buf.subarray(0, SUPERBLOCK_OFFSET - offset));

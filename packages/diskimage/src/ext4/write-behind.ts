@@ -1,4 +1,4 @@
-import type { Device } from '../device/device.js';
+import type { Device, WriteHint } from '../device/device.js';
 
 /**
  * Write-behind for the writer's data path. The allocator hands out blocks in
@@ -11,6 +11,7 @@ import type { Device } from '../device/device.js';
 const BUF = 1 << 20;
 const DIRECT = 64 * 1024;
 const MAX_INFLIGHT = 3;
+const NO_ZERO: WriteHint = { noZeroPieces: true };
 
 export class WriteBehind {
   private readonly bufs = [Buffer.allocUnsafe(BUF), Buffer.allocUnsafe(BUF)];
@@ -21,13 +22,15 @@ export class WriteBehind {
   /** Device offset of bufs[cur][0]. */
   private start = 0;
   private readonly inflight: Promise<void>[] = [];
+  /** Every piece gathered in bufs[cur] came with `noZeroPieces` (then the gathered write carries it too). */
+  private noZero = true;
 
   constructor(private readonly dev: Device) {}
 
   /** Queue `data` for `offset`. `data` must not change until `drain` (large chunks are written from it directly). */
-  async write(offset: number, data: Buffer): Promise<void> {
+  async write(offset: number, data: Buffer, hint?: WriteHint): Promise<void> {
     if (data.length >= DIRECT) {
-      this.inflight.push(handled(this.dev.write(offset, data)));
+      this.inflight.push(handled(this.dev.write(offset, data, hint)));
       while (this.inflight.length > MAX_INFLIGHT) await this.inflight.shift();
       return;
     }
@@ -35,12 +38,14 @@ export class WriteBehind {
     if (!this.fill) this.start = offset;
     data.copy(this.bufs[this.cur]!, this.fill);
     this.fill += data.length;
+    this.noZero &&= !!hint?.noZeroPieces;
   }
 
   private async flush(): Promise<void> {
     if (!this.fill) return;
     const i = this.cur;
-    const p = handled(this.dev.write(this.start, this.bufs[i]!.subarray(0, this.fill)));
+    const p = handled(this.dev.write(this.start, this.bufs[i]!.subarray(0, this.fill), this.noZero ? NO_ZERO : undefined));
+    this.noZero = true;
     this.busy[i] = p;
     this.inflight.push(p);
     this.cur ^= 1;
