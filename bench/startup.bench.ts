@@ -1,5 +1,6 @@
 /**
- * Start-up of the CLI (issues 13/14): `--version`, `--help` and `status IMG --booted-label …` of
+ * Start-up of the CLI (issues 13/14): `--version`, `--help`, `status IMG --booted-label …` and
+ * `create OUT --layout-only` (the heavy commands' imports, next to no work) of
  * the one-file bundle (`node dist/diskimg.mjs`) and of the workspace CLI (`node
  * packages/cli/bin/diskimg.js`, over the tsc build in packages/cli/dist), against plain `node -e 0`
  * in the same run: node's own start-up, the floor no JavaScript CLI goes below. Each row is one
@@ -40,6 +41,8 @@ const img = join(work, 'status.img');
   if (c.status !== 0) throw new Error(`bench: create: ${c.stderr}`);
 }
 const status = ['status', img, '--booted-label', 'psyopsOS-A'];
+// The heavy commands' start-up: create with no payload (a partition table) loads the writers.
+const layoutOnly = ['create', join(work, 'layout.img'), '--layout-only', '--force', '--quiet'];
 
 type Row = { name: string; cmd: string[]; target?: number; ms: number[]; cpuTicks: number };
 const row = (name: string, cmd: string[], target?: number): Row => ({ name, cmd, target, ms: [], cpuTicks: 0 });
@@ -52,11 +55,14 @@ const rows: Row[] = [
   row('workspace --version', [node, workspace, '--version']),
   row('workspace --help', [node, workspace, '--help']),
   row('workspace status IMG --booted-label A', [node, workspace, ...status]),
+  row('bundle create OUT --layout-only', [node, bundle, ...layoutOnly]),
+  row('workspace create OUT --layout-only', [node, workspace, ...layoutOnly]),
 ];
 if (process.env.BENCH_BEFORE) {
   rows.push(row('before: bundle --version', [node, process.env.BENCH_BEFORE, '--version']));
   rows.push(row('before: bundle --help', [node, process.env.BENCH_BEFORE, '--help']));
   rows.push(row('before: bundle status', [node, process.env.BENCH_BEFORE, ...status]));
+  rows.push(row('before: bundle create --layout-only', [node, process.env.BENCH_BEFORE, ...layoutOnly]));
 }
 const pnpmRounds = Math.min(runs, Number(process.env.BENCH_PNPM_RUNS ?? 3));
 const pnpm = row('pnpm exec diskimg --version', ['pnpm', 'exec', 'diskimg', '--version']);

@@ -17,6 +17,7 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { builtinModules, createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -93,6 +94,26 @@ const lazyBuiltins = {
   },
 };
 
+/**
+ * string-width (yargs' and cliui's) builds an `Intl.Segmenter` when it is imported: loading ICU's
+ * break data costs ~20 ms of every start-up that evaluates yargs (each command run), though only
+ * help and error output ever measure a string. Here it is built on the first measurement; the
+ * function is otherwise the same. The build fails if the line is not found (a new string-width):
+ * then look again.
+ */
+const SEGMENTER_LINE = 'const segmenter = new Intl.Segmenter();';
+const lazySegmenter = {
+  name: 'lazy-intl-segmenter',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]string-width[\\/]index\.js$/ }, async (a) => {
+      const src = await readFile(a.path, 'utf8');
+      if (!src.includes(SEGMENTER_LINE)) throw new Error(`${a.path}: no "${SEGMENTER_LINE}" line; update scripts/bundle.mjs (lazySegmenter)`);
+      const lazy = 'let segmenter_;\nconst segmenter = { segment: (s) => (segmenter_ ??= new Intl.Segmenter()).segment(s) };';
+      return { contents: src.replace(SEGMENTER_LINE, lazy), loader: 'js', resolveDir: dirname(a.path) };
+    });
+  },
+};
+
 await build({
   absWorkingDir: root,
   entryPoints: ['packages/cli/src/bundle.ts'],
@@ -106,7 +127,7 @@ await build({
   // Less to parse at every start (about half the bytes); names are kept for readable stack traces.
   minifyWhitespace: true,
   minifySyntax: true,
-  plugins: [lazyBuiltins],
+  plugins: [lazyBuiltins, lazySegmenter],
   define: { __DISKIMG_COMMIT__: JSON.stringify(commit()) },
   banner: {
     js: `#!/usr/bin/env node\n${rel ? `// diskimg-release: ${rel}\n` : ''}import { createRequire as __diskimgRequire } from 'node:module'; const require = __diskimgRequire(import.meta.url);`,

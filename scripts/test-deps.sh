@@ -10,7 +10,7 @@ declare -A need=(
   [grub-script-check]=grub-common [grub-editenv]=grub-common [grub-mkstandalone]=grub-common
   [qemu-system-x86_64]=qemu-system-x86 [busybox]=busybox-static [cpio]=cpio
   [mksquashfs]=squashfs-tools [unsquashfs]=squashfs-tools [gensquashfs]=squashfs-tools-ng [sqfs2tar]=squashfs-tools-ng [xz]=xz-utils [python3]=python3-minimal
-  [tar]=tar [diff]=diffutils [minisign]=minisign [systemd-analyze]=systemd [genimage]=genimage [/usr/bin/time]=time
+  [tar]=tar [script]=bsdutils [diff]=diffutils [minisign]=minisign [systemd-analyze]=systemd [genimage]=genimage [/usr/bin/time]=time
   [/usr/sbin/nginx]=nginx [openssl]=openssl [chromium]=chromium [curl]=curl [/usr/sbin/sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client
 )
 # files → package (no command to probe)

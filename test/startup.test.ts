@@ -8,14 +8,18 @@
  * - in the bundle, node's modules that a run loaded (`process.moduleLoadList`, via a --import
  *   probe): `--version` and `status` load no http, tls, crypto, child_process, zlib (--version)
  *   and no assert, which only yargs uses (so the probe sees whether yargs was initialised; the
- *   --help run shows it does).
+ *   `--help --` run shows it does);
+ * - the top-level help's fast path (fast.ts fastTopHelp, help-text.ts): help-text.ts is what yargs
+ *   prints, and `--help` prints byte for byte what yargs does, also where yargs' output differs
+ *   (terminal widths, another locale, a bad SOURCE_DATE_EPOCH) and the fast path must step aside.
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot } from './helpers/cli.js';
+import { repoRoot, runCli } from './helpers/cli.js';
+import { TOP_HELP } from '../packages/cli/src/help-text.js';
 import { needTools } from './helpers/skip.js';
 
 const work = mkdtempSync(join(tmpdir(), 'startup-'));
@@ -23,7 +27,8 @@ test.after.always(() => rmSync(work, { recursive: true, force: true }));
 
 test('command modules import their package code in the handler, not at the top', (t) => {
   const dir = join(repoRoot, 'packages/cli/src/commands');
-  const costly = /^(@diskimg\/(ab|diskimage)|node:(crypto|child_process|http|https|tls|zlib|net))$/;
+  // Any entry of the two packages: "/internal" and its narrower subpaths too.
+  const costly = /^(@diskimg\/(ab|diskimage)(\/.*)?|node:(crypto|child_process|http|https|tls|zlib|net))$/;
   const bad: string[] = [];
   for (const f of readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))) {
     const src = readFileSync(join(dir, f), 'utf8');
@@ -83,10 +88,70 @@ test('bundle: --version and status load neither yargs nor the modules they do no
   const s = loaded(['status', img, '--booted-label', 'psyopsOS-A']);
   t.is(s.stdout, 'psyopsOS-A - ok\n');
   t.deepEqual(never.filter((m) => s.modules.has(m)), [], 'status');
-  // The control: the yargs path does load assert, so its absence above means something.
+  // --help has its own fast path (no yargs either).
   const h = loaded(['--help']);
   t.is(h.status, 0);
-  t.true(h.modules.has('assert'), '--help (yargs) should load assert; the probe proves nothing otherwise');
+  t.is(h.stdout, TOP_HELP);
+  t.false(h.modules.has('assert'), '--help: yargs loaded');
+  // The control: the yargs path does load assert, so its absence above means something.
+  const y = loaded(['--help', '--']);
+  t.is(y.status, 0);
+  t.true(y.modules.has('assert'), '--help -- (yargs) should load assert; the probe proves nothing otherwise');
+});
+
+/** English, no SOURCE_DATE_EPOCH: the environment the fast help path answers in. */
+function plainEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C' };
+  for (const k of ['LC_MESSAGES', 'LANG', 'LANGUAGE', 'SOURCE_DATE_EPOCH']) delete env[k];
+  return { ...env, ...extra };
+}
+
+test('help-text.ts is what yargs prints for --help (else: pnpm run help:update)', async (t) => {
+  // A trailing `--` keeps the fast path out: this is yargs, from source.
+  const r = await runCli(['--help', '--'], { env: plainEnv() });
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, TOP_HELP, 'packages/cli/src/help-text.ts is stale: run pnpm run help:update');
+});
+
+test('--help and help: the fast path prints, fails and exits exactly as yargs', async (t) => {
+  const run = (args: string[], env: NodeJS.ProcessEnv) => {
+    const r = spawnSync(process.execPath, [bundle(), ...args], { encoding: 'utf8', env });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const envs: [string, NodeJS.ProcessEnv][] = [
+    ['C', plainEnv()],
+    ['en_GB', plainEnv({ LC_ALL: '', LANG: 'en_GB.UTF-8' })],
+    ['de_DE', plainEnv({ LC_ALL: '', LANG: 'de_DE.UTF-8' })],
+    ['bad SOURCE_DATE_EPOCH', plainEnv({ SOURCE_DATE_EPOCH: 'x' })],
+    ['SOURCE_DATE_EPOCH', plainEnv({ SOURCE_DATE_EPOCH: '1764374400' })],
+  ];
+  for (const [name, env] of envs)
+    for (const args of [['--help'], ['help']]) {
+      const fast = run(args, env);
+      t.deepEqual(fast, run([...args, '--'], env), `bundle ${args.join(' ')} (${name})`);
+    }
+  t.is(run(['--help'], plainEnv({ SOURCE_DATE_EPOCH: 'x' })).code, 2, 'a bad SOURCE_DATE_EPOCH is bad usage, with --help too');
+  // From source, yargs translates (the bundle carries no locale files): German stays German.
+  const de = plainEnv({ LC_ALL: '', LANG: 'de_DE.UTF-8' });
+  const src = await runCli(['--help'], { env: de });
+  t.is(src.code, 0);
+  t.is(src.stdout, (await runCli(['--help', '--'], { env: de })).stdout, 'source --help (de_DE)');
+  t.notRegex(src.stdout, /^Commands:/m, 'yargs should have translated (the check proves nothing otherwise)');
+});
+
+test('--help on a terminal: yargs wraps to its width below 100 columns; the fast path prints the same', (t) => {
+  if (!needTools(t, 'script', 'stty')) return;
+  // script(1) gives the CLI a terminal of the given width (stdout.columns).
+  const onTty = (cols: number, args: string[]) =>
+    spawnSync('script', ['-qec', `stty cols ${cols}; exec ${[process.execPath, bundle(), ...args].map((a) => `'${a}'`).join(' ')}`, '/dev/null'], { encoding: 'utf8', env: plainEnv() });
+  for (const cols of [60, 99, 100, 160]) {
+    const fast = onTty(cols, ['--help']);
+    const slow = onTty(cols, ['--help', '--']);
+    t.is(fast.status, 0, `${cols} columns: ${fast.stderr}`);
+    t.is(fast.stdout, slow.stdout, `${cols} columns`);
+    if (cols >= 100) t.is(fast.stdout, TOP_HELP.replace(/\n/g, '\r\n'), `${cols} columns: the static text`);
+  }
+  t.not(onTty(60, ['--help']).stdout, TOP_HELP.replace(/\n/g, '\r\n'), '60 columns wraps otherwise (the check proves nothing otherwise)');
 });
 
 test('status: the fast path prints, fails and exits exactly as the yargs path', (t) => {

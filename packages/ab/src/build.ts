@@ -23,7 +23,7 @@ import {
   type Device,
   type Region,
   type TreeEntry,
-} from '@diskimg/diskimage/internal';
+} from '@diskimg/diskimage/internal/create';
 import { encodeGrubenv, extraProgramsFromManifest, renderGrubCfg, DEFAULT_KERNEL_PARAMS } from '@diskimg/grubcfg/internal';
 import { requireOsFiles, writeSlot } from './slot-write.js';
 import { decodeSignature, MinisignVerifier, parseTrustedComment, readPublicKeyFile, verifyFile, type VerifyResult } from './minisign/index.js';

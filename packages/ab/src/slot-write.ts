@@ -5,7 +5,7 @@
  * holding the label, and the tarball's signature at /psyopsOS.tar.minisig.
  */
 import { InputError, SLOT_PATHS, type Entropy } from '@diskimg/partitions/internal';
-import { createExt4, type CreateExt4Summary, type Device, type ExtraFile, type TreeEntry } from '@diskimg/diskimage/internal';
+import { createExt4, type CreateExt4Summary, type Device, type ExtraFile, type TreeEntry } from '@diskimg/diskimage/internal/create';
 
 export interface WriteSlotOptions {
   label: string;

@@ -53,7 +53,20 @@ async function makeParser(argv: string[]): Promise<Argv> {
       throw new UsageError(msg);
     });
   for (const c of commands) parser.command(c);
+  skipHelpCache(parser);
   return parser;
+}
+
+/**
+ * Before a command's handler runs, yargs renders that command's whole help (usage.js
+ * cacheHelpMessage) so that a failing handler could show it; our .fail() never shows help, so
+ * the render was wasted: ~60 ms of cliui and string-width on every command run. The hook is a
+ * yargs internal (the version is pinned in package.json); without it only the time changes.
+ */
+function skipHelpCache(parser: Argv): void {
+  const internal = (parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.();
+  const usage = internal?.getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
 }
 
 /**

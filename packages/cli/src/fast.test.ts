@@ -1,5 +1,5 @@
 import test from 'ava';
-import { fastStatusArgs } from './fast.js';
+import { fastStatusArgs, fastTopHelp } from './fast.js';
 
 test('fast path: the status command lines a prompt uses', (t) => {
   t.deepEqual(fastStatusArgs(['status']), {});
@@ -35,4 +35,23 @@ test('fast path: anything else goes to yargs (same errors and help)', (t) => {
     ['x', 'status'],
   ])
     t.is(fastStatusArgs(argv), undefined, argv.join(' '));
+});
+
+test('fast top-level help: only where yargs would print the static text', (t) => {
+  const en = { LC_ALL: 'C' };
+  t.true(fastTopHelp(['--help'], en, undefined), 'not a terminal: yargs wraps at 100');
+  t.true(fastTopHelp(['help'], en, 100));
+  t.true(fastTopHelp(['--help'], en, 200));
+  t.true(fastTopHelp(['--help'], {}, undefined), 'no locale: yargs uses en_US');
+  t.true(fastTopHelp(['--help'], { LANG: 'en_GB.UTF-8' }, undefined));
+  t.true(fastTopHelp(['--help'], { LC_ALL: 'POSIX' }, undefined));
+  t.true(fastTopHelp(['--help'], { LANG: 'C.UTF-8', SOURCE_DATE_EPOCH: '' }, undefined));
+  t.false(fastTopHelp(['--help'], en, 99), 'narrower terminal: yargs wraps otherwise');
+  t.false(fastTopHelp(['--help'], en, 0));
+  t.false(fastTopHelp(['--help'], { LANG: 'de_DE.UTF-8' }, undefined), 'yargs translates');
+  t.false(fastTopHelp(['--help'], { LC_ALL: 'fr', LANG: 'en_US' }, undefined), 'LC_ALL first');
+  t.false(fastTopHelp(['--help'], { LC_MESSAGES: 'pirate', LANG: 'C' }, undefined));
+  t.false(fastTopHelp(['--help'], { ...en, SOURCE_DATE_EPOCH: 'x' }, undefined), 'yargs path checks it first');
+  for (const argv of [[], ['-h'], ['--help', '--'], ['--help', '--json'], ['help', 'create'], ['create', '--help'], ['--version']])
+    t.false(fastTopHelp(argv, en, undefined), argv.join(' '));
 });

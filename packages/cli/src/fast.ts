@@ -46,3 +46,21 @@ export function fastStatusArgs(argv: readonly string[]): FastStatusArgs | undefi
 
 /** A value yargs takes as it is: non-empty, not an option, nothing it would split or expand. */
 const plain = (v: string) => v !== '' && !v.startsWith('-');
+
+/**
+ * The fast path for the top-level help (`diskimg --help`, `diskimg help`): the text yargs prints,
+ * kept in help-text.ts (scripts/help-text.mjs writes it; test/startup.test.ts checks it equals
+ * yargs' output), printed without loading yargs or any command. Only when yargs would print those
+ * very bytes: it wraps to min(100, terminal width) (cli.ts), so a terminal narrower than 100
+ * columns goes to yargs; it translates into the locale of LC_ALL/LC_MESSAGES/LANG/LANGUAGE, so
+ * anything but English (en*, C, POSIX, unset) goes to yargs; a set SOURCE_DATE_EPOCH is checked
+ * (bad usage) before yargs runs, so it goes to yargs too.
+ */
+export function fastTopHelp(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, columns: number | undefined = process.stdout.columns): boolean {
+  if (argv.length !== 1 || (argv[0] !== '--help' && argv[0] !== 'help')) return false;
+  if ((columns ?? 100) < 100) return false;
+  if (env.SOURCE_DATE_EPOCH !== undefined && env.SOURCE_DATE_EPOCH !== '') return false;
+  // yargs' own guess (yargs-factory kGuessLocale), then its y18n lookup: English is the built-in text.
+  const locale = (env.LC_ALL || env.LC_MESSAGES || env.LANG || env.LANGUAGE || 'en_US').replace(/[.:].*/, '');
+  return /^(en([_-].*)?|C|POSIX)$/.test(locale);
+}

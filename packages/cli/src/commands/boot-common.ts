@@ -7,7 +7,7 @@ import type { BootState } from '@diskimg/ab/internal';
  */
 export async function withDisk<T>(path: string | undefined, writable: boolean, fn: (disk: Disk) => Promise<T>): Promise<T> {
   const { openDisk } = await import('@diskimg/diskimage/internal');
-  const disk = await openDisk(path ?? (await (await import('@diskimg/ab/internal')).findBootDisk()).disk, { writable });
+  const disk = await openDisk(path ?? (await (await import('@diskimg/ab/internal/status')).findBootDisk()).disk, { writable });
   try {
     return await fn(disk);
   } finally {

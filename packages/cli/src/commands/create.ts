@@ -70,8 +70,9 @@ export const createCommand: CommandModule<object, CreateArgs> = {
       .example('$0 create empty.img --layout-only --slot-size 512M', 'the partition table only')
       .epilogue(UNITS),
   handler: async (argv) => {
-    const { buildImage } = await import('@diskimg/ab/internal');
-    const { createImage, partialPath } = await import('@diskimg/diskimage/internal');
+    // The narrow entries: create loads neither the readers (SquashFS, xz) nor update/repo/serve.
+    const { buildImage } = await import('@diskimg/ab/internal/build');
+    const { createImage, partialPath } = await import('@diskimg/diskimage/internal/create');
     const ss = argv['sector-size'] ?? 512;
     const common = {
       output: argv.output,

@@ -1,7 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { findFilesystemPartition, openDisk, openFilesystem, PSYOPS_NAMES } from '@diskimg/diskimage/internal';
-import { diffPackages, installedPackages, openSlotRoot, SLOT_ROOT_IMAGE, APK_INSTALLED, type ApkPackage } from '@diskimg/ab/internal';
-import { InputError, UsageError } from '@diskimg/partitions/internal';
+import type { ApkPackage } from '@diskimg/ab/internal';
+import { InputError, PSYOPS_NAMES, UsageError } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
 
 interface PackagesArgs {
@@ -24,6 +23,8 @@ export const packagesCommand: CommandModule<object, PackagesArgs> = {
     if (slot !== undefined && slot !== 'a' && slot !== 'b') throw new UsageError(`slot "${argv.slot}": expected a or b`);
     if (argv.diff && slot !== undefined) throw new UsageError('--diff compares both slots: give no slot');
     const slots: ('a' | 'b')[] = slot ? [slot] : ['a', 'b'];
+    const { findFilesystemPartition, openDisk, openFilesystem } = await import('@diskimg/diskimage/internal');
+    const { diffPackages, installedPackages, openSlotRoot, SLOT_ROOT_IMAGE, APK_INSTALLED } = await import('@diskimg/ab/internal');
     const disk = await openDisk(argv.disk);
     const lists: Partial<Record<'a' | 'b', ApkPackage[]>> = {};
     try {

@@ -1,6 +1,5 @@
 import type { CommandModule } from 'yargs';
 import { resolve } from 'node:path';
-import { selfUpdate } from '@diskimg/ab/internal';
 import { fmtBytes, InputError } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
 import { createProgress, progressWanted, type Progress } from '../progress.js';
@@ -34,6 +33,7 @@ export const selfUpdateCommand: CommandModule<object, Args> = {
     }
     let progress: Progress | undefined;
     const quiet = !progressWanted(argv);
+    const { selfUpdate } = await import('@diskimg/ab/internal');
     const r = await selfUpdate({
       repo: argv.repo,
       version: argv.version,

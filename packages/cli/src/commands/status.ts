@@ -22,7 +22,7 @@ export const statusCommand: CommandModule<object, Args> = {
 
 /** The handler; also called directly, without yargs, by the fast path (../fast.ts). */
 export async function runStatus(argv: Args): Promise<void> {
-  const { bootedLabel, lastUpdatePath, readLastUpdate, slotStatus } = await import('@diskimg/ab/internal');
+  const { bootedLabel, lastUpdatePath, readLastUpdate, slotStatus } = await import('@diskimg/ab/internal/status');
   const booted = bootedLabel({ bootedLabel: argv.bootedLabel });
   const s = await withDisk(argv.disk, false, (disk) => slotStatus(disk, booted));
   if (argv.json) {

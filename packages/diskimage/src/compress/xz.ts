@@ -10,7 +10,7 @@
  * use, because wasm memory never shrinks.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { FormatError, InputError, UnsupportedFormatError } from '@diskimg/partitions';
+import { FormatError, InputError, UnsupportedFormatError } from '@diskimg/partitions/internal';
 import { XZ_WASM_BASE64 } from './xz-wasm.generated.js';
 
 /**
