@@ -1,9 +1,10 @@
-import { lstat, opendir, readlink } from 'node:fs/promises';
-import { createReadStream, type BigIntStats } from 'node:fs';
+import { lstat, open, opendir, readlink } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { InputError } from '@diskimg/partitions/internal';
 import type { TreeEntry } from './tree.js';
+import { readFileChunks } from './file-chunks.js';
 
 /** Options of `readDirTree`. */
 export interface ReadDirOptions {
@@ -128,7 +129,8 @@ async function* walk(abs: string, rel: string, seen: Map<string, string>, xattrs
     }
     if (st.nlink > 1n) seen.set(key, r);
     if (st.isFile()) {
-      yield { ...e, type: 'file', size: Number(st.size), body: createReadStream(a, { highWaterMark: 1 << 20 }) };
+      // Both lazy: nothing is opened unless the writer reads the file one way or the other.
+      yield { ...e, type: 'file', size: Number(st.size), body: readFileChunks(a), open: () => open(a, 'r') };
     } else if (st.isSymbolicLink()) {
       yield { ...e, type: 'symlink', linkname: await readlink(a) };
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
