@@ -5,7 +5,7 @@ import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_VOLUME_ID, DIRENT_SIZE, makeDirent }
 import { encodeEntryRun } from './dir.js';
 import { checkLongName, makeShortName } from './shortname.js';
 import { Fat32Volume, MAX_DIR_SLOTS, dirCluster, runs } from './volume.js';
-import { formatFat32, type FormatOptions } from './format.js';
+import { writeFat32Format, type FormatOptions } from './format.js';
 
 export interface PopulateOptions {
   /** Names the input in error messages (e.g. the tar file). */
@@ -279,6 +279,7 @@ async function* copyClusters(vol: Fat32Volume, chain: number[], size: number): A
 
 /** mkfs + populate in one step: the ESP writer. */
 export async function createFat32(dev: Device, tree: AsyncIterable<TreeEntry>, opts: FormatOptions & PopulateOptions = {}): Promise<Fat32Volume> {
-  await formatFat32(dev, { ...opts, now: opts.now ?? opts.sourceDateEpoch });
+  // No flush between mkfs and populate: nothing is promised until populate's final flush.
+  await writeFat32Format(dev, { ...opts, now: opts.now ?? opts.sourceDateEpoch });
   return populateFat32(dev, tree, opts);
 }
