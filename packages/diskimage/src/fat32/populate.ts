@@ -279,7 +279,27 @@ async function* copyClusters(vol: Fat32Volume, chain: number[], size: number): A
 
 /** mkfs + populate in one step: the ESP writer. */
 export async function createFat32(dev: Device, tree: AsyncIterable<TreeEntry>, opts: FormatOptions & PopulateOptions = {}): Promise<Fat32Volume> {
-  // No flush between mkfs and populate: nothing is promised until populate's final flush.
-  await writeFat32Format(dev, { ...opts, now: opts.now ?? opts.sourceDateEpoch });
-  return populateFat32(dev, tree, opts);
+  // The first entry is asked for before mkfs, so the source's start-up (readDirTree's getfattr
+  // run) overlaps the format writes. No flush between mkfs and populate: nothing is promised
+  // until populate's final flush.
+  const it = tree[Symbol.asyncIterator]();
+  const first = it.next();
+  first.catch(() => {}); // surfaced when populate takes it
+  try {
+    await writeFat32Format(dev, { ...opts, now: opts.now ?? opts.sourceDateEpoch });
+  } catch (e) {
+    await first.catch(() => {});
+    await it.return?.().catch(() => {});
+    throw e;
+  }
+  return populateFat32(dev, resumed(first, it), opts);
+}
+
+/** The sequence `it` whose first step was already taken as `first`. */
+async function* resumed<T>(first: Promise<IteratorResult<T>>, it: AsyncIterator<T>): AsyncGenerator<T> {
+  try {
+    for (let r = await first; !r.done; r = await it.next()) yield r.value;
+  } finally {
+    await it.return?.();
+  }
 }
