@@ -1,6 +1,9 @@
 import { FormatError } from '@diskimg/partitions/internal';
 import type { Device } from '../device/device.js';
+import { endianness } from 'node:os';
 import type { Geometry } from './boot-sector.js';
+
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 /** FAT32 entries are 28 bits; the top 4 are reserved and must be preserved (fatgen103 §4). */
 export const FAT_MASK = 0x0fffffff;
@@ -35,10 +38,10 @@ export class FatTable {
   nextFree = 2;
   private readonly maxCluster: number;
 
-  private constructor(private readonly g: Geometry, raw: Buffer) {
+  private constructor(private readonly g: Geometry, raw: Buffer, freeCount?: number) {
     this.raw = raw;
     this.maxCluster = g.clusterCount + 1;
-    for (let c = 2; c <= this.maxCluster; c++) if (this.get(c) === FAT_FREE) this.freeCount++;
+    this.freeCount = freeCount ?? countFree(raw, this.maxCluster);
   }
 
   /** A fresh table: entry 0 = media byte, entry 1 = EOC (clean), everything else free. */
@@ -46,7 +49,7 @@ export class FatTable {
     const raw = Buffer.alloc(g.fatBytes);
     raw.writeUInt32LE((0x0fffff00 | media) >>> 0, 0);
     raw.writeUInt32LE(0x0fffffff, 4);
-    const t = new FatTable(g, raw);
+    const t = new FatTable(g, raw, g.clusterCount);
     for (let s = 0; s < g.fatBytes / g.bytesPerSector; s++) t.dirty.add(s);
     return t;
   }
@@ -132,7 +135,30 @@ export class FatTable {
 
   /** Mark `clusters` as one chain ending in EOC. */
   link(clusters: number[]): void {
-    for (let i = 0; i < clusters.length; i++) this.set(clusters[i], i + 1 < clusters.length ? clusters[i + 1] : FAT_EOC);
+    // set() inlined: a 60 MiB file is 120k entries, all in a few hundred sectors
+    const perSector = this.g.bytesPerSector / 4;
+    // On little-endian hosts (all we run on) a typed view skips Buffer's per-call checks.
+    const u32 = LITTLE_ENDIAN && this.raw.byteOffset % 4 === 0 ? new Uint32Array(this.raw.buffer, this.raw.byteOffset, this.raw.length >>> 2) : undefined;
+    let lastSector = -1;
+    for (let i = 0; i < clusters.length; i++) {
+      const c = clusters[i];
+      if (c < 2 || c > this.maxCluster) {
+        this.set(c, i + 1 < clusters.length ? clusters[i + 1] : FAT_EOC);
+        continue;
+      }
+      const v = i + 1 < clusters.length ? clusters[i + 1] : FAT_EOC;
+      if (u32) {
+        const old = u32[c];
+        if ((old & FAT_MASK) === FAT_FREE) this.freeCount--;
+        u32[c] = ((old & 0xf0000000) | v) >>> 0;
+      } else {
+        const old = this.raw.readUInt32LE(c * 4);
+        if ((old & FAT_MASK) === FAT_FREE) this.freeCount--;
+        this.raw.writeUInt32LE(((old & 0xf0000000) | v) >>> 0, c * 4);
+      }
+      const sector = Math.floor(c / perSector);
+      if (sector !== lastSector) this.dirty.add((lastSector = sector));
+    }
     if (clusters.length) this.nextFree = Math.max(this.nextFree, clusters[clusters.length - 1] + 1);
   }
 
@@ -168,6 +194,16 @@ export class FatTable {
     }
     this.dirty.clear();
   }
+}
+
+/** Free entries among clusters 2..maxCluster (a tight loop: this runs over every entry of the FAT at open). */
+function countFree(raw: Buffer, maxCluster: number): number {
+  let free = 0;
+  for (let off = 8, end = (maxCluster + 1) * 4; off < end; off += 4) {
+    // an entry is free when its low 28 bits are zero (the top 4 are reserved)
+    if (raw[off] === 0 && raw[off + 1] === 0 && raw[off + 2] === 0 && (raw[off + 3] & 0x0f) === 0) free++;
+  }
+  return free;
 }
 
 const WINDOW_CHUNK = 64 * 1024;

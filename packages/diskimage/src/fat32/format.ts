@@ -92,6 +92,13 @@ export function normalizeLabel(label: string): string {
  * cluster; the data region is left as it is.
  */
 export async function formatFat32(dev: Device, opts: FormatOptions = {}): Promise<BootSector> {
+  const bs = await writeFat32Format(dev, opts);
+  await dev.flush();
+  return bs;
+}
+
+/** formatFat32 without the final flush, for createFat32: populate flushes once, at its end. */
+export async function writeFat32Format(dev: Device, opts: FormatOptions = {}): Promise<BootSector> {
   const bps = opts.sectorSize ?? dev.sectorSize;
   const label = opts.label !== undefined ? normalizeLabel(opts.label) : undefined;
   const lay = planFat32(dev.size, bps);
@@ -138,6 +145,5 @@ export async function formatFat32(dev: Device, opts: FormatOptions = {}): Promis
   const root = Buffer.alloc(g.clusterSize);
   if (label) encodeDirent(makeDirent(Buffer.from(label.padEnd(11, ' '), 'latin1'), ATTR_VOLUME_ID, 0, 0, 0, now), root, 0);
   await dev.write(g.dataOffset, root);
-  await dev.flush();
   return bs;
 }

@@ -207,3 +207,26 @@ test('hard links become copies; archives without directory entries get implicit 
   rmSync(d, { recursive: true, force: true });
   rmSync(src, { recursive: true, force: true });
 });
+
+test('a host file that grew or shrank between the walk and the copy is an InputError naming it (TreeEntry.open path)', async (t) => {
+  const d = tmp();
+  const f = join(d, 'f.bin');
+  writeFileSync(f, Buffer.alloc(3000, 7));
+  const [, entry] = await (async () => {
+    const all = [];
+    for await (const e of readDirTree(d)) if (e.path === '' || e.path === 'f.bin') all.push(e);
+    return all;
+  })();
+  t.truthy(entry.open, 'readDirTree offers open() for regular files');
+  for (const [declared, re] of [[2999, /more data than its declared size of 2999 bytes \(file grew/], [3001, /got 3000 bytes, expected 3001 \(file shrank/]] as const) {
+    const dev = await FileDevice.create(join(d, `esp-${declared}.img`), 40 * MiB);
+    await formatFat32(dev, { entropy: makeEntropy('g') });
+    async function* tree() {
+      yield { ...entry, size: declared };
+    }
+    const e = await t.throwsAsync(populateFat32(dev, tree(), { inputName: 'esp-dir' }), { instanceOf: InputError, message: re });
+    t.regex(e!.message, /^esp-dir: f\.bin: /);
+    await dev.close();
+  }
+  rmSync(d, { recursive: true, force: true });
+});

@@ -5,7 +5,7 @@ import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_VOLUME_ID, DIRENT_SIZE, makeDirent }
 import { encodeEntryRun } from './dir.js';
 import { checkLongName, makeShortName } from './shortname.js';
 import { Fat32Volume, MAX_DIR_SLOTS, dirCluster, runs } from './volume.js';
-import { formatFat32, type FormatOptions } from './format.js';
+import { writeFat32Format, type FormatOptions } from './format.js';
 
 export interface PopulateOptions {
   /** Names the input in error messages (e.g. the tar file). */
@@ -67,7 +67,6 @@ interface Node {
 
 const MiB = 2 ** 20;
 const mib = (b: number) => (b / MiB).toFixed(1).replace(/\.0$/, '');
-const byName = (a: Node, b: Node) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name));
 
 /**
  * Fill an empty FAT32 volume from a tree (tar stream or directory walk).
@@ -108,138 +107,155 @@ export async function populateFat32(dev: Device, tree: AsyncIterable<TreeEntry>,
   };
 
   const loss: FatLoss = { xattrs: 0, owners: 0, modes: 0, hardlinks: 0, symlinks: 0, devices: 0, fifos: 0 };
-  for await (const e of tree) {
-    loss.xattrs += e.xattrs?.size ?? 0;
-    if (e.type !== 'hardlink') {
-      if (e.uid !== 0 || e.gid !== 0) loss.owners++;
-      if ((e.mode & 0o7777) !== (e.type === 'directory' ? 0o755 : 0o644) && (e.type === 'directory' || e.type === 'file')) loss.modes++;
-    } else loss.hardlinks++;
-    if (e.path === '') {
-      root.mtime = clampTime(e.mtime, epoch);
-      continue;
-    }
-    const parts = e.path.split('/');
-    for (const p of parts) checkLongName(p, `${input}: ${e.path}`);
-    const name = parts[parts.length - 1];
-    const parent = dirOf(parts.slice(0, -1), clampTime(e.mtime, epoch));
-    const existing = parent.children!.get(name.toUpperCase());
-    const mtime = clampTime(e.mtime, epoch);
-    if (e.type === 'directory') {
-      if (existing && !existing.dir) throw new InputError(`${input}: "${e.path}" is both a file and a directory`);
-      if (existing) existing.mtime = mtime;
-      else parent.children!.set(name.toUpperCase(), { name, dir: true, mtime, firstCluster: 0, size: 0, children: new Map() });
-      continue;
-    }
-    if (existing) {
-      await drain(e.body);
-      throw new InputError(`${input}: "${e.path}" clashes with "${existing.name}"; FAT names are case-insensitive, rename one`);
-    }
-    if (e.type === 'file' || e.type === 'hardlink') {
-      let size = e.size;
-      let data: AsyncIterable<Buffer> | undefined = e.body;
-      if (e.type === 'hardlink') {
-        // FAT has no hard links: store a copy of the target's data
-        const tparts = (e.linkname ?? '').split('/');
-        const t = dirOf(tparts.slice(0, -1), mtime).children!.get(tparts[tparts.length - 1].toUpperCase());
-        if (!t || t.dir) throw new InputError(`${input}: hard link "${e.path}" points to "${e.linkname}", which is not an earlier file`);
-        size = t.size;
-        data = copyClusters(vol, fat.chain(t.firstCluster), size);
+  try {
+    for await (const e of tree) {
+      loss.xattrs += e.xattrs?.size ?? 0;
+      if (e.type !== 'hardlink') {
+        if (e.uid !== 0 || e.gid !== 0) loss.owners++;
+        if ((e.mode & 0o7777) !== (e.type === 'directory' ? 0o755 : 0o644) && (e.type === 'directory' || e.type === 'file')) loss.modes++;
+      } else loss.hardlinks++;
+      if (e.path === '') {
+        root.mtime = clampTime(e.mtime, epoch);
+        continue;
       }
-      if (size > 0xffffffff) throw new InputError(`${input}: "${e.path}" is ${size} bytes; FAT32 files are at most 4 GiB - 1`);
-      const n = Math.ceil(size / cs);
-      const clusters = fat.pick(n);
-      if (!clusters) {
+      const parts = e.path.split('/');
+      for (const p of parts) checkLongName(p, `${input}: ${e.path}`);
+      const name = parts[parts.length - 1];
+      const parent = dirOf(parts.slice(0, -1), clampTime(e.mtime, epoch));
+      const existing = parent.children!.get(name.toUpperCase());
+      const mtime = clampTime(e.mtime, epoch);
+      if (e.type === 'directory') {
+        if (existing && !existing.dir) throw new InputError(`${input}: "${e.path}" is both a file and a directory`);
+        if (existing) existing.mtime = mtime;
+        else parent.children!.set(name.toUpperCase(), { name, dir: true, mtime, firstCluster: 0, size: 0, children: new Map() });
+        continue;
+      }
+      if (existing) {
         await drain(e.body);
-        throw full(e.path, n);
+        throw new InputError(`${input}: "${e.path}" clashes with "${existing.name}"; FAT names are case-insensitive, rename one`);
       }
-      await vol.writeData(clusters, data ?? Buffer.alloc(0), size, `${input}: ${e.path}`);
-      fat.link(clusters);
-      usedClusters += n;
-      parent.children!.set(name.toUpperCase(), { name, dir: false, mtime, firstCluster: clusters[0] ?? 0, size });
-      continue;
+      if (e.type === 'file' || e.type === 'hardlink') {
+        let size = e.size;
+        let data: AsyncIterable<Buffer> | undefined = e.body;
+        if (e.type === 'hardlink') {
+          // FAT has no hard links: store a copy of the target's data
+          const tparts = (e.linkname ?? '').split('/');
+          const t = dirOf(tparts.slice(0, -1), mtime).children!.get(tparts[tparts.length - 1].toUpperCase());
+          if (!t || t.dir) throw new InputError(`${input}: hard link "${e.path}" points to "${e.linkname}", which is not an earlier file`);
+          size = t.size;
+          await vol.settleWrites(); // the target's data may still be in flight
+          data = copyClusters(vol, fat.chain(t.firstCluster), size);
+        }
+        if (size > 0xffffffff) throw new InputError(`${input}: "${e.path}" is ${size} bytes; FAT32 files are at most 4 GiB - 1`);
+        const n = Math.ceil(size / cs);
+        const clusters = fat.pick(n);
+        if (!clusters) {
+          await drain(e.body);
+          throw full(e.path, n);
+        }
+        if (e.type === 'file' && e.open && size > 0) {
+          // a host file: read straight into the volume's stage buffers
+          const f = await e.open();
+          try {
+            await vol.writeData(clusters, f, size, `${input}: ${e.path}`, { behind: true });
+          } finally {
+            await f.close();
+          }
+        } else await vol.writeData(clusters, data ?? Buffer.alloc(0), size, `${input}: ${e.path}`, { behind: true });
+        fat.link(clusters);
+        usedClusters += n;
+        parent.children!.set(name.toUpperCase(), { name, dir: false, mtime, firstCluster: clusters[0] ?? 0, size });
+        continue;
+      }
+      if (opts.onLoss) {
+        if (e.type === 'symlink') loss.symlinks++;
+        else if (e.type === 'fifo') loss.fifos++;
+        else loss.devices++;
+        continue;
+      }
+      const reason = `FAT cannot hold a ${e.type === 'char' || e.type === 'block' ? `${e.type} device` : e.type}`;
+      if (!opts.onSkip) throw new InputError(`${input}: "${e.path}": ${reason}; remove it from the payload`);
+      opts.onSkip(e.path, reason);
     }
-    if (opts.onLoss) {
-      if (e.type === 'symlink') loss.symlinks++;
-      else if (e.type === 'fifo') loss.fifos++;
-      else loss.devices++;
-      continue;
-    }
-    const reason = `FAT cannot hold a ${e.type === 'char' || e.type === 'block' ? `${e.type} device` : e.type}`;
-    if (!opts.onSkip) throw new InputError(`${input}: "${e.path}": ${reason}; remove it from the payload`);
-    opts.onSkip(e.path, reason);
+  } catch (e) {
+    await vol.settleWrites().catch(() => {}); // no data write outlives the failure
+    throw e;
   }
 
+  await vol.settleWrites();
   // Directory sizes, then clusters for them (after all file data, so file runs stay contiguous).
   const labelSlots: Buffer[] = [];
   for (let i = 0; i < rootDir.slots && rootDir.buf[i * DIRENT_SIZE] !== 0; i++) {
     const s = rootDir.buf.subarray(i * DIRENT_SIZE, (i + 1) * DIRENT_SIZE);
     if (s[0] !== 0xe5 && s[11] === ATTR_VOLUME_ID) labelSlots.push(Buffer.from(s));
   }
-  const encoded = new Map<Node, Buffer>();
-  const order: Node[] = [];
-  const encodeDir = (n: Node, parentCluster: number) => {
+  // Each directory is encoded once, its entries sorted by name; subdirectory
+  // entries get their first cluster patched in once directories have clusters.
+  const order: Node[] = []; // preorder, children in input order: the cluster allocation order
+  const enc = new Map<Node, { buf: Buffer; kids: Node[]; patch: [Node, number][] }>();
+  const encodeDir = (n: Node) => {
     order.push(n);
-    const kids = [...n.children!.values()].sort(byName);
+    const kids = [...n.children!.values()].map((k) => ({ k, key: Buffer.from(k.name) }));
+    kids.sort((a, b) => Buffer.compare(a.key, b.key));
     const taken = new Set<string>(['.          ', '..         ']);
+    const tails = new Map<string, number>();
     const runsOut: Buffer[] = n === root ? [...labelSlots] : [Buffer.alloc(2 * DIRENT_SIZE)];
-    for (const k of kids) {
-      const sn = makeShortName(k.name, taken);
+    let slots = runsOut.reduce((a, b) => a + b.length, 0) / DIRENT_SIZE;
+    const patch: [Node, number][] = [];
+    for (const { k } of kids) {
+      const sn = makeShortName(k.name, taken, tails);
       taken.add(sn.name11.toString('latin1'));
       const d = makeDirent(sn.name11, k.dir ? ATTR_DIRECTORY : ATTR_ARCHIVE, sn.ntRes, k.firstCluster, k.dir ? 0 : k.size, k.mtime);
-      runsOut.push(encodeEntryRun(k.name, d, sn));
+      const run = encodeEntryRun(k.name, d, sn);
+      runsOut.push(run);
+      slots += run.length / DIRENT_SIZE;
+      if (k.dir) patch.push([k, (slots - 1) * DIRENT_SIZE]);
     }
-    const body = Buffer.concat(runsOut);
-    if (body.length / DIRENT_SIZE > MAX_DIR_SLOTS) {
-      throw new InputError(`${input}: directory "${n.name || '/'}" needs ${body.length / DIRENT_SIZE} entries; FAT allows ${MAX_DIR_SLOTS}, split it`);
+    if (slots > MAX_DIR_SLOTS) {
+      throw new InputError(`${input}: directory "${n.name || '/'}" needs ${slots} entries; FAT allows ${MAX_DIR_SLOTS}, split it`);
     }
-    const len = Math.max(1, Math.ceil(body.length / cs)) * cs;
-    const buf = Buffer.alloc(len);
-    body.copy(buf);
-    encoded.set(n, buf);
-    void parentCluster;
+    const buf = Buffer.alloc(Math.max(1, Math.ceil((slots * DIRENT_SIZE) / cs)) * cs);
+    let off = 0;
+    for (const r of runsOut) off += r.copy(buf, off);
+    enc.set(n, { buf, kids: kids.map((x) => x.k), patch });
+    for (const k of n.children!.values()) if (k.dir) encodeDir(k);
   };
-  // First pass: sizes (short names do not depend on cluster numbers).
-  const sizes = new Map<Node, number>();
-  const walkSizes = (n: Node) => {
-    encodeDir(n, 0);
-    sizes.set(n, encoded.get(n)!.length / cs);
-    for (const k of n.children!.values()) if (k.dir) walkSizes(k);
-  };
-  walkSizes(root);
+  encodeDir(root);
   let dirClusters = 0;
-  for (const [n, s] of sizes) dirClusters += n === root ? s - 1 : s;
+  for (const [n, { buf }] of enc) dirClusters += buf.length / cs - (n === root ? 1 : 0);
   if (dirClusters > fat.freeCount) throw full('directories', dirClusters);
   const chains = new Map<Node, number[]>();
   for (const n of order) {
+    const size = enc.get(n)!.buf.length / cs;
     if (n === root) {
-      const extra = fat.pick(sizes.get(n)! - 1)!;
+      const extra = fat.pick(size - 1)!;
       if (extra.length) {
         fat.link(extra);
         fat.set(g.rootCluster, extra[0]);
       }
       chains.set(n, [g.rootCluster, ...extra]);
     } else {
-      const c = fat.pick(sizes.get(n)!)!;
+      const c = fat.pick(size)!;
       fat.link(c);
       chains.set(n, c);
       n.firstCluster = c[0];
     }
   }
-  // Second pass: encode with the real cluster numbers and write.
-  order.length = 0;
+  // Patch cluster numbers ("." / ".." and subdirectory entries) and write, parents first.
   const writeDir = async (n: Node, parentCluster: number) => {
-    encodeDir(n, parentCluster);
-    const buf = encoded.get(n)!;
-    if (n !== root) {
-      dirCluster(n.firstCluster, parentCluster, n.mtime, cs).copy(buf, 0, 0, 2 * DIRENT_SIZE);
+    const { buf, kids, patch } = enc.get(n)!;
+    if (n !== root) dirCluster(n.firstCluster, parentCluster, n.mtime, 2 * DIRENT_SIZE).copy(buf, 0);
+    for (const [k, at] of patch) {
+      buf.writeUInt16LE(k.firstCluster >>> 16, at + 20); // DIR_FstClusHI
+      buf.writeUInt16LE(k.firstCluster & 0xffff, at + 26); // DIR_FstClusLO
     }
     let i = 0;
     for (const [, first, len] of runs(chains.get(n)!)) {
       await dev.write(vol.clusterOffset(first), buf.subarray(i * cs, (i + len) * cs));
       i += len;
     }
-    encoded.delete(n);
-    for (const k of [...n.children!.values()].sort(byName)) if (k.dir) await writeDir(k, n === root ? 0 : n.firstCluster);
+    enc.delete(n);
+    for (const k of kids) if (k.dir) await writeDir(k, n === root ? 0 : n.firstCluster);
   };
   await writeDir(root, 0);
   await fat.flush(dev, true);
@@ -263,6 +279,27 @@ async function* copyClusters(vol: Fat32Volume, chain: number[], size: number): A
 
 /** mkfs + populate in one step: the ESP writer. */
 export async function createFat32(dev: Device, tree: AsyncIterable<TreeEntry>, opts: FormatOptions & PopulateOptions = {}): Promise<Fat32Volume> {
-  await formatFat32(dev, { ...opts, now: opts.now ?? opts.sourceDateEpoch });
-  return populateFat32(dev, tree, opts);
+  // The first entry is asked for before mkfs, so the source's start-up (readDirTree's getfattr
+  // run) overlaps the format writes. No flush between mkfs and populate: nothing is promised
+  // until populate's final flush.
+  const it = tree[Symbol.asyncIterator]();
+  const first = it.next();
+  first.catch(() => {}); // surfaced when populate takes it
+  try {
+    await writeFat32Format(dev, { ...opts, now: opts.now ?? opts.sourceDateEpoch });
+  } catch (e) {
+    await first.catch(() => {});
+    await it.return?.().catch(() => {});
+    throw e;
+  }
+  return populateFat32(dev, resumed(first, it), opts);
+}
+
+/** The sequence `it` whose first step was already taken as `first`. */
+async function* resumed<T>(first: Promise<IteratorResult<T>>, it: AsyncIterator<T>): AsyncGenerator<T> {
+  try {
+    for (let r = await first; !r.done; r = await it.next()) yield r.value;
+  } finally {
+    await it.return?.();
+  }
 }

@@ -77,9 +77,10 @@ function basis(part: string): { s: string; lossy: boolean } {
 
 /**
  * The short name for `name` in a directory whose existing 11-byte names
- * `taken` holds (as latin1 strings). Call checkLongName first.
+ * `taken` holds (as latin1 strings). Call checkLongName first. `tails`, one
+ * per directory, only for callers whose `taken` never loses names (populate).
  */
-export function makeShortName(name: string, taken: Set<string>): ShortName {
+export function makeShortName(name: string, taken: Set<string>, tails?: Map<string, number>): ShortName {
   // 1. Names that are already valid 8.3 with one case per part need no long entries.
   const m = /^([^.]{1,8})(?:\.([^.]{1,3}))?$/.exec(name);
   if (m) {
@@ -108,10 +109,16 @@ export function makeShortName(name: string, taken: Set<string>): ShortName {
     const name11 = pack(base, ext);
     if (!taken.has(name11.toString('latin1'))) return { name11, ntRes: 0, needsLfn: true };
   }
-  for (let n = 1; n < 1_000_000; n++) {
+  // `tails` remembers, per basis, the lowest ~n not yet known taken: same answer
+  // as scanning from ~1 while `taken` only grows, without the quadratic scan.
+  const key = `${base}.${ext}`;
+  for (let n = tails?.get(key) ?? 1; n < 1_000_000; n++) {
     const tail = `~${n}`;
     const name11 = pack(base.slice(0, 8 - tail.length) + tail, ext);
-    if (!taken.has(name11.toString('latin1'))) return { name11, ntRes: 0, needsLfn: true };
+    if (!taken.has(name11.toString('latin1'))) {
+      tails?.set(key, n);
+      return { name11, ntRes: 0, needsLfn: true };
+    }
   }
   throw new InputError(`${name}: no free 8.3 alias left in this directory`);
 }

@@ -4,6 +4,7 @@ import { decodeBootSector, geometry, type BootSector, type Geometry } from './bo
 import { decodeFsInfo, encodeFsInfo } from './fsinfo.js';
 import { FatTable, FatWindow } from './fat.js';
 import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_VOLUME_ID, DIRENT_SIZE, encodeDirent, encodeFatTime, makeDirent, type Dirent } from './dirent.js';
+import type { SourceFile } from '../source/tree.js';
 import { DirBuffer, nameFor, splitPath, type Fat32Entry, type SlotEntry } from './dir.js';
 
 export interface WriteOptions {
@@ -31,6 +32,8 @@ export const MAX_DIR_SLOTS = 65536;
 export class Fat32Volume {
   readonly geometry: Geometry;
   private fsInfoValid: boolean;
+  /** writeData's stage buffers and their writes in flight, kept across calls. */
+  private writer: { stages: Buffer[]; pending: (Promise<void> | undefined)[]; cur: number; failed?: { e: unknown } } | undefined;
 
   private constructor(
     readonly dev: Device,
@@ -211,18 +214,19 @@ export class Fat32Volume {
 
   /**
    * Stream `size` bytes from `data` into `clusters` (picked, not yet linked),
-   * zero-padding the last cluster so the image is deterministic.
+   * zero-padding the last cluster so the image is deterministic. With
+   * `behind`, the last writes may still be in flight on return (populate
+   * overlaps them with the next file); `settleWrites` waits for them.
    */
-  async writeData(clusters: number[], data: FileData, size: number, what: string): Promise<void> {
+  async writeData(clusters: number[], data: FileData | SourceFile, size: number, what: string, opts: { behind?: boolean } = {}): Promise<void> {
     const cs = this.geometry.clusterSize;
-    const stageLen = Math.min(Math.max(1, Math.floor(STAGE / cs)), Math.max(clusters.length, 1)) * cs;
     // Up to IN_FLIGHT stages are being written while the next one fills, so
     // reading the input and writing the device overlap; memory stays bounded.
-    const stages: Buffer[] = [Buffer.alloc(stageLen)];
-    const pending: (Promise<void> | undefined)[] = [];
-    let failed: { e: unknown } | undefined;
-    let cur = 0;
-    let stage = stages[0];
+    // The stages live as long as the volume: fresh megabyte buffers per file
+    // cost page faults and GC. Bytes past `fill` are never written.
+    const w = (this.writer ??= { stages: [], pending: [], cur: 0 });
+    const stageLen = Math.max(1, Math.floor(STAGE / cs)) * cs;
+    let stage = (w.stages[w.cur] ??= Buffer.allocUnsafeSlow(stageLen));
     let fill = 0;
     let next = 0; // index into clusters of the stage's first cluster
     let total = 0;
@@ -238,36 +242,66 @@ export class Fat32Volume {
         writes.push(this.dev.write(this.clusterOffset(clusters[next + i]), stage.subarray(i * cs, j * cs)));
         i = j;
       }
-      pending[cur] = Promise.all(writes).then(
+      w.pending[w.cur] = Promise.all(writes).then(
         () => undefined,
-        (e) => void (failed ??= { e }),
+        (e) => void (w.failed ??= { e }),
       );
       next += n;
       fill = 0;
-      cur = (cur + 1) % IN_FLIGHT;
-      if (pending[cur]) await pending[cur];
-      if (failed) throw failed.e;
-      stage = stages[cur] ??= Buffer.alloc(stageLen);
+      w.cur = (w.cur + 1) % IN_FLIGHT;
+      if (w.pending[w.cur]) await w.pending[w.cur];
+      if (w.failed) throw w.failed.e;
+      stage = w.stages[w.cur] ??= Buffer.allocUnsafeSlow(stageLen);
     };
     try {
-      const chunks: AsyncIterable<Uint8Array> | Uint8Array[] = data instanceof Uint8Array ? [data] : data;
-      for await (const chunk of chunks) {
-        if (total + chunk.length > size) throw new InputError(`${what}: more data than its declared size of ${size} bytes`);
-        total += chunk.length;
-        let off = 0;
-        while (off < chunk.length) {
-          const n = Math.min(chunk.length - off, stage.length - fill);
-          stage.set(chunk.subarray(off, off + n), fill);
-          fill += n;
-          off += n;
+      if (w.failed) throw w.failed.e;
+      if (isSourceFile(data)) {
+        // Read straight into the stage (no chunk buffers, one copy less). The
+        // last read asks for one byte more, to see whether the file grew.
+        for (;;) {
+          const rem = size - total;
+          const want = Math.min(stage.length - fill, rem + 1);
+          const { bytesRead } = await data.read(stage, fill, want, total);
+          if (bytesRead > rem) throw new InputError(`${what}: more data than its declared size of ${size} bytes (file grew while being read?)`);
+          if (bytesRead === 0 && rem > 0) throw new InputError(`${what}: got ${total} bytes, expected ${size} (file shrank while being read?)`);
+          fill += bytesRead;
+          total += bytesRead;
+          // a regular file's short read is its end
+          if (want === rem + 1 && bytesRead === rem) break;
           if (fill === stage.length) await spill(false);
         }
+      } else {
+        const chunks: AsyncIterable<Uint8Array> | Uint8Array[] = data instanceof Uint8Array ? [data] : data;
+        for await (const chunk of chunks) {
+          if (total + chunk.length > size) throw new InputError(`${what}: more data than its declared size of ${size} bytes`);
+          total += chunk.length;
+          let off = 0;
+          while (off < chunk.length) {
+            const n = Math.min(chunk.length - off, stage.length - fill);
+            stage.set(chunk.subarray(off, off + n), fill);
+            fill += n;
+            off += n;
+            if (fill === stage.length) await spill(false);
+          }
+        }
+        if (total !== size) throw new InputError(`${what}: got ${total} bytes, expected ${size} (input truncated?)`);
       }
-      if (total !== size) throw new InputError(`${what}: got ${total} bytes, expected ${size} (input truncated?)`);
       await spill(true);
-    } finally {
-      await Promise.all(pending);
+    } catch (e) {
+      await this.settleWrites().catch(() => {});
+      throw e;
     }
+    if (!opts.behind) await this.settleWrites();
+  }
+
+  /** Wait for data writes `writeData` left in flight; throws the first that failed. */
+  async settleWrites(): Promise<void> {
+    const w = this.writer;
+    if (!w) return;
+    await Promise.all(w.pending);
+    w.pending = [];
+    const failed = w.failed;
+    w.failed = undefined;
     if (failed) throw failed.e;
   }
 
@@ -521,6 +555,10 @@ export class Fat32Volume {
     if (this.table instanceof FatTable && this.table.hasChanges) await this.fat.flush(this.dev);
     await this.dev.flush();
   }
+}
+
+function isSourceFile(d: FileData | SourceFile): d is SourceFile {
+  return !(d instanceof Uint8Array) && typeof (d as SourceFile).read === 'function' && !(Symbol.asyncIterator in d);
 }
 
 /** A fresh directory cluster holding "." and "..". */

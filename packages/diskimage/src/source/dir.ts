@@ -1,9 +1,10 @@
 import { lstat, opendir, readlink } from 'node:fs/promises';
-import { createReadStream, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, openSync, readSync, type BigIntStats } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { InputError } from '@diskimg/partitions/internal';
-import type { TreeEntry } from './tree.js';
+import type { SourceFile, TreeEntry } from './tree.js';
+import { readFileChunks } from './file-chunks.js';
 
 /** Options of `readDirTree`. */
 export interface ReadDirOptions {
@@ -114,7 +115,7 @@ async function* walk(abs: string, rel: string, seen: Map<string, string>, xattrs
   for (const name of names) {
     const a = join(abs, name);
     const r = rel ? `${rel}/${name}` : name;
-    const st = await lstat(a, { bigint: true });
+    const st = lstatSync(a, { bigint: true }); // see openSourceFile
     const e = withXattrs(statEntry(r, st), xattrs);
     if (st.isDirectory()) {
       yield e;
@@ -128,7 +129,8 @@ async function* walk(abs: string, rel: string, seen: Map<string, string>, xattrs
     }
     if (st.nlink > 1n) seen.set(key, r);
     if (st.isFile()) {
-      yield { ...e, type: 'file', size: Number(st.size), body: createReadStream(a, { highWaterMark: 1 << 20 }) };
+      // Both lazy: nothing is opened unless the writer reads the file one way or the other.
+      yield { ...e, type: 'file', size: Number(st.size), body: readFileChunks(a), open: async () => openSourceFile(a) };
     } else if (st.isSymbolicLink()) {
       yield { ...e, type: 'symlink', linkname: await readlink(a) };
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
@@ -139,4 +141,19 @@ async function* walk(abs: string, rel: string, seen: Map<string, string>, xattrs
       yield { ...e, type: 'fifo' };
     } // sockets are skipped: no archive format carries them
   }
+}
+
+/**
+ * A host file read with synchronous positional reads. A read from a local
+ * file (page cache) takes microseconds; through the libuv threadpool each
+ * call costs a thread hand-off both ways, which for hundreds of small ESP
+ * files was most of populate's time on a busy machine. The device writes
+ * stay asynchronous, so they still overlap the reads.
+ */
+function openSourceFile(path: string): SourceFile {
+  const fd = openSync(path, 'r');
+  return {
+    read: async (buffer, offset, length, position) => ({ bytesRead: readSync(fd, buffer, offset, length, position) }),
+    close: async () => closeSync(fd),
+  };
 }
