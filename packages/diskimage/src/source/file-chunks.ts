@@ -2,7 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 
 /**
  * Read a file as a stream of chunks from a fixed ring of reused buffers, with
- * one read ahead in flight: no fresh 1 MiB Buffer per read (what
+ * one read ahead in flight: no fresh Buffer per read (what
  * `createReadStream` allocates, and most of the GC of `create` and `update`).
  *
  * Ownership rule (who may hold a chunk until when): chunk k lives in ring
@@ -26,7 +26,9 @@ import { open, type FileHandle } from 'node:fs/promises';
  * write still reading a recycled chunk puts poison on disk, where the
  * content checks find it.
  */
-export const DEFAULT_CHUNK = 1 << 20;
+// The rule counts chunks, not bytes: 16 × 256 KiB holds as many as 16 × 1 MiB did, in 4 MiB of
+// memory instead of 16 (peak RSS of a many-file create -17 MiB; CPU unchanged, bench/README.md).
+export const DEFAULT_CHUNK = 256 * 1024;
 export const DEFAULT_BUFFERS = 16;
 export const POISON_BYTE = 0xdb;
 
