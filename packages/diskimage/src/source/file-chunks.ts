@@ -26,9 +26,10 @@ import { open, type FileHandle } from 'node:fs/promises';
  * write still reading a recycled chunk puts poison on disk, where the
  * content checks find it.
  */
-// The rule counts chunks, not bytes: 16 × 256 KiB holds as many as 16 × 1 MiB did, in 4 MiB of
-// memory instead of 16 (peak RSS of a many-file create -17 MiB; CPU unchanged, bench/README.md).
-export const DEFAULT_CHUNK = 256 * 1024;
+// The rule counts chunks, not bytes: 16 × 512 KiB holds as many as 16 × 1 MiB did, in 8 MiB
+// instead of 16 (many-file create peak RSS -8 MiB). 256 KiB saved 4 MiB more but cost ~10 % CPU
+// on create's big files (bench/README.md, issue 14).
+export const DEFAULT_CHUNK = 512 * 1024;
 export const DEFAULT_BUFFERS = 16;
 export const POISON_BYTE = 0xdb;
 
