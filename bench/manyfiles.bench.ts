@@ -34,7 +34,8 @@ const tree = join(OUT, 'tree');
 const script = join(OUT, 'create.mjs');
 writeFileSync(
   script,
-  `import { FileDevice, openTarFile, createExt4 } from ${JSON.stringify(DIST)};
+  // The V8 flag is what the CLI sets at start (packages/cli/src/main.ts); BENCH_V8_DEFAULT=1 leaves it off.
+  `${process.env.BENCH_V8_DEFAULT === '1' ? '' : "(await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=1 --heap-growing-percent=50');\n"}import { FileDevice, openTarFile, createExt4 } from ${JSON.stringify(DIST)};
 import { makeEntropy } from ${JSON.stringify(PARTITIONS)};
 const dev = await FileDevice.create(process.argv[2], 1536 * 2 ** 20);
 await createExt4(dev, openTarFile(process.argv[3]), { label: 'psyopsOS-A', entropy: makeEntropy('bench'), now: 1700000000 });

@@ -22,6 +22,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(TOP_HELP);
     return 0;
   }
+  // V8's heap sizing under create's per-entry churn (bench/README.md, issue 14): the young
+  // generation stays at its initial 1 MiB semi-spaces (it doubles up to 16 MiB, ~30 MiB of RSS, for
+  // no CPU gain), and the old generation may grow to 1.5× its live size before the next full GC
+  // (instead of up to 4×: RSS that grew with the entry count). Both flags are read when V8 resizes,
+  // so they work when set here; --max-semi-space-size would only count at node's start.
+  (await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=1 --heap-growing-percent=50');
   const { runCli } = await import('./cli.js');
   return runCli(argv);
 }
