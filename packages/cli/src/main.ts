@@ -22,12 +22,16 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(TOP_HELP);
     return 0;
   }
-  // V8's heap sizing under create's per-entry churn (bench/README.md, issue 14): the young
-  // generation stays at its initial 1 MiB semi-spaces (it doubles up to 16 MiB, ~30 MiB of RSS, for
-  // no CPU gain), and the old generation may grow to 1.5× its live size before the next full GC
-  // (instead of up to 4×: RSS that grew with the entry count). Both flags are read when V8 resizes,
-  // so they work when set here; --max-semi-space-size would only count at node's start.
-  (await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=1 --heap-growing-percent=50');
+  // V8's heap sizing for the commands that stream a tarball into filesystems (bench/README.md,
+  // issue 14): the young generation stays at its initial 1 MiB semi-spaces (under per-entry churn
+  // it doubles up to 16 MiB, ~30 MiB of RSS, for no CPU gain), and the old generation grows to
+  // 1.5× its live size before the next full GC (instead of up to 4×: RSS that grew with the entry
+  // count). Both flags are read when V8 resizes, so they work when set here (--max-semi-space-size
+  // only counts at node's start). Only for those commands: loading node:v8 costs ~4 ms of start-up.
+  // An argument that merely equals a command name turns them on too, which is harmless.
+  if (argv.some((a) => a === 'create' || a === 'update' || a === 'update-esp')) {
+    (await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=1 --heap-growing-percent=50');
+  }
   const { runCli } = await import('./cli.js');
   return runCli(argv);
 }
