@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pnpm run --silent build
+pnpm run --silent bundle   # startup.bench.ts times the one-file bundle too
 for b in bench/*.bench.ts; do
   [ -e "$b" ] || continue
   echo "# $b"
