@@ -5,7 +5,7 @@
 // lists, `show` prints the release and package count, `packages` lists and diffs the apk database
 // (judged against the files that went into the images), and a literal "!" in an ext4 name is
 // still reachable.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
@@ -46,17 +46,23 @@ function osTarball(dir: string, release: string, pkgs: [string, string][], comp:
   return tar;
 }
 
-test('squashfs e2e: create + update with OS tarballs holding SquashFS roots; cat/ls/show/packages look inside', async (t) => {
-  if (!needTools(t, 'mksquashfs', 'unsquashfs', 'tar')) return;
-  const w = join(workDir(), 'e2e');
-  const tarA = osTarball(join(w, 'a'), RELEASE_A, PKGS_A, 'gzip');
-  const tarB = osTarball(join(w, 'b'), RELEASE_B, PKGS_B, 'zstd');
+/** A small image with tarA in slot A (create) and tarB in slot B (update, not switched to). */
+async function twoSlots(t: ExecutionContext, w: string, tarA: string, tarB: string): Promise<string> {
   const img = join(w, 'disk.img');
   const sizes = ['--esp-size', '40M', '--secret-size', '8M', '--slot-size', '48M'];
   const c = await runCli(['create', img, '--os-tar', tarA, '--no-verify', '--no-bootloader', '--quiet', ...sizes]);
   t.is(c.code, 0, c.stderr);
   const u = await runCli(['update', img, '--slot', 'b', '--os-tar', tarB, '--no-verify', '--quiet', '--no-switch']);
   t.is(u.code, 0, u.stderr);
+  return img;
+}
+
+test('squashfs e2e: create + update with OS tarballs holding SquashFS roots; cat/ls/show/packages look inside', async (t) => {
+  if (!needTools(t, 'mksquashfs', 'unsquashfs', 'tar')) return;
+  const w = join(workDir(), 'e2e');
+  const tarA = osTarball(join(w, 'a'), RELEASE_A, PKGS_A, 'gzip');
+  const tarB = osTarball(join(w, 'b'), RELEASE_B, PKGS_B, 'zstd');
+  const img = await twoSlots(t, w, tarA, tarB);
 
   // cat: the bytes that went in.
   const cat = await runCli(['cat', img, 'psyopsOS-A:/squashfs!/etc/os-release']);
@@ -120,12 +126,7 @@ test('show and packages keep going when a slot holds a SquashFS image we cannot 
   truncateSync(sq, Math.floor(readFileSync(sq).length / 2));
   const tarB = join(w, 'b/os-cut.tar');
   run('tar', ['-C', pay, '-cf', tarB, 'kernel', 'initramfs', 'squashfs', 'modloop']);
-  const img = join(w, 'disk.img');
-  const sizes = ['--esp-size', '40M', '--secret-size', '8M', '--slot-size', '48M'];
-  const c = await runCli(['create', img, '--os-tar', tarA, '--no-verify', '--no-bootloader', '--quiet', ...sizes]);
-  t.is(c.code, 0, c.stderr);
-  const u = await runCli(['update', img, '--slot', 'b', '--os-tar', tarB, '--no-verify', '--quiet', '--no-switch']);
-  t.is(u.code, 0, u.stderr);
+  const img = await twoSlots(t, w, tarA, tarB);
 
   const show = await runCli(['show', img]);
   t.is(show.code, 0, show.stderr);
