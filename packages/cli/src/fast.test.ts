@@ -55,3 +55,15 @@ test('fast top-level help: only where yargs would print the static text', (t) =>
   for (const argv of [[], ['-h'], ['--help', '--'], ['--help', '--json'], ['help', 'create'], ['create', '--help'], ['--version']])
     t.false(fastTopHelp(argv, en, undefined), argv.join(' '));
 });
+
+test('small-heap V8 flags: create, update, update-esp from files; not over HTTP(S); not other commands', async (t) => {
+  const { smallHeapFor } = await import('./main.js');
+  t.true(smallHeapFor(['create', 'x.img', '--os-tar', 'os.tar']));
+  t.true(smallHeapFor(['update', '/dev/sda', '--slot', 'inactive', '--os-tar', '-']));
+  t.true(smallHeapFor(['update', '/dev/sda', '--repo', '/srv/repo', '--pubkey', 'k.pub']));
+  t.true(smallHeapFor(['update-esp', 'x.img', '--esp-tar', 'esp.tar']));
+  t.false(smallHeapFor(['update', '/dev/sda', '--os-tar', 'https://example.org/os.tar']));
+  t.false(smallHeapFor(['update', '/dev/sda', '--repo', 'HTTP://10.0.0.1/repo']));
+  t.false(smallHeapFor(['status']));
+  t.false(smallHeapFor(['show', 'x.img', '--json']));
+});
