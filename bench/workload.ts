@@ -13,7 +13,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -121,11 +121,42 @@ function pinTimes(root: string): void {
   utimesSync(root, WORKLOAD_MTIME, WORKLOAD_MTIME);
 }
 
-/** Deterministic uncompressed tar of `dir`'s contents (GNU tar: sorted, owner 0, fixed mtime). */
-function makeTar(dir: string, out: string): void {
+/**
+ * Deterministic uncompressed tar (GNU tar: sorted, owner 0, fixed mtime) of `dir`'s contents,
+ * leaving out `exclude` (tar --exclude patterns), then any `more` members (tar arguments, e.g.
+ * `-C DIR ./file`).
+ */
+function makeTar(dir: string, out: string, exclude: readonly string[] = [], more: readonly string[] = []): void {
   const r = spawnSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--mtime=@${WORKLOAD_MTIME}`,
-    '--format=gnu', '-C', dir, '-cf', out, '.'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`workload: tar of ${dir} failed: ${r.stderr}`);
+    '--format=gnu', ...exclude.map((e) => `--exclude=${e}`), '-C', dir, '-cf', out, '.', ...more], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`workload: tar ${out} failed: ${r.stderr}`);
+}
+
+/**
+ * The build-once protocol every cached payload follows: if `dir` holds a finished build (its
+ * `done` file), read it; else build into a private temp directory, write `done` (the JSON `build`
+ * returns) and rename it into place, so concurrent callers are safe (a rename that loses the race
+ * reads the winner's).
+ */
+function buildOnce<T>(dir: string, build: (tmp: string) => unknown, read: (dir: string, meta: any) => T): T {
+  const done = (d: string) => join(d, 'done');
+  const result = () => read(dir, JSON.parse(readFileSync(done(dir), 'utf8')));
+  if (existsSync(done(dir))) return result();
+  mkdirSync(dirname(dir), { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    mkdirSync(tmp, { recursive: true });
+    const meta = build(tmp);
+    writeFileSync(done(tmp), JSON.stringify(meta) + '\n');
+    if (!existsSync(done(dir))) rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir); // fails if another process put a finished one there first
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (existsSync(done(dir))) return result(); // another process won the race
+    throw e;
+  }
+  return result();
 }
 
 function sumFiles(dir: string): number {
@@ -133,10 +164,6 @@ function sumFiles(dir: string): number {
   return r.stdout.trim().split('\n').reduce((a, s) => a + Number(s), 0);
 }
 
-function paths(dir: string): Workload {
-  const meta = JSON.parse(readFileSync(join(dir, 'done'), 'utf8')) as { osBytes: number; espBytes: number };
-  return { osTree: join(dir, 'os'), osTar: join(dir, 'os.tar'), espTree: join(dir, 'esp'), espTar: join(dir, 'esp.tar'), ...meta };
-}
 
 /**
  * Build the workload once (about 1 GiB on disk with the tars; a few seconds) and return its paths.
@@ -144,26 +171,19 @@ function paths(dir: string): Workload {
  */
 export function ensureWorkload(opts: { force?: boolean } = {}): Workload {
   if (opts.force) rmSync(WORKLOAD_DIR, { recursive: true, force: true });
-  if (existsSync(join(WORKLOAD_DIR, 'done'))) return paths(WORKLOAD_DIR);
-  mkdirSync(dirname(WORKLOAD_DIR), { recursive: true });
-  const tmp = `${WORKLOAD_DIR}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  try {
-    buildOsTree(join(tmp, 'os'));
-    buildEspTree(join(tmp, 'esp'));
-    pinTimes(join(tmp, 'os'));
-    pinTimes(join(tmp, 'esp'));
-    makeTar(join(tmp, 'os'), join(tmp, 'os.tar'));
-    makeTar(join(tmp, 'esp'), join(tmp, 'esp.tar'));
-    writeFileSync(join(tmp, 'done'), JSON.stringify({ osBytes: sumFiles(join(tmp, 'os')), espBytes: sumFiles(join(tmp, 'esp')) }) + '\n');
-    if (!existsSync(join(WORKLOAD_DIR, 'done'))) rmSync(WORKLOAD_DIR, { recursive: true, force: true });
-    renameSync(tmp, WORKLOAD_DIR); // fails if another process put a finished one there first
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    if (existsSync(join(WORKLOAD_DIR, 'done'))) return paths(WORKLOAD_DIR); // another process won the race
-    throw e;
-  }
-  return paths(WORKLOAD_DIR);
+  return buildOnce(
+    WORKLOAD_DIR,
+    (tmp) => {
+      buildOsTree(join(tmp, 'os'));
+      buildEspTree(join(tmp, 'esp'));
+      pinTimes(join(tmp, 'os'));
+      pinTimes(join(tmp, 'esp'));
+      makeTar(join(tmp, 'os'), join(tmp, 'os.tar'));
+      makeTar(join(tmp, 'esp'), join(tmp, 'esp.tar'));
+      return { osBytes: sumFiles(join(tmp, 'os')), espBytes: sumFiles(join(tmp, 'esp')) };
+    },
+    (dir, meta: { osBytes: number; espBytes: number }) => ({ osTree: join(dir, 'os'), osTar: join(dir, 'os.tar'), espTree: join(dir, 'esp'), espTar: join(dir, 'esp.tar'), ...meta }),
+  );
 }
 
 export interface SizedOsTar {
@@ -181,38 +201,22 @@ export interface SizedOsTar {
  * Same tar options as `os.tar`; the extra file's bytes come from the same keyed stream.
  */
 export function ensureSizedOsTars(w: Workload = ensureWorkload()): { small: SizedOsTar; large: SizedOsTar } {
-  const dir = `${WORKLOAD_DIR}-sizes`;
-  const result = (d: string) => {
-    const meta = JSON.parse(readFileSync(join(d, 'done'), 'utf8')) as { small: number; large: number };
-    return { small: { tar: join(d, 'small.tar'), bytes: meta.small }, large: { tar: join(d, 'large.tar'), bytes: meta.large } };
-  };
-  if (existsSync(join(dir, 'done'))) return result(dir);
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  try {
-    const tar = (out: string, extraDir: string, exclude: string[]) => {
-      const r = spawnSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--mtime=@${WORKLOAD_MTIME}`,
-        '--format=gnu', ...exclude.map((e) => `--exclude=${e}`), '-C', w.osTree, '-cf', out, '.', '-C', extraDir, './extra.img'], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`workload: tar ${out} failed: ${r.stderr}`);
-    };
-    for (const [name, mib, exclude] of [['small', 60, ['./modloop', './squashfs']], ['large', 576, []]] as const) {
-      const extra = join(tmp, `extra-${name}`);
-      mkdirSync(extra, { recursive: true });
-      writeRandomFile(join(extra, 'extra.img'), mib * MiB, `extra-${name}`);
-      pinTimes(extra);
-      tar(join(tmp, `${name}.tar`), extra, [...exclude]);
-      rmSync(extra, { recursive: true, force: true });
-    }
-    const size = (f: string) => Number(spawnSync('stat', ['-c', '%s', join(tmp, f)], { encoding: 'utf8' }).stdout.trim());
-    writeFileSync(join(tmp, 'done'), JSON.stringify({ small: size('small.tar'), large: size('large.tar') }) + '\n');
-    if (!existsSync(join(dir, 'done'))) rmSync(dir, { recursive: true, force: true });
-    renameSync(tmp, dir);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    if (existsSync(join(dir, 'done'))) return result(dir);
-    throw e;
-  }
-  return result(dir);
+  return buildOnce(
+    `${WORKLOAD_DIR}-sizes`,
+    (tmp) => {
+      for (const [name, mib, exclude] of [['small', 60, ['./modloop', './squashfs']], ['large', 576, []]] as const) {
+        const extra = join(tmp, `extra-${name}`);
+        mkdirSync(extra, { recursive: true });
+        writeRandomFile(join(extra, 'extra.img'), mib * MiB, `extra-${name}`);
+        pinTimes(extra);
+        makeTar(w.osTree, join(tmp, `${name}.tar`), exclude, ['-C', extra, './extra.img']);
+        rmSync(extra, { recursive: true, force: true });
+      }
+      const size = (f: string) => statSync(join(tmp, f)).size;
+      return { small: size('small.tar'), large: size('large.tar') };
+    },
+    (d, meta: { small: number; large: number }) => ({ small: { tar: join(d, 'small.tar'), bytes: meta.small }, large: { tar: join(d, 'large.tar'), bytes: meta.large } }),
+  );
 }
 
 export interface ManyFileTar {
@@ -238,43 +242,33 @@ function smallSize(i: number): number {
  */
 export function ensureManyFileTars(): { many: ManyFileTar; many2x: ManyFileTar } {
   const dir = `${WORKLOAD_DIR}-many`;
-  const result = (d: string) => JSON.parse(readFileSync(join(d, 'done'), 'utf8')) as { many: ManyFileTar; many2x: ManyFileTar };
-  if (existsSync(join(dir, 'done'))) return result(dir);
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  try {
-    const tree = join(tmp, 'tree');
-    const SMALL = 15_000;
-    const PER_DIR = 25;
-    for (const half of ['a', 'b']) {
-      for (let i = 0; i < SMALL; i++) {
-        const d = join(tree, 'usr', 'share', half, `d${String(Math.floor(i / PER_DIR)).padStart(3, '0')}`);
-        if (i % PER_DIR === 0) mkdirSync(d, { recursive: true });
-        writeRandomFile(join(d, `f${String(i).padStart(5, '0')}.dat`), smallSize(i + (half === 'b' ? SMALL : 0)), `many-${half}-${i}`);
+  return buildOnce(
+    dir,
+    (tmp) => {
+      const tree = join(tmp, 'tree');
+      const SMALL = 15_000;
+      const PER_DIR = 25;
+      for (const half of ['a', 'b']) {
+        for (let i = 0; i < SMALL; i++) {
+          const d = join(tree, 'usr', 'share', half, `d${String(Math.floor(i / PER_DIR)).padStart(3, '0')}`);
+          if (i % PER_DIR === 0) mkdirSync(d, { recursive: true });
+          writeRandomFile(join(d, `f${String(i).padStart(5, '0')}.dat`), smallSize(i + (half === 'b' ? SMALL : 0)), `many-${half}-${i}`);
+        }
       }
-    }
-    mkdirSync(join(tree, 'usr', 'lib', 'big'), { recursive: true });
-    for (let i = 0; i < 26; i++) writeRandomFile(join(tree, 'usr', 'lib', 'big', `blob${String(i).padStart(2, '0')}.bin`), 10 * MiB, `many-big-${i}`);
-    pinTimes(tree);
-    const tar = (out: string, exclude: string[]) => {
-      const r = spawnSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--mtime=@${WORKLOAD_MTIME}`,
-        '--format=gnu', ...exclude.map((e) => `--exclude=${e}`), '-C', tree, '-cf', out, '.'], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`workload: tar ${out} failed: ${r.stderr}`);
-      const list = spawnSync('tar', ['-tf', out], { encoding: 'utf8', maxBuffer: 64 * MiB });
-      const size = Number(spawnSync('stat', ['-c', '%s', out], { encoding: 'utf8' }).stdout.trim());
-      return { tar: join(dir, out.slice(tmp.length + 1)), bytes: size, entries: list.stdout.trim().split('\n').length };
-    };
-    const meta = { many: tar(join(tmp, 'many.tar'), ['./usr/share/b']), many2x: tar(join(tmp, 'many2x.tar'), []) };
-    rmSync(tree, { recursive: true, force: true });
-    writeFileSync(join(tmp, 'done'), JSON.stringify(meta) + '\n');
-    if (!existsSync(join(dir, 'done'))) rmSync(dir, { recursive: true, force: true });
-    renameSync(tmp, dir);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    if (existsSync(join(dir, 'done'))) return result(dir);
-    throw e;
-  }
-  return result(dir);
+      mkdirSync(join(tree, 'usr', 'lib', 'big'), { recursive: true });
+      for (let i = 0; i < 26; i++) writeRandomFile(join(tree, 'usr', 'lib', 'big', `blob${String(i).padStart(2, '0')}.bin`), 10 * MiB, `many-big-${i}`);
+      pinTimes(tree);
+      const tar = (name: string, exclude: string[]): ManyFileTar => {
+        makeTar(tree, join(tmp, name), exclude);
+        const list = spawnSync('tar', ['-tf', join(tmp, name)], { encoding: 'utf8', maxBuffer: 64 * MiB });
+        return { tar: join(dir, name), bytes: statSync(join(tmp, name)).size, entries: list.stdout.trim().split('\n').length };
+      };
+      const meta = { many: tar('many.tar', ['./usr/share/b']), many2x: tar('many2x.tar', []) };
+      rmSync(tree, { recursive: true, force: true });
+      return meta;
+    },
+    (_d, meta: { many: ManyFileTar; many2x: ManyFileTar }) => meta,
+  );
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
