@@ -19,6 +19,7 @@ import { ensureManyFileTars } from './workload.js';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DIST = join(ROOT, 'packages/diskimage/dist/index.js');
 const PARTITIONS = join(ROOT, 'packages/partitions/dist/index.js');
+const CLI_MAIN = join(ROOT, 'packages/cli/dist/main.js');
 const OUT = join(ROOT, 'bench/out/manyfiles');
 const RUNS = Number(process.env.BENCH_RUNS ?? 2);
 
@@ -34,8 +35,8 @@ const tree = join(OUT, 'tree');
 const script = join(OUT, 'create.mjs');
 writeFileSync(
   script,
-  // The V8 flag is what the CLI sets at start (packages/cli/src/main.ts); BENCH_V8_DEFAULT=1 leaves it off.
-  `${process.env.BENCH_V8_DEFAULT === '1' ? '' : "(await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=1 --heap-growing-percent=50');\n"}import { FileDevice, openTarFile, createExt4 } from ${JSON.stringify(DIST)};
+  // The V8 flags the CLI sets for create (SMALL_HEAP_V8_FLAGS in packages/cli/src/main.ts); BENCH_V8_DEFAULT=1 leaves them off.
+  `${process.env.BENCH_V8_DEFAULT === '1' ? '' : `(await import('node:v8')).setFlagsFromString((await import(${JSON.stringify(CLI_MAIN)})).SMALL_HEAP_V8_FLAGS);\n`}import { FileDevice, openTarFile, createExt4 } from ${JSON.stringify(DIST)};
 import { makeEntropy } from ${JSON.stringify(PARTITIONS)};
 const dev = await FileDevice.create(process.argv[2], 1536 * 2 ** 20);
 await createExt4(dev, openTarFile(process.argv[3]), { label: 'psyopsOS-A', entropy: makeEntropy('bench'), now: 1700000000 });

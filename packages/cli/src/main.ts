@@ -33,11 +33,14 @@ export async function main(argv: string[]): Promise<number> {
   // small objects per socket read, and a young generation held at 1 MiB then costs ~25 % more CPU
   // (2.3 vs 1.85 s user for the bench's 451 MiB update) to save ~30 MiB (120 vs 90 MiB peak).
   if (smallHeapFor(argv)) {
-    (await import('node:v8')).setFlagsFromString('--semi-space-growth-factor=1 --heap-growing-percent=50');
+    (await import('node:v8')).setFlagsFromString(SMALL_HEAP_V8_FLAGS);
   }
   const { runCli } = await import('./cli.js');
   return runCli(argv);
 }
+
+/** The V8 flags main() sets for the commands smallHeapFor picks (bench/manyfiles.bench.ts sets the same). */
+export const SMALL_HEAP_V8_FLAGS = '--semi-space-growth-factor=1 --heap-growing-percent=50';
 
 /** Whether main() sets the small-heap V8 flags for this command line (see the comment there). */
 export function smallHeapFor(argv: readonly string[]): boolean {
