@@ -137,25 +137,19 @@ export class FatTable {
   link(clusters: number[]): void {
     // set() inlined: a 60 MiB file is 120k entries, all in a few hundred sectors
     const perSector = this.g.bytesPerSector / 4;
-    // On little-endian hosts (all we run on) a typed view skips Buffer's per-call checks.
+    // On little-endian hosts (all we run on) a typed view skips Buffer's per-call checks; elsewhere set().
     const u32 = LITTLE_ENDIAN && this.raw.byteOffset % 4 === 0 ? new Uint32Array(this.raw.buffer, this.raw.byteOffset, this.raw.length >>> 2) : undefined;
     let lastSector = -1;
     for (let i = 0; i < clusters.length; i++) {
       const c = clusters[i];
-      if (c < 2 || c > this.maxCluster) {
-        this.set(c, i + 1 < clusters.length ? clusters[i + 1] : FAT_EOC);
+      const v = i + 1 < clusters.length ? clusters[i + 1] : FAT_EOC;
+      if (!u32 || c < 2 || c > this.maxCluster) {
+        this.set(c, v);
         continue;
       }
-      const v = i + 1 < clusters.length ? clusters[i + 1] : FAT_EOC;
-      if (u32) {
-        const old = u32[c];
-        if ((old & FAT_MASK) === FAT_FREE) this.freeCount--;
-        u32[c] = ((old & 0xf0000000) | v) >>> 0;
-      } else {
-        const old = this.raw.readUInt32LE(c * 4);
-        if ((old & FAT_MASK) === FAT_FREE) this.freeCount--;
-        this.raw.writeUInt32LE(((old & 0xf0000000) | v) >>> 0, c * 4);
-      }
+      const old = u32[c];
+      if ((old & FAT_MASK) === FAT_FREE) this.freeCount--;
+      u32[c] = ((old & 0xf0000000) | (v & FAT_MASK)) >>> 0; // as encodeFatEntry: the reserved top 4 bits kept
       const sector = Math.floor(c / perSector);
       if (sector !== lastSector) this.dirty.add((lastSector = sector));
     }
