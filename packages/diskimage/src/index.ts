@@ -1,26 +1,12 @@
-export * from './device/device.js';
-export * from './device/file.js';
-export * from './device/region.js';
+// "./internal": everything. The writers (what `create` needs) are listed once, in internal-create.ts.
+export * from './internal-create.js';
 export * from './device/memory.js';
 export * from './device/fault.js';
-export * from './device/counting.js';
-export * from './device/sparse.js';
 export * from './device/skip-unchanged.js';
-export * from './source/tree.js';
-export * from './source/tar.js';
-export * from './source/dir.js';
-export * from './image/layout.js';
-export * from './image/write.js';
-export * from './image/disk.js';
 export * from './image/mounts.js';
-export * from './image/create.js';
 export * from './ext4/index.js';
-export * as fat32 from './fat32/index.js';
-export { Fat32Volume, formatFat32, populateFat32, createFat32, describeFatLoss, type FatLoss, type Fat32Entry, type FormatOptions as Fat32FormatOptions, type PopulateOptions as Fat32PopulateOptions } from './fat32/index.js';
 export * from './image/probe.js';
 export * from './image/fs.js';
-export * from './source/tee.js';
-export * from './source/file-chunks.js';
 export * from './source/input.js';
 export { proxyFor, redactUrl, MAX_REDIRECTS } from './source/http.js';
 export * from './squashfs/index.js';
