@@ -8,12 +8,12 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot, runCli } from './helpers/cli.js';
+import { repoRoot } from './helpers/cli.js';
 import { needTools, ranTool } from './helpers/skip.js';
-import { checkSlot, extract, run, tarDir, writeOsTar } from './helpers/update.js';
-import { HEADING, readmeLibraryBlocks } from './helpers/readme.js';
+import { checkSlot, extract, run } from './helpers/update.js';
+import { HEADING, makeReadmeInputs, readmeLibraryBlocks } from './helpers/readme.js';
 
 // Inside packages/cli: its node_modules has every @diskimg package (the workspace root's has only the CLI).
 const work = mkdtempSync(join(repoRoot, 'packages', 'cli', '.readme-library-'));
@@ -25,26 +25,7 @@ test('the README library examples compile with tsc --strict and run; e2fsck, deb
   const blocks = readmeLibraryBlocks();
   t.true(blocks.length >= 6, `only ${blocks.length} ts blocks under "${HEADING}"`);
 
-  // ---- inputs ----
-  const ok = async (args: string[]) => {
-    const r = await runCli(args, { env: ENV });
-    if (r.code !== 0) throw new Error(`diskimg ${args.join(' ')}: ${r.stderr}`);
-  };
-  await ok(['keygen', '--out', join(work, 'release')]);
-  // slot A's /squashfs is a real xz SquashFS image holding /etc/os-release (read by example 4).
-  mkdirSync(join(work, 'osroot', 'etc'), { recursive: true });
-  writeFileSync(join(work, 'osroot', 'etc', 'os-release'), 'NAME="Alpine Linux"\nPRETTY_NAME="Alpine Linux v3.21"\n');
-  run('mksquashfs', [join(work, 'osroot'), join(work, 'root.sqfs'), '-comp', 'xz', '-noappend', '-quiet', '-no-progress', '-processors', '1']);
-  const sqfs = readFileSync(join(work, 'root.sqfs'));
-  for (const [name, v, kernel] of [['os.tar', '20251129-000000', 'kernel one\n'], ['os-v2.tar', '20251201-000000', 'kernel two\n']] as const) {
-    const tar = writeOsTar(join(work, name), { kernel, squashfs: sqfs });
-    await ok(['sign', tar, '--seckey', join(work, 'release.key'), '--trusted', 'type=psyopsOS', '--trusted', `version=${v}`, '--trusted', `filename=psyopsOS.x86_64.${v}.tar`, '--trusted', 'architecture=x86_64']);
-  }
-  const tree = join(work, 'rootfs');
-  mkdirSync(join(tree, 'etc'), { recursive: true });
-  writeFileSync(join(tree, 'etc', 'hostname'), 'node1\n');
-  writeFileSync(join(tree, 'README'), 'from a tar stream\n'.repeat(1000));
-  tarDir(tree, join(work, 'rootfs.tar'));
+  await makeReadmeInputs(work, ENV);
 
   // ---- compile (strict), then run each block in order ----
   writeFileSync(join(work, 'package.json'), JSON.stringify({ name: 'readme-library-examples', private: true, type: 'module' }));
