@@ -2,6 +2,7 @@ import type { Argv } from 'yargs';
 import { DiskimgError, UsageError, sourceDateEpoch } from '@diskimg/partitions/internal';
 import { exitOnSignals, quietOnClosedPipe } from './output.js';
 import { fastStatusArgs } from './fast.js';
+import { COMPLETION_FLAG, commandSpecs, complete } from './completion.js';
 
 /**
  * Everything but `--version` (main.ts). `status` in the forms a shell prompt uses (fast.ts) goes
@@ -15,7 +16,8 @@ export async function runCli(argv: string[]): Promise<number> {
   try {
     checkSourceDateEpoch();
     const fast = fastStatusArgs(argv);
-    if (fast) {
+    if (argv[0] === COMPLETION_FLAG) await printCompletions(argv.slice(1));
+    else if (fast) {
       const { runStatus } = await import('./commands/status.js');
       await runStatus(fast);
     } else await (await makeParser(argv)).parseAsync();
@@ -29,6 +31,25 @@ export async function runCli(argv: string[]): Promise<number> {
   return code;
 }
 
+/** The options every command takes. */
+function globalOptions(y: Argv): Argv {
+  return y
+    .option('json', { type: 'boolean', describe: 'print one JSON document on stdout', global: true })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress and no warnings on stderr (errors still)', global: true });
+}
+
+/** What completion knows: every command's options and positionals, from their yargs definitions. */
+export async function completionSpecs(): ReturnType<typeof commandSpecs> {
+  const { commands } = await import('./commands/index.js');
+  return commandSpecs(commands, globalOptions);
+}
+
+/** `diskimg --get-yargs-completions WORDS…` (the completion script's call): one candidate a line. */
+async function printCompletions(words: string[]): Promise<void> {
+  const found = complete(await completionSpecs(), words);
+  if (found.length > 0) process.stdout.write(found.join('\n') + '\n');
+}
+
 /** The yargs parser with every command registered (commands/index.ts). */
 async function makeParser(argv: string[]): Promise<Argv> {
   const [{ default: yargs }, { commands }] = await Promise.all([import('yargs'), import('./commands/index.js')]);
@@ -36,9 +57,8 @@ async function makeParser(argv: string[]): Promise<Argv> {
   quietYargsVersionWarning();
   const parser = yargs(args)
     .scriptName('diskimg')
-    .usage('$0 <command> [options]')
-    .option('json', { type: 'boolean', describe: 'print one JSON document on stdout', global: true })
-    .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress and no warnings on stderr (errors still)', global: true })
+    .usage('$0 <command> [options]');
+  globalOptions(parser)
     .middleware(((_argv: unknown, y: Argv) => rejectRepeats(args, y)) as never, true)
     .strict()
     .demandCommand(1, 'name a command')
