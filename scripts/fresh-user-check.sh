@@ -49,3 +49,25 @@ else
   echo "fresh-user check: FAILED" >&2
   exit 1
 fi
+
+# Issue 26.22: `su USER -c 'bash scripts/demo.sh'` keeps root's PATH, which may hold directories
+# the user cannot search; with getfattr not found, spawn then says EACCES instead of ENOENT. The
+# demo must still build (getfattr missing is a warning) and its show print no ERROR line.
+if command -v su >/dev/null; then
+  mkdir -m 700 "$tmp/rootonly"
+  mkdir "$tmp/bin2"
+  for f in "$tmp"/bin/*; do
+    case "${f##*/}" in getfattr) continue ;; esac
+    ln -s "$(readlink "$f")" "$tmp/bin2/${f##*/}"
+  done
+  echo "fresh-user check: su $user -c 'bash scripts/demo.sh' with an unsearchable PATH entry and no getfattr"
+  if env -i "${envs[@]}" PATH="$tmp/rootonly:$tmp/bin2:/usr/sbin:/sbin" \
+    su "$user" -c "cd $(printf %q "$tmp/repo") && bash scripts/demo.sh" >"$tmp/log2" 2>&1 &&
+    grep -q 'getfattr could not be run' "$tmp/log2" && ! grep -q 'ERROR' "$tmp/log2"; then
+    echo "fresh-user check: su ok"
+  else
+    cat "$tmp/log2" >&2
+    echo "fresh-user check: su FAILED" >&2
+    exit 1
+  fi
+fi

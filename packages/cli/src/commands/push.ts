@@ -56,7 +56,8 @@ async function ssh(a: Args, command: string, input?: Buffer | { file: string; on
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.on('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'ENOENT' ? new DiskimgError('ssh: the ssh client is not installed (apt-get install openssh-client)') : e),
+      // Not started: ENOENT (not installed) and EACCES (not executable, or a PATH entry this user cannot search) alike.
+      reject(e.code === 'ENOENT' || e.code === 'EACCES' ? new DiskimgError(`ssh: the ssh client could not be run (${e.code}: not installed, or not on a PATH this user can search; apt-get install openssh-client)`) : e),
     );
     child.stdin.on('error', () => {}); // the node may stop reading early (a refusal): its message says why
     if (input === undefined) child.stdin.end();

@@ -21,8 +21,9 @@ export interface ReadDirOptions {
  * Extended attributes (and POSIX ACLs, file capabilities): Node has no
  * xattr call, and a native addon would need a compiler on every build
  * host, so they are read with one `getfattr -R -P -d -m - -h -e base64`
- * over the tree (Debian package attr). Without getfattr the tree is read
- * without them and `onWarning` says so once.
+ * over the tree (Debian package attr). When getfattr cannot be started
+ * (not installed, or EACCES: not executable, or a PATH directory this user
+ * cannot search) the tree is read without them and `onWarning` says so once.
  */
 export async function* readDirTree(root: string, opts: ReadDirOptions = {}): AsyncGenerator<TreeEntry> {
   let st;
@@ -47,16 +48,24 @@ function withXattrs(e: TreeEntry, all: Map<string, Map<string, Buffer>>): TreeEn
 /** Every extended attribute under `root`, by relative path ("" for root itself). */
 async function readTreeXattrs(root: string, opts: ReadDirOptions): Promise<Map<string, Map<string, Buffer>>> {
   const abs = resolve(root);
+  let notRun = '';
   const out = await new Promise<string | undefined>((res, rej) => {
     execFile('getfattr', ['-R', '-P', '-d', '-m', '-', '-h', '-e', 'base64', '--absolute-names', abs], { maxBuffer: 1 << 30, encoding: 'latin1' }, (err, stdout, stderr) => {
-      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') return res(undefined);
+      // Not started at all (a string code from spawn: ENOENT not installed, EACCES a PATH entry
+      // this user cannot search or a file it cannot execute, …) is "no getfattr here"; only an
+      // exit status from getfattr itself is an error about the tree.
+      const code = (err as NodeJS.ErrnoException | null)?.code;
+      if (typeof code === 'string') {
+        notRun = code;
+        return res(undefined);
+      }
       if (err) return rej(new InputError(`${root}: cannot read extended attributes: ${(stderr || err.message).trim().split('\n')[0]}`));
       res(stdout);
     });
   });
   const all = new Map<string, Map<string, Buffer>>();
   if (out === undefined) {
-    opts.onWarning?.(`${root}: extended attributes, ACLs and file capabilities not read (getfattr, from the attr package, is not installed)`);
+    opts.onWarning?.(`${root}: extended attributes, ACLs and file capabilities not read (getfattr could not be run: ${notRun}; install the attr package, on a PATH this user can search)`);
     return all;
   }
   let cur: Map<string, Buffer> | undefined;
