@@ -1,5 +1,5 @@
 /**
- * What a new user meets in the demo (issue 26.22, 26.23).
+ * What a new user meets in the demo (issue 26.22, 26.23; 26.23 at the end).
  *
  * 26.22: a directory input (--esp-dir, --secret-dir) is read with getfattr for its extended
  * attributes. When getfattr cannot be started, whatever the reason spawn gives (ENOENT: not
@@ -9,7 +9,7 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, runCli } from './helpers/cli.js';
@@ -59,4 +59,33 @@ test('the same class in push: an ssh that cannot be started (EACCES, ENOENT) is 
     t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
     t.regex(r.stderr, new RegExp(`^diskimg: ssh: the ssh client could not be run \\(${why}`), why);
   }
+});
+
+/**
+ * 26.23: the demo's slot carries a real SquashFS (fixtures/demo/os/squashfs, made by
+ * fixtures/demo/make-squashfs.sh), so `show` prints the OS line instead of
+ * "os: ERROR psyopsOS-A:/squashfs: not a SquashFS image", and `ls …/squashfs!/etc` and
+ * `packages` work. The demo script itself is run (from source, its setup skipped).
+ */
+test('the demo: show prints no ERROR line; ls through /squashfs! and packages work; unsquashfs agrees with the committed image', async (t) => {
+  if (!needTools(t, 'tar', 'unsquashfs', 'sha256sum')) return;
+  const sq = join(repoRoot, 'fixtures', 'demo', 'os', 'squashfs');
+  const sum = spawnSync('sha256sum', [sq], { encoding: 'utf8' }).stdout.split(' ')[0];
+  t.is(`${sum} os/squashfs\n`, readFileSync(join(repoRoot, 'fixtures', 'demo', 'squashfs.sha256'), 'utf8'), 'fixtures/demo/os/squashfs is not what make-squashfs.sh recorded');
+  for (const f of ['etc/os-release', 'lib/apk/db/installed']) {
+    t.is(spawnSync('unsquashfs', ['-cat', sq, f], { encoding: 'utf8' }).stdout, readFileSync(join(repoRoot, 'fixtures', 'demo', 'squashfs-root', f), 'utf8'), f);
+  }
+  const out = join(work, 'demo-out');
+  const r = spawnSync('bash', ['scripts/demo.sh'], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    timeout: 180_000,
+    env: { ...process.env, DEMO_OUT: out, DEMO_SKIP_SETUP: '1', DISKIMG_CLI: `${process.execPath} --import=tsx --conditions=source packages/cli/src/run.ts` },
+  });
+  t.is(r.status, 0, r.stderr);
+  t.notRegex(r.stdout + r.stderr, /ERROR/);
+  t.regex(r.stdout, /^ {4}os: Alpine Linux v3\.20 \(diskimg demo\) \(VERSION_ID 3\.20\.3\), 3 packages$/m);
+  t.is(r.stdout.match(/^ {4}os: Alpine/gm)?.length, 2, 'both slots');
+  t.regex(r.stdout, / os-release\n/);
+  t.regex(r.stdout, /^busybox 1\.36\.1-r29$/m);
 });
