@@ -89,3 +89,21 @@ test('the demo: show prints no ERROR line; ls through /squashfs! and packages wo
   t.regex(r.stdout, / os-release\n/);
   t.regex(r.stdout, /^busybox 1\.36\.1-r29$/m);
 });
+
+/**
+ * 27.8: docs/try-qemu.md's script is not booted here (the boot tests own QEMU boots); it must
+ * parse, reuse test/fixtures/build.sh, and the doc must name it. shellcheck too, where installed.
+ */
+test('scripts/demo-qemu.sh parses (bash -n; shellcheck when installed) and docs/try-qemu.md runs it', (t) => {
+  const script = join(repoRoot, 'scripts', 'demo-qemu.sh');
+  const n = spawnSync('bash', ['-n', script], { encoding: 'utf8' });
+  t.is(n.status, 0, n.stderr);
+  const text = readFileSync(script, 'utf8');
+  t.regex(text, /bash test\/fixtures\/build\.sh /);
+  t.regex(text, /fixtures\/demo\/os\/squashfs/);
+  t.regex(readFileSync(join(repoRoot, 'docs', 'try-qemu.md'), 'utf8'), /bash scripts\/demo-qemu\.sh/);
+  if (spawnSync('sh', ['-c', 'command -v shellcheck']).status === 0) {
+    const sc = spawnSync('shellcheck', [script], { encoding: 'utf8' });
+    t.is(sc.status, 0, sc.stdout);
+  } else t.log('shellcheck not installed: only bash -n ran');
+});
