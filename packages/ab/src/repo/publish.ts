@@ -13,7 +13,7 @@
  * new one (already whole). A publish killed at any point leaves the old pointer
  * and at worst a hidden temporary file (removed by the next publish).
  */
-import { open, readdir, rename, stat, unlink, copyFile, readFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink, copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildTime, InputError } from '@diskimg/partitions/internal';
 import { decodeSignature, encodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from '../minisign/signature.js';
@@ -100,7 +100,8 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   const platform = checkPlatform(kind, o.platform ?? DEFAULT_PLATFORM[kind]);
 
   const repoSt = await stat(o.repo).catch(() => undefined);
-  if (!repoSt?.isDirectory()) throw new InputError(`--repo ${o.repo}: no such directory (create it first)`);
+  // A missing repository is made by the first publish (below, after every check); a file is not one.
+  if (repoSt && !repoSt.isDirectory()) throw new InputError(`--repo ${o.repo}: not a directory`);
   const fileSt = await stat(file).catch(() => undefined);
   if (!fileSt?.isFile()) throw new InputError(`${fileOpt} ${file}: no such file`);
   // A bundle says its own release version (scripts/bundle.mjs); anything else is not a bundle.
@@ -171,6 +172,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     warnings.push(`key ${keyIdHex(sig.keyId)} differs from the one that signed ${previous} (${keyIdHex(current.sig.keyId)}): nodes need the new public key`);
   }
 
+  if (!repoSt) await mkdir(o.repo, { recursive: true });
   const cleaned = await cleanTemps(o.repo);
   const sigText = encodeSignature(sig);
   await placeFile(o.repo, name, (tmp) => copyFile(file, tmp));
