@@ -2,7 +2,7 @@
  * Issue 27.1: the packages install and work OUTSIDE the workspace, as a user gets them. Each
  * package is built and packed with `pnpm pack` (workspace: ranges rewritten, publishConfig.exports
  * without the `source` condition), the tarballs are installed with plain `npm install` into a
- * fresh project in the system temp directory (third-party dependencies from the npm registry,
+ * fresh project in the system temp directory by the README's install lines as written (third-party dependencies from the npm registry,
  * through the npm cache), and there the README's "Use as a library" examples are compiled by tsc
  * (module/moduleResolution nodenext, strict, no skipLibCheck: our shipped .d.ts must check) and run
  * as ESM by plain node (no tsx, no conditions). The installed `diskimg` binary answers --version.
@@ -20,6 +20,15 @@ const PACKAGES = ['partitions', 'grubcfg', 'diskimage', 'ab', 'cli'];
 const ENV = { SOURCE_DATE_EPOCH: '1764374400' };
 const work = mkdtempSync(join(tmpdir(), 'diskimg-pack-install-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
+
+/** The README's ```sh block that installs the packs ("Use as a library"). */
+function installBlock(): string {
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('\n## Use as a library\n'));
+  const m = /^```sh\n([\s\S]*?)^```$/m.exec(section);
+  if (!m || !m[1]!.includes('pnpm.sh pack')) throw new Error('README.md: no install block under "Use as a library"');
+  return m[1]!;
+}
 
 function sh(cmd: string, args: string[], opts: SpawnSyncOptions = {}): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 120_000, ...opts });
@@ -51,12 +60,26 @@ test('pnpm pack tarballs install with npm outside the workspace; the README libr
     }
   }
 
-  // ---- a fresh project outside the workspace, installed by npm ----
-  const proj = join(work, 'project');
-  sh('mkdir', ['-p', proj]);
-  writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'uses-diskimg', private: true, type: 'module' }));
+  // ---- a fresh project outside the workspace: the README's install lines as written (the packs
+  // in our temp directory instead of /tmp/diskimg-packs; setup.sh's build is done above) ----
+  const home = join(work, 'home');
+  sh('mkdir', ['-p', home]);
+  const install = installBlock()
+    .split('\n')
+    .filter((l) => !l.startsWith('bash scripts/setup.sh'))
+    .join('\n')
+    .replaceAll('/tmp/diskimg-packs', join(work, 'readme-packs'));
+  const env = { ...process.env, HOME: home, npm_config_prefer_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false', npm_config_loglevel: 'error' };
+  const readme = spawnSync('bash', ['-euo', 'pipefail', '-c', install], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'], env });
+  if (readme.status !== 0 && /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ENOTCACHED/.test(readme.stderr)) return skipOrFail(t, `npm registry unreachable: ${readme.stderr.trim().split('\n')[0]}`, { tool: 'network' });
+  t.is(readme.status, 0, `README install lines: ${readme.stdout}${readme.stderr}`);
+  if (readme.status !== 0) return;
+  const proj = join(home, 'myproject');
+  t.is(JSON.parse(readFileSync(join(proj, 'package.json'), 'utf8')).type, 'module');
+  // then the CLI's tarball and node's types (for the examples' tsc)
   const typesNode = JSON.parse(readFileSync(join(repoRoot, 'node_modules', '@types', 'node', 'package.json'), 'utf8')).version;
-  const npm = spawnSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--no-update-notifier', '--loglevel=error', ...tarballs, `@types/node@${typesNode}`], { cwd: proj, encoding: 'utf8', timeout: 120_000 });
+  const cliTgz = tarballs.find((f) => /diskimg-cli-/.test(f))!;
+  const npm = spawnSync('npm', ['install', cliTgz, `@types/node@${typesNode}`], { cwd: proj, encoding: 'utf8', timeout: 120_000, env });
   if (npm.status !== 0) {
     // the registry (or the cache) is what this machine lacks, not a fault of the packages
     if (/ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ENOTCACHED/.test(npm.stderr)) return skipOrFail(t, `npm registry unreachable: ${npm.stderr.trim().split('\n')[0]}`, { tool: 'network' });
