@@ -133,3 +133,30 @@ test.serial('completion: every option value completes without an error; choices 
   t.deepEqual((await complete('create', 'x', '--sector-size', '4')).list, ['4096']);
   t.deepEqual((await complete('create', 'x', '--default-slot=')).list, ['--default-slot=a', '--default-slot=b']);
 });
+
+test.serial('completion: the bash script from `diskimg completion` completes through the real bash (COMPREPLY)', async (t) => {
+  const { mkdtempSync, writeFileSync, chmodSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'diskimg-completion-'));
+  try {
+    const here = dirname(fileURLToPath(import.meta.url));
+    const tsx = fileURLToPath(import.meta.resolve('tsx'));
+    writeFileSync(join(dir, 'diskimg'), `#!/bin/sh\nexec "${process.execPath}" --import="${tsx}" --conditions=source "${join(here, 'run.ts')}" "$@"\n`);
+    chmodSync(join(dir, 'diskimg'), 0o755);
+    const script = (await execFileP(join(dir, 'diskimg'), ['completion'], { encoding: 'utf8' })).stdout; // yargs exits after it: a child
+    t.regex(script, /_diskimg_yargs_completions/);
+    writeFileSync(join(dir, 'completion.bash'), script);
+    const compreply = async (...words: string[]) => {
+      const line = `source ${join(dir, 'completion.bash')}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _diskimg_yargs_completions; printf '%s\\n' "\${COMPREPLY[@]}"`;
+      const r = await execFileP('bash', ['-c', line], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+      t.is(r.stderr, '', words.join(' '));
+      return r.stdout.split('\n').filter(Boolean);
+    };
+    t.deepEqual(await compreply('diskimg', 'create', 'x.img', '--sector-size', ''), ['512', '4096']);
+    t.deepEqual(await compreply('diskimg', 'create', 'x.img', '--no-ver'), ['--no-verify', '--no-verify-esp']);
+    t.deepEqual(await compreply('diskimg', 'set-default', 'x.img', ''), ['a', 'b']);
+    t.deepEqual(await compreply('diskimg', 'mark-'), ['mark-good']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
