@@ -103,6 +103,10 @@ test.serial('completion: every command offers each of its options once, as --hel
   const create = (await complete('create', 'x', '--')).list;
   for (const wrong of ['--verify', '--verify-esp', '--bootloader', '--q']) t.false(create.includes(wrong), `create offers ${wrong}`);
   t.true(create.includes('--no-verify'));
+  // given already (also by its alias) → not offered again; a repeatable option still is
+  const after = (await complete('create', 'x', '-q', '--no-verify', '--os-tar', 'os.tar', '--')).list;
+  for (const gone of ['--quiet', '--no-verify', '--os-tar']) t.false(after.includes(gone), `offered ${gone} again`);
+  t.true((await complete('push', '--ssh-option', 'Port=2', '--ssh-')).list.includes('--ssh-opt'));
 });
 
 test.serial('completion: every option value completes without an error; choices (numbers too) are offered exactly', async (t) => {

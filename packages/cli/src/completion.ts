@@ -19,6 +19,8 @@ export interface OptionSpec {
   /** Allowed values, as text (numbers too). */
   readonly choices?: readonly string[];
   readonly repeatable: boolean;
+  /** Other spellings, as typed (`-q`, `--ssh-option`): never offered, but recognised as given. */
+  readonly aliases: readonly string[];
 }
 
 export interface CommandSpec {
@@ -55,6 +57,7 @@ function optionsOf(y: Argv): { options: OptionSpec[]; positionals: { name: strin
       takesValue: !bool,
       ...(choices ? { choices } : {}),
       repeatable: o.array.includes(key),
+      aliases: (o.alias?.[key] ?? []).map((a) => (a.length === 1 ? `-${a}` : `--${a}`)),
     });
   }
   const positionals = [...positionalNames].map((name) => {
@@ -108,7 +111,7 @@ export function complete(spec: { globals: readonly OptionSpec[]; commands: reado
     if (w === '--') break;
     if (w.startsWith('-')) {
       const flag = w.split('=')[0]!;
-      const o = optionsNow().find((x) => x.flag === flag || `--${x.key}` === flag || `--no-${x.key}` === flag);
+      const o = optionsNow().find((x) => x.flag === flag || `--${x.key}` === flag || `--no-${x.key}` === flag || x.aliases.includes(flag));
       if (o) {
         given.add(o.key);
         if (o.takesValue && !w.includes('=')) pending = o;
