@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { bootedLabelOption } from './boot-common.js';
+import { bootDisk, bootedLabelOption } from './boot-common.js';
 import { printJson } from '../output.js';
 
 interface Args {
@@ -30,7 +30,7 @@ export const checkCommand: CommandModule<object, Args> = {
       .option('fwtype', { type: 'string', describe: 'ESP firmware type (default x86_64-uefi)' }),
   handler: async (argv) => {
     const { checkRepo, findBootDisk } = await import('@diskimg/ab/internal');
-    const disk = argv.disk ?? (await findBootDisk()).disk;
+    const disk = argv.disk ?? (await bootDisk());
     const r = await checkRepo({
       disk,
       repo: argv.repo,
@@ -39,6 +39,7 @@ export const checkCommand: CommandModule<object, Args> = {
       bootedLabel: argv['booted-label'],
       arch: argv.arch,
       fwtype: argv.fwtype,
+      hintDisk: argv.disk ?? null,
     });
     if (argv.json) printJson(r);
     else process.stdout.write(r.lines.join('\n') + '\n');
