@@ -18,7 +18,7 @@ export const checkCommand: CommandModule<object, Args> = {
   describe:
     'compare the repository\'s latest release with the booted slot, the other slot and the ESP; exit 0 up to date, ' +
     '10 an OS update is available, 11 a boot is pending (booted slot on trial, another slot armed, or fell back from the latest), ' +
-    '12 only an ESP update; 1 on any error (network, signature)',
+    '13 the repository\'s latest is older than what runs (rolled back or frozen), 12 only an ESP update; 1 on any error (network, signature)',
   builder: (y) =>
     y
       .positional('disk', { type: 'string', describe: 'image file or block device (default: the psyopsOS boot disk)' })
