@@ -97,6 +97,16 @@ test.serial('diskimg-update applies a newer release once, not again during the t
   t.is(well.code, 0, well.out);
   t.regex(well.out, /mark-good/);
   t.regex(await ok(['status', img, '--booted-label', 'psyopsOS-B']), /psyopsOS-B 20251201-000000 ok/);
+
+  // A repository rolled back to the older release (issue 26.10): exit 13, logged, nothing written.
+  const old = join(work, 'old');
+  mkdirSync(old);
+  await ok(['publish', '--repo', old, '--os-tar', v1, '--seckey', join(work, 'k.key'), '--version', '20251101-000000']);
+  const confirmed = sha();
+  const back = script('diskimg-update', { ...env, DISKIMG_REPO: old, DISKIMG_DISK: `${img} --booted-label psyopsOS-B` });
+  t.is(back.code, 13, back.out);
+  t.regex(back.out, /older than what this node runs/);
+  t.is(sha(), confirmed);
 });
 
 test.serial('diskimg-serve: the settings reach diskimg serve; /health answers (curl); SIGTERM through the exec ends it with 0', async (t) => {

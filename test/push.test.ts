@@ -127,10 +127,53 @@ test.serial('a refusal on the node comes back as one line with its message; the 
 test.serial('no diskimg on the node: one line naming the command tried', async (t) => {
   if (skipped(t)) return;
   const s = server!;
-  const r = await runCli(['push', '--ssh', host(s), ...sshOpts(s), '--os-tar', v2, '--remote-cmd', '/nonexistent/diskimg'], { env: ENV });
+  const r = await runCli(['push', '--ssh', host(s), ...sshOpts(s), '--os-tar', v2, '--pubkey', pub, '--remote-cmd', '/nonexistent/diskimg'], { env: ENV });
   t.is(r.code, 1, r.stderr);
   t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
   t.regex(r.stderr, /boot-disk: \/nonexistent\/diskimg: command not found on the node/);
+});
+
+test.serial("the node has no psyopsOS disk: push's one line suggests push itself with DISK; pasted with the disk, it runs", async (t) => {
+  if (skipped(t)) return;
+  const s = server!;
+  const bd = spawnSync(process.execPath, [bundle, 'boot-disk'], { encoding: 'utf8' });
+  if (bd.status === 0) return skipOrFail(t, `a psyopsOS disk is attached to this machine: ${bd.stdout.split('\n')[0]}`, { tool: 'tools' });
+  const r = await runCli(['push', '--ssh', host(s), ...sshOpts(s), '--os-tar', v2, '--pubkey', pub, '--remote-cmd', `node ${bundle}`], { env: ENV });
+  t.is(r.code, 1, r.stderr);
+  t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  t.regex(r.stderr, /boot-disk: no psyopsOS boot disk found/);
+  t.notRegex(r.stderr, /diskimg update DISK/);
+  const line = /; name the node's disk: (.*)$/m.exec(r.stderr)?.[1];
+  t.truthy(line, r.stderr);
+  t.true(line!.startsWith('diskimg push DISK --ssh '), line);
+  const img = fresh();
+  const p = spawnSync('sh', ['-c', `diskimg() { "$N" --import=tsx --conditions=source "$R" "$@"; }\n${line!.replace('DISK', img)}`], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    env: { ...process.env, ...ENV, N: process.execPath, R: join(repoRoot, 'packages/cli/src/run.ts') },
+  });
+  t.is(p.status, 0, p.stdout + p.stderr);
+  t.regex(p.stdout, /wrote psyopsOS-B .*-> 20251201-000000/);
+  checkSlot(t, img, 'psyopsOS-B', v2, work);
+});
+
+// Issue 27.7: the node's update has no key of its own, so --pubkey is required and checked before
+// any ssh (no server needed: an unreachable host proves nothing was tried); --help says so.
+test('push without --pubkey, or with an unreadable one: exit 2/1 before any ssh, one line naming the fix', async (t) => {
+  const tar = join(work, 'nokey.tar');
+  spawnSync('tar', ['-cf', tar, '-T', '/dev/null']);
+  const r = await runCli(['push', '--ssh', 'root@192.0.2.1', '--ssh-opt', 'ConnectTimeout=1', '--os-tar', tar], { env: ENV });
+  t.is(r.code, 2, r.stderr);
+  t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  t.regex(r.stderr, /give --pubkey FILE/);
+  const bad = await runCli(['push', '--ssh', 'root@192.0.2.1', '--ssh-opt', 'ConnectTimeout=1', '--os-tar', tar, '--pubkey', join(work, 'missing.pub')], { env: ENV });
+  t.is(bad.code, 1, bad.stderr);
+  t.is(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  t.regex(bad.stderr, /missing\.pub: no such public key file/);
+  t.notRegex(bad.stderr, /ssh|192\.0\.2\.1/);
+  const h = await runCli(['push', '--help']);
+  t.notRegex(h.stdout, /default: the node's own/);
+  t.regex(h.stdout, /--pubkey\s+required/);
 });
 
 // Parsed before any ssh: no server needed, so it runs even where sshd is skipped.

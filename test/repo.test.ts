@@ -256,7 +256,8 @@ test.serial("the ESP older than the repository's ESP pointer: check warns (exit 
   await ok(['create', img, '--os-tar', join(work, 'v1.tar'), '--esp-tar', e1, '--esp-sig', `${e1}.minisig`, '--pubkey', key.pub, ...SMALL]);
   await ok(['publish', '--repo', dir, '--esp-tar', espTar, '--seckey', key.sec, '--version', E2]);
   const url = `http://127.0.0.1:${nginx!.port}/espwarn/`;
-  const warning = `the ESP is ${E1}, the repository has psyopsESP ${E2}: run diskimg update-esp --repo ${url}`;
+  // The command to run, complete (issue 27.6): the disk named, the key given.
+  const warning = `the ESP is ${E1}, the repository has psyopsESP ${E2}: run diskimg update-esp ${img} --repo ${url} --pubkey ${key.pub}`;
 
   const c1 = await cli(['check', img, '--repo', url, '--pubkey', key.pub]);
   t.is(c1.code, 10, c1.stdout + c1.stderr);

@@ -59,8 +59,11 @@ async function psyopsPartitions(path: string): Promise<BootDiskInfo['partitions'
   }
 }
 
-/** Find the running node's psyopsOS boot disk from the partition labels of the disks under /sys/class/block (`diskimg boot-disk`); an `InputError` when none or several match. */
-export async function findBootDisk(o: { sysBlock?: string; devDir?: string; cmdline?: string } = {}): Promise<BootDiskInfo> {
+/**
+ * Find the running node's psyopsOS boot disk from the partition labels of the disks under /sys/class/block (`diskimg boot-disk`); an `InputError` when none or several match.
+ * `retry`: the command the error suggests with the disk named (e.g. `diskimg check DISK --repo URL --pubkey KEY`: what was run, DISK added); omitted, none is suggested.
+ */
+export async function findBootDisk(o: { sysBlock?: string; devDir?: string; cmdline?: string; retry?: string } = {}): Promise<BootDiskInfo> {
   const sysBlock = o.sysBlock ?? '/sys/class/block';
   const devDir = o.devDir ?? '/dev';
   const found: BootDiskInfo[] = [];
@@ -72,8 +75,10 @@ export async function findBootDisk(o: { sysBlock?: string; devDir?: string; cmdl
   if (found.length === 1) return found[0]!;
   if (found.length === 0) {
     throw new InputError(
-      `no psyopsOS boot disk found (looked at ${seen.map((n) => `${devDir}/${n}`).join(', ') || 'no block devices'}); name the disk: diskimg update DISK …`,
+      `no psyopsOS boot disk found (looked at ${seen.map((n) => `${devDir}/${n}`).join(', ') || 'no block devices'}): none has the filesystem labels ${PSYOPS_NAMES.esp}, ${PSYOPS_NAMES.a} and ${PSYOPS_NAMES.b}${o.retry ? `; name the disk: ${o.retry}` : ''}`,
     );
   }
-  throw new InputError(`several psyopsOS disks found (${found.map((f) => f.disk).join(', ')}); name the one to use: diskimg update DISK …`);
+  throw new InputError(
+    `several psyopsOS disks found (${found.map((f) => f.disk).join(', ')}): the labels cannot tell which one booted${o.retry ? `; name the one to use: ${o.retry}` : ''}`,
+  );
 }

@@ -6,6 +6,7 @@
  * escaped: versions and labels come from the disk and the repository.
  */
 import type { Health, HealthState } from './health.js';
+import type { EspVerdict, OsVerdict } from './decision.js';
 
 /** The band's colour per state (the test looks for these on a screenshot). */
 export const HEALTH_COLOURS = { good: '#1a7f37', warn: '#d97706', bad: '#c62828' } as const;
@@ -43,6 +44,20 @@ const HEADLINE: Record<HealthState, string> = {
   error: 'disk unreadable',
 };
 
+/** The shared decision (decision.ts) in words, as `check` would say it. */
+const OS_VERDICT: Record<OsVerdict, string> = {
+  available: 'update available',
+  armed: 'written to the other slot, boots next',
+  'failed-before': 'not newer than the version that failed its trial here',
+  'up-to-date': 'up to date',
+  'repository-older': 'OLDER than the booted version: the repository was rolled back or is frozen',
+};
+const ESP_VERDICT: Record<Exclude<EspVerdict, 'none'>, string> = {
+  available: 'ESP is stale',
+  'up-to-date': 'ESP up to date',
+  'repository-older': 'OLDER than the ESP: the repository was rolled back or is frozen',
+};
+
 export function renderHealthPage(h: Health): string {
   const colour = healthColour(h.state);
   const v = (x: string | null | undefined) => x ?? 'unknown';
@@ -59,11 +74,12 @@ export function renderHealthPage(h: Health): string {
   ];
   if (h.repo) {
     const r = h.repo;
+    const age = r.checkedAt === null ? 'not checked yet' : `checked ${fmtDuration(r.ageSeconds)} ago (${r.checkedAt})`;
     rows.push([
       'Repository',
       r.error
-        ? `error: ${r.error}`
-        : `latest ${v(r.os.latest)}${r.os.updateAvailable ? ' (update available)' : ''}; ESP ${v(r.esp.latest)}${r.esp.stale ? ' (ESP is stale)' : ''}; checked ${v(r.checkedAt)}`,
+        ? `error: ${r.error}; ${age}`
+        : `latest ${v(r.os.latest)}${r.os.decision ? ` (${OS_VERDICT[r.os.decision]})` : ''}; ESP ${v(r.esp.latest)}${r.esp.decision && r.esp.decision !== 'none' ? ` (${ESP_VERDICT[r.esp.decision]})` : ''}; ${age}`,
     ]);
   }
   rows.push(['Node uptime', fmtDuration(h.uptime.nodeSeconds)], ['Server uptime', fmtDuration(h.uptime.serverSeconds)], ['Disk', h.disk], ['As of', h.time]);

@@ -10,7 +10,6 @@ import { parseListen } from './health-server.js';
 import { RepoCache, redactRepo, type Health } from './health.js';
 import { escapeHtml, fmtDuration, healthColour, HEALTH_COLOURS, renderHealthPage } from './health-page.js';
 import { lastUpdatePath, readLastUpdate, withLastUpdate, writeLastUpdate, DEFAULT_LAST_UPDATE_PATH, type LastUpdate } from './last-update.js';
-import type { CheckResult } from './repo/node.js';
 import type { UpdateResult } from './update.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'diskimg-health-unit-'));
@@ -28,15 +27,7 @@ test('parseListen: HOST:PORT with the host written out; anything else is a usage
   }
 });
 
-function check(latest: string): CheckResult {
-  return {
-    booted: { version: '20251101-000000' },
-    repo: { os: { version: latest }, esp: { version: '20251201-000000' } },
-    esp: { version: null, updateAvailable: true },
-  } as unknown as CheckResult;
-}
-
-test('RepoCache: one check per period, shared while in flight; errors cached too; no credentials shown', async (t) => {
+test('RepoCache: one fetch per period, shared while in flight; errors cached too; no credentials shown', async (t) => {
   let now = 1_000_000;
   let latest = '20251201-000000';
   let fail = false;
@@ -44,26 +35,26 @@ test('RepoCache: one check per period, shared while in flight; errors cached too
     repo: 'https://user:pw@updates.example/psyopsOS',
     ttlSeconds: 300,
     now: () => now,
-    check: async () => {
+    fetch: async () => {
       if (fail) throw new Error('https://updates.example/psyopsOS/x: connection refused');
-      return check(latest);
+      return { os: { version: latest }, esp: { version: '20251201-000000' } };
     },
   });
   const [a, b] = await Promise.all([c.get(), c.get()]);
   t.is(c.checks, 1);
   t.is(a, b);
-  t.like(a, { repo: 'https://updates.example/psyopsOS', os: { latest, updateAvailable: true }, esp: { version: null, latest: '20251201-000000', stale: true }, error: null });
+  t.deepEqual(a, { repo: 'https://updates.example/psyopsOS', at: 1_000_000, latest: { os: latest, esp: '20251201-000000' }, error: null });
   latest = '20260101-000000';
   now += 299_000;
-  t.is((await c.get()).os.latest, '20251201-000000');
+  t.is((await c.get()).latest?.os, '20251201-000000');
   t.is(c.checks, 1);
   now += 1_000;
-  t.is((await c.get()).os.latest, '20260101-000000');
+  t.is((await c.get()).latest?.os, '20260101-000000');
   t.is(c.checks, 2);
   fail = true;
   now += 300_000;
   const e = await c.get();
-  t.like(e, { os: { latest: null, updateAvailable: null }, error: 'https://updates.example/psyopsOS/x: connection refused' });
+  t.like(e, { latest: null, error: 'https://updates.example/psyopsOS/x: connection refused' });
   await c.get();
   t.is(c.checks, 3, 'a failing repository is not asked again at every poll');
   t.is(redactRepo('http://a:b@h:1/x'), 'http://h:1/x');
@@ -143,7 +134,7 @@ test('the page: every value escaped, no script or external asset; colour by stat
       line: evil,
       booted: { label: evil, source: 'option', version: `"><img src=x>` },
       lastUpdate: rec({ outcome: 'failed', error: evil }),
-      repo: { repo: evil, checkedAt: null, os: { latest: null, updateAvailable: null }, esp: { version: null, latest: null, stale: null }, error: evil },
+      repo: { repo: evil, checkedAt: null, ageSeconds: null, status: null, os: { latest: null, updateAvailable: null, decision: null }, esp: { version: null, latest: null, stale: null, decision: null }, repositoryOlder: null, error: evil },
     }),
   );
   t.notRegex(html, /<script|<img|<link|<iframe|\bsrc="|href=|url\(|@import/i);

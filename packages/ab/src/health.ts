@@ -11,8 +11,10 @@ import { openDisk } from '@diskimg/diskimage/internal';
 import { otherSlot, PSYOPS_NAMES, slotOfLabel } from '@diskimg/partitions/internal';
 import { bootedLabel } from './boot-state.js';
 import { readLastUpdate, type LastUpdate } from './last-update.js';
-import { checkRepo, espVersion, type CheckResult } from './repo/node.js';
+import { espVersion, fetchLatest } from './repo/node.js';
 import { slotStatus } from './status.js';
+import { bootPhase, decideUpdate, type CheckStatus, type EspVerdict, type OsVerdict } from './decision.js';
+import type { BootState } from './boot-state.js';
 import type { BootReason } from '@diskimg/grubcfg/internal';
 
 /** confirmed → HTTP 200; anything else → 503. */
@@ -23,10 +25,19 @@ export interface RepoHealth {
   repo: string;
   /** When the cached answer was fetched (ISO 8601); null before the first answer. */
   checkedAt: string | null;
-  /** The repository's latest OS version, and whether it is newer than the booted slot's. */
-  os: { latest: string | null; updateAvailable: boolean | null };
+  /** How old that answer is, in seconds, when this health was made (the page says it). */
+  ageSeconds: number | null;
+  /**
+   * `diskimg check`'s answer for this disk now (decision.ts: the same function), from the boot
+   * state read at this request and the cached repository answer; null when either is missing.
+   */
+  status: CheckStatus | null;
+  /** The repository's latest OS version; `updateAvailable` only when `decision` is "available". */
+  os: { latest: string | null; updateAvailable: boolean | null; decision: OsVerdict | null };
   /** The ESP's version against the repository's latest ESP: stale when the repository's is newer. */
-  esp: { version: string | null; latest: string | null; stale: boolean | null };
+  esp: { version: string | null; latest: string | null; stale: boolean | null; decision: EspVerdict | null };
+  /** The repository's latest OS or ESP is older than this node's (rolled back or frozen). */
+  repositoryOlder: boolean | null;
   /** Why the repository could not be checked (then the fields above are null). */
   error: string | null;
 }
@@ -96,6 +107,7 @@ export async function readHealth(o: HealthOptions): Promise<Health> {
   const time = new Date(now).toISOString();
   const booted = bootedLabel({ bootedLabel: o.bootedLabel, cmdline: o.cmdline });
   let base: Omit<Health, 'lastUpdate' | 'repo' | 'uptime' | 'time'>;
+  let bootState: BootState | undefined;
   try {
     const disk = await openDisk(o.disk);
     try {
@@ -104,15 +116,8 @@ export async function readHealth(o: HealthOptions): Promise<Health> {
       const slot = s.slot;
       const b = slotOfLabel(slot);
       const other = b ? PSYOPS_NAMES[otherSlot(b)] : null;
-      const state: HealthState = !slot
-        ? 'no-slot'
-        : s.confirmed
-          ? 'confirmed'
-          : st.trial?.label === slot
-            ? 'trial'
-            : st.failed && st.failed !== slot
-              ? 'fell-back'
-              : 'not-default';
+      bootState = st;
+      const state: HealthState = bootPhase(st, slot).phase;
       base = {
         ok: s.confirmed,
         state,
@@ -146,8 +151,29 @@ export async function readHealth(o: HealthOptions): Promise<Health> {
       error,
     };
   }
-  const repo = o.repo ? await o.repo.get() : null;
+  const repo = o.repo ? repoHealth(await o.repo.get(), base, bootState, now) : null;
   return { ...base, lastUpdate, repo, uptime, time };
+}
+
+/** The cached repository answer against this request's disk: the one decision `check` makes (decideUpdate). */
+function repoHealth(a: RepoAnswer, h: Omit<Health, 'lastUpdate' | 'repo' | 'uptime' | 'time'>, state: BootState | undefined, now: number): RepoHealth {
+  const ageSeconds = a.at === null ? null : Math.max(0, Math.floor((now - a.at) / 1000));
+  const base = { repo: a.repo, checkedAt: a.at === null ? null : new Date(a.at).toISOString(), ageSeconds, error: a.error };
+  if (!a.latest) {
+    return { ...base, status: null, os: { latest: null, updateAvailable: null, decision: null }, esp: { version: h.esp.version, latest: null, stale: null, decision: null }, repositoryOlder: null };
+  }
+  const latest = { os: a.latest.os, esp: a.latest.esp };
+  if (!state) {
+    return { ...base, status: null, os: { latest: latest.os, updateAvailable: null, decision: null }, esp: { version: h.esp.version, latest: latest.esp, stale: null, decision: null }, repositoryOlder: null };
+  }
+  const d = decideUpdate({ state, booted: h.booted, other: h.other, espVersion: h.esp.version, latest });
+  return {
+    ...base,
+    status: d.status,
+    os: { latest: latest.os, updateAvailable: d.os === 'available', decision: d.os },
+    esp: { version: h.esp.version, latest: latest.esp, stale: latest.esp === null ? null : d.esp === 'available', decision: d.esp },
+    repositoryOlder: d.repositoryOlder,
+  };
 }
 
 /** The repository without credentials (user:password@) for display. */
@@ -158,24 +184,33 @@ export function redactRepo(repo: string): string {
 /** Default time a repository answer is reused (5 minutes). */
 export const REPO_CACHE_SECONDS = 300;
 
+/** The repository's latest versions as last fetched (or why not), and when (ms since the epoch). */
+export interface RepoAnswer {
+  repo: string;
+  at: number | null;
+  latest: { os: string; esp: string | null } | null;
+  error: string | null;
+}
+
 /**
- * `checkRepo` behind a cache: its answer (or its error) is reused for `ttlSeconds`,
- * and concurrent requests share one check in flight.
+ * The repository's answer (`fetchLatest`: its pointers, verified) behind a cache: reused for
+ * `ttlSeconds`, errors too, and concurrent requests share one fetch in flight. Only the
+ * repository is cached: each request decides against the disk as it is then (readHealth).
  */
 export class RepoCache {
-  private cached: { at: number; value: RepoHealth } | undefined;
-  private inFlight: Promise<RepoHealth> | undefined;
+  private cached: { at: number; value: RepoAnswer } | undefined;
+  private inFlight: Promise<RepoAnswer> | undefined;
   /** How many times the repository was asked (tests). */
   checks = 0;
   constructor(
-    private readonly o: { repo: string; check: () => Promise<CheckResult>; ttlSeconds?: number; now?: () => number },
+    private readonly o: { repo: string; fetch: () => Promise<{ os: { version: string }; esp: { version: string } | null }>; ttlSeconds?: number; now?: () => number },
   ) {}
 
   private now(): number {
     return this.o.now?.() ?? Date.now();
   }
 
-  async get(): Promise<RepoHealth> {
+  async get(): Promise<RepoAnswer> {
     const ttl = (this.o.ttlSeconds ?? REPO_CACHE_SECONDS) * 1000;
     if (this.cached && this.now() - this.cached.at < ttl) return this.cached.value;
     this.inFlight ??= this.refresh().finally(() => {
@@ -184,34 +219,27 @@ export class RepoCache {
     return this.inFlight;
   }
 
-  private async refresh(): Promise<RepoHealth> {
+  private async refresh(): Promise<RepoAnswer> {
     this.checks++;
     const at = this.now();
     const repo = redactRepo(this.o.repo);
-    let value: RepoHealth;
+    let value: RepoAnswer;
     try {
-      const r = await this.o.check();
-      const latest = r.repo.os.version;
-      value = {
-        repo,
-        checkedAt: new Date(at).toISOString(),
-        os: { latest, updateAvailable: r.booted.version === null ? null : latest > r.booted.version },
-        esp: { version: r.esp.version, latest: r.repo.esp?.version ?? null, stale: r.repo.esp ? r.esp.updateAvailable : null },
-        error: null,
-      };
+      const r = await this.o.fetch();
+      value = { repo, at, latest: { os: r.os.version, esp: r.esp?.version ?? null }, error: null };
     } catch (e) {
-      value = { repo, checkedAt: new Date(at).toISOString(), os: { latest: null, updateAvailable: null }, esp: { version: null, latest: null, stale: null }, error: (e as Error).message };
+      value = { repo, at, latest: null, error: (e as Error).message };
     }
     this.cached = { at, value };
     return value;
   }
 }
 
-/** A RepoCache over `checkRepo` for `disk`. */
-export function repoCache(o: { disk: string; repo: string; pubkey?: string; noVerify?: boolean; bootedLabel?: string; arch?: string; fwtype?: string; ttlSeconds?: number }): RepoCache {
+/** A RepoCache over the repository's verified pointers (`fetchLatest`). */
+export function repoCache(o: { repo: string; pubkey?: string; noVerify?: boolean; arch?: string; fwtype?: string; ttlSeconds?: number }): RepoCache {
   return new RepoCache({
     repo: o.repo,
     ttlSeconds: o.ttlSeconds,
-    check: () => checkRepo({ disk: o.disk, repo: o.repo, pubkey: o.pubkey, noVerify: o.noVerify, bootedLabel: o.bootedLabel, arch: o.arch, fwtype: o.fwtype }),
+    fetch: () => fetchLatest({ repo: o.repo, pubkey: o.pubkey, noVerify: o.noVerify, arch: o.arch, fwtype: o.fwtype }),
   });
 }

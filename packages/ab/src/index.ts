@@ -15,3 +15,5 @@ export * from './health.js';
 export * from './health-page.js';
 export * from './health-server.js';
 export * from './os-info.js';
+export * from './decision.js';
+export * from './hints.js';

@@ -7,3 +7,4 @@ export { bootedLabel } from './boot-state.js';
 export { slotStatus, type BootStatus } from './status.js';
 export { lastUpdatePath, readLastUpdate } from './last-update.js';
 export { findBootDisk } from './boot-disk.js';
+export { shellWord } from './hints.js';

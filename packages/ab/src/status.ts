@@ -6,6 +6,7 @@ import type { Disk } from '@diskimg/diskimage/internal';
 import { slotOfLabel } from '@diskimg/partitions/internal';
 import { readBootState, type BootState } from './boot-state.js';
 import { inspectSlot } from './inspect.js';
+import { bootPhase } from './decision.js';
 
 /** `slotStatus`'s answer: one line for a prompt, and whether the booted slot is confirmed. */
 export interface BootStatus {
@@ -38,14 +39,14 @@ export async function slotStatus(disk: Disk, booted?: string): Promise<BootStatu
   const slot = booted ?? (state.trial && !state.failed ? state.trial.label : state.defaultLabel);
   if (!slot) return { line: 'no default slot', slot: null, confirmed: false, versions, state };
   const trialText = (t: NonNullable<BootState['trial']>) => `TRIAL ${t.triesLeft}/${t.tries ?? '?'}`;
+  // The phase is decision.ts's, shared with check and serve.
+  const phase = bootPhase(state, slot).phase;
   let line: string;
-  let confirmed = false;
-  if (state.trial && state.trial.label === slot) line = `${slot} ${ver(slot)} ${trialText(state.trial)}`;
-  else if (state.failed && state.failed !== slot) line = `${slot} ${ver(slot)} FELL BACK from ${short(state.failed)} ${ver(state.failed)}`;
-  else if (slot === state.defaultLabel) {
-    confirmed = true;
+  if (phase === 'trial') line = `${slot} ${ver(slot)} ${trialText(state.trial!)}`;
+  else if (phase === 'fell-back') line = `${slot} ${ver(slot)} FELL BACK from ${short(state.failed!)} ${ver(state.failed!)}`;
+  else if (phase === 'confirmed') {
     line = `${slot} ${ver(slot)} ok`;
     if (state.trial) line += `, next: ${short(state.trial.label)} ${ver(state.trial.label)} ${trialText(state.trial)}`;
   } else line = `${slot} ${ver(slot)} NOT DEFAULT (default ${state.defaultLabel ? short(state.defaultLabel) : 'none'})`;
-  return { line, slot, confirmed, versions, state };
+  return { line, slot, confirmed: phase === 'confirmed', versions, state };
 }

@@ -14,6 +14,7 @@
  *     UUID, hash seed and timestamps so the same tarball gives the same bytes.
  * Everything that can be checked is checked before the first write.
  */
+import { hintDiskOf, markGoodCommand } from './hints.js';
 import { stat } from 'node:fs/promises';
 import {
   InputError,
@@ -99,6 +100,8 @@ export interface UpdateOptions {
   sameVersion?: 'error' | 'up-to-date';
   mountSources?: MountSources;
   onProgress?: (p: { bytes: number; total?: number }) => void;
+  /** The disk the suggested commands name: default `disk` when a path; null when it was found by label (they omit it). */
+  hintDisk?: string | null;
 }
 
 /** What `updateSlot` did: the slot written, versions before and after, bytes read/written/skipped, and the armed boot state. */
@@ -206,7 +209,7 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
     // Rule 2: the booted slot on trial means the target is the last known-good slot.
     if (state.trial && state.trial.label === booted.label && !o.force) {
       throw new SafetyError(
-        `${diskName}: the booted slot ${booted.label} is on trial and ${targetLabel} is the last known-good slot; confirm the running slot with \`diskimg mark-good\` first (or --force)`,
+        `${diskName}: the booted slot ${booted.label} is on trial and ${targetLabel} is the last known-good slot; confirm the running slot with "${markGoodCommand(hintDiskOf(o), booted)}" first (or --force)`,
       );
     }
     if (newVersion && bootedVersion) {
@@ -240,7 +243,7 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
     } else if (state.defaultLabel === targetLabel && state.trial) {
       // Only with --force over rule 2: the slot rewritten is the confirmed default, and the
       // booted slot's trial goes on; GRUB falls back to the new bytes here if that trial fails.
-      warnings.push(`${targetLabel} is the confirmed default; the trial of ${state.trial.label} continues (confirm it with diskimg mark-good)`);
+      warnings.push(`${targetLabel} is the confirmed default; the trial of ${state.trial.label} continues (confirm it with "${markGoodCommand(hintDiskOf(o), { label: state.trial.label, source: booted.source })}" once it runs)`);
     } else result.armed = await armTrial(disk, targetLabel, { tries: o.tries });
     result.durationMs = Date.now() - t0;
     return result;

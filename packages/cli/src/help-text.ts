@@ -64,8 +64,10 @@ Commands:
   diskimg check [disk]               compare the repository's latest release with the booted slot,
                                      the other slot and the ESP; exit 0 up to date, 10 an OS update
                                      is available, 11 a boot is pending (booted slot on trial,
-                                     another slot armed, or fell back from the latest), 12 only an
-                                     ESP update; 1 on any error (network, signature)
+                                     another slot armed, or fell back from the latest), 13 the
+                                     repository's latest is older than what runs (rolled back or
+                                     frozen), 12 only an ESP update; 1 on any error (network,
+                                     signature)
   diskimg update-esp [disk]          replace the ESP payload (GRUB, memtest, EFI programs) from a
                                      signed psyopsESP tarball or a repository, crash-safely, keeping
                                      grub.cfg's default, trial and boot counting and /grub/grubenv

@@ -18,6 +18,8 @@ import { readSignatureInfo } from '../inspect.js';
 import { slotVersion, updateSlot, whichBooted, type UpdateOptions, type UpdateResult } from '../update.js';
 import { nodeArch, resolveRelease, type Release } from './client.js';
 import { DEFAULT_PLATFORM } from './layout.js';
+import { decideUpdate, type CheckStatus, type EspVerdict, type OsVerdict } from '../decision.js';
+import { hintDiskOf, markGoodCommand, updateEspCommand } from '../hints.js';
 
 /** Options of `updateFromRepo`: those of `updateSlot`, with a repository and version instead of file names. */
 export interface RepoUpdateOptions extends Omit<UpdateOptions, 'osTar' | 'osSig' | 'expectTrusted' | 'sameVersion'> {
@@ -83,7 +85,7 @@ export async function updateFromRepo(o: RepoUpdateOptions): Promise<RepoUpdateRe
   }).catch(async (e) => {
     throw await vanished(e, release, o.repo, o.arch, pubkey);
   });
-  const esp = await compareEsp(o.disk, o.repo, fwtype, pubkey);
+  const esp = await compareEsp(o.disk, o.repo, fwtype, pubkey, updateEspCommand(hintDiskOf(o), { repo: o.repo, pubkey: o.pubkey, noVerify: o.noVerify, fwtype }));
   if (esp.warning) r.warnings.push(esp.warning);
   return { ...r, release: summary(release), esp };
 }
@@ -115,9 +117,9 @@ export interface EspComparison {
   warning?: string;
 }
 
-/** The line `update` and `check` print when the ESP is older than the repository's latest ESP. */
-export function espBehindWarning(have: string | null, latest: string, repo: string): string {
-  return `the ESP is ${have ?? 'unversioned (no /psyopsESP.tar.minisig)'}, the repository has psyopsESP ${latest}: run diskimg update-esp --repo ${repo}`;
+/** The line `update` and `check` print when the ESP is older than the repository's latest ESP; `command` is the update-esp to run (updateEspCommand). */
+export function espBehindWarning(have: string | null, latest: string, command: string): string {
+  return `the ESP is ${have ?? 'unversioned (no /psyopsESP.tar.minisig)'}, the repository has psyopsESP ${latest}: run ${command}`;
 }
 
 /**
@@ -125,7 +127,7 @@ export function espBehindWarning(have: string | null, latest: string, repo: stri
  * no pointer → nothing to say; a pointer that does not verify (or cannot be
  * read) → a warning, never a silent pass; an older ESP → the warning above.
  */
-async function compareEsp(diskSpec: string | Device, repo: string, fwtype: string | undefined, pubkey: string | undefined): Promise<EspComparison> {
+async function compareEsp(diskSpec: string | Device, repo: string, fwtype: string | undefined, pubkey: string | undefined, command: string): Promise<EspComparison> {
   let have: string | null = null;
   try {
     const disk = await openDisk(diskSpec);
@@ -145,7 +147,7 @@ async function compareEsp(diskSpec: string | Device, repo: string, fwtype: strin
   }
   if (!esp) return { version: have, latest: null, behind: false };
   const behind = have === null || esp.version > have;
-  return { version: have, latest: esp.version, behind, warning: behind ? espBehindWarning(have, esp.version, repo) : undefined };
+  return { version: have, latest: esp.version, behind, warning: behind ? espBehindWarning(have, esp.version, command) : undefined };
 }
 
 /** The repository's latest ESP release, verified; null when it has none (no pointer). */
@@ -172,42 +174,51 @@ export interface CheckOptions {
   cmdline?: string;
   arch?: string;
   fwtype?: string;
+  /** The disk the suggested commands name: default `disk` when a path; null when it was found by label (they omit it). */
+  hintDisk?: string | null;
 }
 
-/**
- * Exit codes of `diskimg check` (first that applies):
- *  11  the boot state is in transition, so an update must not be applied now: the booted slot is on
- *      trial (mark-good pending), another slot is armed and has not booted yet (reboot pending), or
- *      GRUB fell back from a failed trial and the repository has nothing newer than what failed;
- *  10  the repository has a newer OS version than the booted slot's: `update --repo` would apply it;
- *  12  only the ESP is behind the repository's latest ESP: `update-esp --repo` would apply it;
- *   0  up to date;
- *   1  an error (repository unreachable, bad signature, …): never "up to date".
- */
-export type CheckStatus = 'boot-pending' | 'update-available' | 'esp-update-available' | 'up-to-date';
-/** The exit code of `diskimg check` for each `CheckStatus`. */
-export const CHECK_EXIT: Record<CheckStatus, number> = { 'boot-pending': 11, 'update-available': 10, 'esp-update-available': 12, 'up-to-date': 0 };
+export { CHECK_EXIT, type CheckStatus } from '../decision.js';
 
 /** `checkRepo`'s answer: status and exit code, booted and other slot, the repository's releases, and one line per item. */
 export interface CheckResult {
   status: CheckStatus;
   exitCode: number;
   disk: string;
-  booted: { label: string | null; source: string; version: string | null; state: 'confirmed' | 'trial' | 'fell-back' | 'reboot-pending' | 'not-default' };
+  booted: { label: string | null; source: string; version: string | null; state: 'confirmed' | 'trial' | 'fell-back' | 'reboot-pending' | 'not-default' | 'no-slot' };
   other: { label: string | null; version: string | null };
   boot: BootState;
   repo: { os: ReleaseSummary; esp: ReleaseSummary | null };
   esp: { version: string | null; updateAvailable: boolean };
+  /** The repository's latest OS or ESP is older than this node's (exit 13 unless a boot is pending or an OS update is available). */
+  repositoryOlder: boolean;
+  /** The shared decision (decision.ts) behind `status`: also what `serve` reports. */
+  decision: { os: OsVerdict; esp: EspVerdict };
   /** Also the last lines (`warning: …`): e.g. the ESP older than the repository's. */
   warnings: string[];
   /** One line per item, for people and logs. */
   lines: string[];
 }
 
+/** The repository's latest releases, verified (what `serve` caches): the OS release, and the ESP's or null. */
+export interface RepoLatest {
+  os: Release;
+  esp: Release | null;
+}
+
+/** Read the repository's latest OS and ESP pointers, verified with `pubkey` (unless noVerify). Network and signature problems throw. */
+export async function fetchLatest(o: Pick<CheckOptions, 'repo' | 'pubkey' | 'noVerify' | 'arch' | 'fwtype'>): Promise<RepoLatest> {
+  if (!o.noVerify && !o.pubkey) throw new InputError('no --pubkey: give the minisign public key that signs your updates, or --no-verify');
+  const pubkey = o.noVerify ? undefined : o.pubkey;
+  const os = await resolveRelease({ repo: o.repo, kind: 'os', platform: o.arch ?? nodeArch(), pubkey });
+  // check is stricter than update: an ESP pointer that does not verify is an error here too.
+  const esp = await resolveEsp(o.repo, o.fwtype, pubkey);
+  return { os, esp };
+}
+
 /** Compare the repository's latest releases with the disk's slots, ESP and boot state (`diskimg check`); `exitCode` says what to do next. */
 export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
   if (!o.noVerify && !o.pubkey) throw new InputError('no --pubkey: give the minisign public key that signs your updates, or --no-verify');
-  const pubkey = o.noVerify ? undefined : o.pubkey;
   const disk = await openDisk(o.disk);
   let state: BootState;
   let booted: ReturnType<typeof whichBooted>;
@@ -231,59 +242,57 @@ export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
     await disk.close();
   }
   // Network and signature problems are errors, never "up to date".
-  const os = await resolveRelease({ repo: o.repo, kind: 'os', platform: o.arch ?? nodeArch(), pubkey });
-  // check is stricter than update: an ESP pointer that does not verify is an error here too.
-  const esp = await resolveEsp(o.repo, o.fwtype, pubkey);
-
-  const bootedState: CheckResult['booted']['state'] =
-    state.trial && state.trial.label === booted.label
-      ? 'trial'
-      : state.trial && state.nextBoot.label === state.trial.label
-        ? 'reboot-pending'
-        : state.failed && !state.trial
-          ? 'fell-back'
-          : state.defaultLabel === booted.label
-            ? 'confirmed'
-            : 'not-default';
-  const newer = bootedVersion === null || os.version > bootedVersion;
-  const failedHolds = state.failed && state.failed === otherLabel ? otherVersion : null;
-  const espUpdate = !!esp && (espHave === null || esp.version > espHave);
-  let status: CheckStatus;
-  if (bootedState === 'trial' || bootedState === 'reboot-pending') status = 'boot-pending';
-  else if (bootedState === 'fell-back' && newer && failedHolds !== null && os.version <= failedHolds) status = 'boot-pending';
-  else if (newer) status = 'update-available';
-  else if (espUpdate) status = 'esp-update-available';
-  else status = 'up-to-date';
+  const { os, esp } = await fetchLatest(o);
+  const d = decideUpdate({
+    state,
+    booted: { label: booted.label, version: bootedVersion },
+    other: { label: otherLabel, version: otherVersion },
+    espVersion: espHave,
+    latest: { os: os.version, esp: esp?.version ?? null },
+  });
+  const bootedState: CheckResult['booted']['state'] = d.phase === 'trial' ? 'trial' : d.armed ? 'reboot-pending' : d.phase;
+  const status = d.status;
+  const espUpdate = d.esp === 'available';
+  const hintDisk = hintDiskOf(o);
+  const repoArgs = { repo: o.repo, pubkey: o.pubkey, noVerify: o.noVerify, fwtype: o.fwtype };
 
   const v = (x: string | null) => x ?? 'unknown';
   const lines = [
     `booted: ${booted.label ?? 'unknown'} ${v(bootedVersion)} (${bootedState}${state.trial ? `, ${state.trial.label} on trial, ${state.trial.triesLeft} tries left` : ''}${state.failed ? `, ${state.failed} failed its trial` : ''})`,
     `other: ${otherLabel ?? 'unknown'} ${v(otherVersion)}`,
     `repository: ${os.filename}${os.verified ? '' : ' (signature NOT verified)'}`,
-    esp ? `esp: ${v(espHave)}, repository ${esp.version}${espUpdate ? ': update-esp available' : ': up to date'}` : `esp: ${v(espHave)}, no ESP release in the repository`,
+    esp
+      ? `esp: ${v(espHave)}, repository ${esp.version}${espUpdate ? ': update-esp available' : d.esp === 'repository-older' ? ": the repository's is OLDER" : ': up to date'}`
+      : `esp: ${v(espHave)}, no ESP release in the repository`,
     {
       'boot-pending':
-        bootedState === 'trial'
-          ? `boot pending: ${booted.label} is on trial; confirm it with "diskimg mark-good" before updating`
-          : bootedState === 'reboot-pending'
-            ? `boot pending: ${state.trial?.label} is armed for the next boot; reboot`
-            : `boot pending: ${state.failed} failed its trial with ${v(failedHolds)} and the repository has nothing newer`,
+        d.phase === 'trial'
+          ? `boot pending: ${booted.label} is on trial; confirm it with "${markGoodCommand(hintDisk, booted)}" before updating`
+          : d.armed
+            ? `boot pending: ${d.armed} is armed for the next boot; reboot`
+            : `boot pending: ${state.failed} failed its trial with ${v(d.failedVersion)} and the repository has nothing newer`,
       'update-available': `update available: ${os.version} (booted ${v(bootedVersion)})`,
+      'repository-older':
+        d.os === 'repository-older'
+          ? `repository older: its latest is ${os.version}, older than the booted ${v(bootedVersion)} (rolled back or frozen?); nothing to apply`
+          : `repository older: its latest ESP is ${esp?.version}, older than the ESP's ${v(espHave)} (rolled back or frozen?); nothing to apply`,
       'esp-update-available': `ESP update available: ${esp?.version}`,
-      'up-to-date': `up to date: ${v(bootedVersion)}${bootedVersion && os.version < bootedVersion ? ` (the repository's latest is older: ${os.version})` : ''}`,
+      'up-to-date': `up to date: ${v(bootedVersion)}`,
     }[status],
   ];
-  if (espUpdate) warnings.push(espBehindWarning(espHave, esp!.version, o.repo));
+  if (espUpdate) warnings.push(espBehindWarning(espHave, esp!.version, updateEspCommand(hintDisk, repoArgs)));
   lines.push(...warnings.map((w) => `warning: ${w}`));
   return {
     status,
-    exitCode: CHECK_EXIT[status],
+    exitCode: d.exitCode,
     disk: typeof o.disk === 'string' ? o.disk : 'disk',
     booted: { ...booted, version: bootedVersion, state: bootedState },
     other: { label: otherLabel, version: otherVersion },
     boot: state,
     repo: { os: summary(os), esp: esp ? summary(esp) : null },
     esp: { version: espHave, updateAvailable: espUpdate },
+    repositoryOlder: d.repositoryOlder,
+    decision: { os: d.os, esp: d.esp },
     warnings,
     lines,
   };

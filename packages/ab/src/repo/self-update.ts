@@ -13,6 +13,7 @@
  *      node; then it gets the target's mode, is fsynced and renamed over the target.
  * Any failure removes the temporary file: the running file is never touched before the rename.
  */
+import { shellWord } from '../hints.js';
 import { execFile } from 'node:child_process';
 import { access, chmod, constants, open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -72,7 +73,8 @@ export interface SelfUpdateResult {
 export async function selfUpdate(o: SelfUpdateOptions): Promise<SelfUpdateResult> {
   if (!o.pubkey) throw new InputError('no --pubkey: give the minisign public key that signs your releases (self-update never installs an unverified program)');
   const target = await realpath(o.target).catch(() => {
-    throw new InputError(`${o.target}: the running diskimg is not a file here; run self-update as "node /path/to/diskimg.mjs self-update"`);
+    const args = ['--repo', o.repo, '--pubkey', o.pubkey!, ...(o.version ? ['--version', o.version] : [])].map(shellWord).join(' ');
+    throw new InputError(`${o.target}: the running diskimg is not a file here; run self-update as "node /path/to/diskimg.mjs self-update ${args}"`);
   });
   const st = await stat(target);
   const previous = st.isFile() ? await readBundleRelease(target) : undefined;

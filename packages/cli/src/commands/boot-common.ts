@@ -7,12 +7,28 @@ import type { BootState } from '@diskimg/ab/internal';
  */
 export async function withDisk<T>(path: string | undefined, writable: boolean, fn: (disk: Disk) => Promise<T>): Promise<T> {
   const { openDisk } = await import('@diskimg/diskimage/internal');
-  const disk = await openDisk(path ?? (await (await import('@diskimg/ab/internal/status')).findBootDisk()).disk, { writable });
+  const disk = await openDisk(path ?? (await bootDisk()), { writable });
   try {
     return await fn(disk);
   } finally {
     await disk.close();
   }
+}
+
+/** The node's boot disk (found by labels); its error suggests the command that was run, with DISK named. */
+export async function bootDisk(): Promise<string> {
+  const { findBootDisk, shellWord } = await import('@diskimg/ab/internal/status');
+  return (await findBootDisk({ retry: retryWithDisk(shellWord) })).disk;
+}
+
+/**
+ * The command line that was run, as `diskimg CMD DISK ARGS…` (DISK after the command word), for
+ * "name the disk" hints: the user's own words, shell-quoted, so it pastes once DISK is filled in.
+ */
+export function retryWithDisk(quote: (s: string) => string, argv: string[] = process.argv.slice(2)): string {
+  const i = argv.findIndex((a) => !a.startsWith('-'));
+  const words = i < 0 ? [...argv, 'DISK'] : [...argv.slice(0, i + 1), 'DISK', ...argv.slice(i + 1)];
+  return ['diskimg', ...words.map((w) => (w === 'DISK' ? w : quote(w)))].join(' ');
 }
 
 /** The boot state in a few human words, one fact per line (show, set-next, rollback). */

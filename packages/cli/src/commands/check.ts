@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { bootedLabelOption } from './boot-common.js';
+import { bootDisk, bootedLabelOption } from './boot-common.js';
 import { printJson } from '../output.js';
 
 interface Args {
@@ -18,7 +18,7 @@ export const checkCommand: CommandModule<object, Args> = {
   describe:
     'compare the repository\'s latest release with the booted slot, the other slot and the ESP; exit 0 up to date, ' +
     '10 an OS update is available, 11 a boot is pending (booted slot on trial, another slot armed, or fell back from the latest), ' +
-    '12 only an ESP update; 1 on any error (network, signature)',
+    '13 the repository\'s latest is older than what runs (rolled back or frozen), 12 only an ESP update; 1 on any error (network, signature)',
   builder: (y) =>
     y
       .positional('disk', { type: 'string', describe: 'image file or block device (default: the psyopsOS boot disk)' })
@@ -30,7 +30,7 @@ export const checkCommand: CommandModule<object, Args> = {
       .option('fwtype', { type: 'string', describe: 'ESP firmware type (default x86_64-uefi)' }),
   handler: async (argv) => {
     const { checkRepo, findBootDisk } = await import('@diskimg/ab/internal');
-    const disk = argv.disk ?? (await findBootDisk()).disk;
+    const disk = argv.disk ?? (await bootDisk());
     const r = await checkRepo({
       disk,
       repo: argv.repo,
@@ -39,6 +39,7 @@ export const checkCommand: CommandModule<object, Args> = {
       bootedLabel: argv['booted-label'],
       arch: argv.arch,
       fwtype: argv.fwtype,
+      hintDisk: argv.disk ?? null,
     });
     if (argv.json) printJson(r);
     else process.stdout.write(r.lines.join('\n') + '\n');

@@ -3,7 +3,7 @@
  * is spawned (so ~/.ssh/config, agents and jump hosts work; no password is ever handled here):
  *
  *  1. `REMOTE boot-disk --json` on the node finds its boot disk (skipped when DISK is given);
- *  2. the signature (public data, a few hundred bytes) and, with --pubkey, the public key are copied
+ *  2. the signature (public data, a few hundred bytes) and the public key (--pubkey, required) are copied
  *     into a private temp dir on the node (`mktemp -d`, `cat > FILE`);
  *  3. the tarball is streamed over ssh into `REMOTE update DISK --slot inactive --os-tar - --os-sig
  *     TMP/os.tar.minisig … --json`: the node verifies before it arms the trial, and the temp dir is
@@ -16,6 +16,7 @@ import type { CommandModule } from 'yargs';
 import { createReadStream, statSync } from 'node:fs';
 import { DiskimgError, UsageError, fmtBytes } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
+import { retryWithDisk } from './boot-common.js';
 import { createProgress, progressWanted } from '../progress.js';
 
 interface Args {
@@ -76,15 +77,20 @@ async function ssh(a: Args, command: string, input?: Buffer | { file: string; on
 }
 
 /** One line for a failed remote step: the node's own "diskimg: …" message, or ssh's. */
-function nodeError(a: Args, step: string, r: Remote): DiskimgError {
+function nodeError(a: Args, step: string, r: Remote, fix = ''): DiskimgError {
   const lines = r.stderr.split('\n').map((l) => l.trim()).filter(Boolean);
   const mine = lines.filter((l) => l.startsWith('diskimg: ')).pop();
   let msg: string;
-  if (mine) msg = mine.slice('diskimg: '.length);
+  if (mine) msg = mine.slice('diskimg: '.length) + fix;
   else if (r.code === 127) msg = `${a['remote-cmd']}: command not found on the node (${lines.pop() ?? 'exit 127'}); put diskimg on its PATH or give --remote-cmd 'node /path/to/diskimg.mjs'`;
   else if (r.code === 255) msg = `ssh failed: ${lines.pop() ?? 'exit 255'}`;
   else msg = lines.pop() ?? `exit ${r.code}`;
   return new DiskimgError(`${a.ssh}: ${step}: ${msg}`);
+}
+
+/** The mark-good to run on the node once `label` booted: the node's diskimg (--remote-cmd), the disk when one was named, the label when push gave one. */
+function confirmOnNode(a: Args, disk: string | undefined, label: string): string {
+  return [a['remote-cmd'], 'mark-good', ...(disk !== undefined ? [q(disk)] : []), ...(a['booted-label'] !== undefined ? ['--booted-label', q(label)] : [])].join(' ');
 }
 
 export const pushCommand: CommandModule<object, Args> = {
@@ -99,7 +105,7 @@ export const pushCommand: CommandModule<object, Args> = {
       .option('os-sig', { type: 'string', describe: 'its minisign signature (default OS_TAR.minisig)' })
       .option('repo', { type: 'string', describe: 'a local update repository directory: push its latest (or --version) release' })
       .option('version', { type: 'string', describe: 'with --repo: "latest" (default) or a version YYYYMMDD-HHMMSS' })
-      .option('pubkey', { type: 'string', describe: "public key to verify with on the node (copied over; default: the node's own)" })
+      .option('pubkey', { type: 'string', describe: 'required: minisign public key that signs the release; the builder checks --repo\'s pointer with it and the node verifies the tarball with it (copied over)' })
       .option('remote-cmd', { type: 'string', default: 'diskimg', describe: "how to run diskimg on the node, a shell command, e.g. 'node /root/diskimg.mjs'" })
       .option('booted-label', { type: 'string', describe: "passed to the node's update (tests, image files)" })
       .option('tries', { type: 'number', describe: "passed to the node's update" })
@@ -109,10 +115,17 @@ export const pushCommand: CommandModule<object, Args> = {
         if ((a['os-tar'] === undefined) === (a.repo === undefined)) throw new UsageError('give --os-tar FILE or --repo DIR (one of them)');
         if (a.repo !== undefined && a['os-sig'] !== undefined) throw new UsageError('--os-sig goes with --os-tar, not --repo');
         if (a.repo === undefined && a.version !== undefined) throw new UsageError('--version goes with --repo');
-        if (a.repo !== undefined && /^https?:\/\//.test(a.repo)) throw new UsageError('--repo: give a local directory (a node can fetch a URL itself: diskimg update --repo URL)');
+        if (a.repo !== undefined && /^https?:\/\//.test(a.repo)) {
+          throw new UsageError(`--repo: give a local directory (a node fetches a URL itself: on the node, diskimg update --slot inactive --repo ${a.repo} --pubkey KEY)`);
+        }
+        // The node's update has no key of its own: without one it refuses (no --pubkey), after the copy.
+        if (a.pubkey === undefined) throw new UsageError('push: give --pubkey FILE, the minisign public key that signs your releases (the node verifies the tarball with it)');
         return true;
       }),
   handler: async (a) => {
+    // The key first: a missing or malformed one is refused before anything goes over ssh.
+    const { readPublicKeyFile } = await import('@diskimg/ab/internal');
+    await readPublicKeyFile(a.pubkey!);
     // What to send: a file and its signature's text.
     let tar: string;
     let sigText: Buffer;
@@ -133,7 +146,11 @@ export const pushCommand: CommandModule<object, Args> = {
     let disk = a.disk;
     if (disk === undefined) {
       const r = await ssh(a, `${remote} boot-disk --json`);
-      if (r.code !== 0) throw nodeError(a, 'boot-disk', r);
+      if (r.code !== 0) {
+        // diskimg ran and found no (or several) psyopsOS disks: the fix is naming it.
+        const { shellWord } = await import('@diskimg/ab/internal');
+        throw nodeError(a, 'boot-disk', r, `; name the node's disk: ${retryWithDisk(shellWord)}`);
+      }
       disk = (JSON.parse(r.stdout) as { disk: string }).disk;
     }
 
@@ -144,9 +161,9 @@ export const pushCommand: CommandModule<object, Args> = {
     if (!tmp.startsWith('/')) throw new DiskimgError(`${a.ssh}: copying the signature: mktemp printed ${JSON.stringify(tmp)}`);
     const cleanup = () => ssh(a, `rm -rf ${q(tmp)}`).catch(() => undefined);
     let pubArg = '';
-    if (a.pubkey !== undefined) {
+    {
       const { readFileSync } = await import('node:fs');
-      const pk = await ssh(a, `cat > ${q(`${tmp}/pubkey`)}`, readFileSync(a.pubkey));
+      const pk = await ssh(a, `cat > ${q(`${tmp}/pubkey`)}`, readFileSync(a.pubkey!));
       if (pk.code !== 0) {
         await cleanup();
         throw nodeError(a, 'copying the public key', pk);
@@ -192,7 +209,7 @@ export const pushCommand: CommandModule<object, Args> = {
       const v = (x: string | null) => x ?? 'unknown version';
       process.stdout.write(
         `${a.ssh}: wrote ${result.target?.label} on ${disk}: ${v(result.previousVersion)} -> ${v(result.newVersion)} (${fmtBytes(size)} sent, verified on the node: ${result.verified ? 'yes' : 'NO'})\n` +
-          (result.armed?.trial ? `next boot: ${result.armed.trial.label} on trial (${result.armed.trial.triesLeft} tries); confirm with "diskimg mark-good" on the node\n` : '') +
+          (result.armed?.trial ? `next boot: ${result.armed.trial.label} on trial (${result.armed.trial.triesLeft} tries); confirm with "${confirmOnNode(a, a.disk, result.armed.trial.label)}" on the node\n` : '') +
           (rebooted ? `${a.ssh}: rebooting\n` : ''),
       );
     }

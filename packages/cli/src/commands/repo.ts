@@ -10,6 +10,7 @@ import { publishCommand } from './publish.js';
 import { checkCommand } from './check.js';
 import { updateEspCommand } from './update-esp.js';
 import { updateOptionsFrom, withUpdateProgress } from './update.js';
+import { bootDisk } from './boot-common.js';
 import { printJson } from '../output.js';
 
 /** Marks --os-tar as "taken from the repository" so update's own required-option check passes. */
@@ -35,8 +36,8 @@ export function withRepo(update: CommandModule<any, any>): CommandModule<any, an
     },
     handler: async (argv: any) => {
       if (argv.repo === undefined) return update.handler(argv);
-      const { findBootDisk, lastUpdatePath, updateFromRepo, withLastUpdate } = await import('@diskimg/ab/internal');
-      const disk = argv.disk ?? (await findBootDisk()).disk;
+      const { lastUpdatePath, markGoodCommand, updateFromRepo, withLastUpdate } = await import('@diskimg/ab/internal');
+      const disk = argv.disk ?? (await bootDisk());
       const r = await withUpdateProgress(argv, (onProgress) =>
         withLastUpdate(lastUpdatePath(disk), { disk, dryRun: argv['dry-run'] }, () =>
           updateFromRepo({ disk, repo: argv.repo, version: argv.version, ...updateOptionsFrom(argv), onProgress }),
@@ -55,7 +56,7 @@ export function withRepo(update: CommandModule<any, any>): CommandModule<any, an
         if (!r.dryRun) {
           lines.push(`read ${fmtBytes(r.inputBytes)}, wrote ${fmtBytes(r.bytesWritten)}${r.bytesSkipped ? `, skipped ${fmtBytes(r.bytesSkipped)} unchanged` : ''} in ${(r.durationMs / 1000).toFixed(1)} s`);
           const t = r.armed?.trial;
-          lines.push(r.armed ? (t ? `next boot: ${t.label} on trial (${t.triesLeft} tries); confirm with "diskimg mark-good" after a healthy boot` : `default slot: ${r.armed.defaultLabel}`) : 'boot configuration unchanged');
+          lines.push(r.armed ? (t ? `next boot: ${t.label} on trial (${t.triesLeft} tries); confirm with "${markGoodCommand(argv.disk ?? null, { label: t.label, source: r.booted.source })}" after a healthy boot` : `default slot: ${r.armed.defaultLabel}`) : 'boot configuration unchanged');
         }
       }
       process.stdout.write(lines.join('\n') + '\n');

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { UsageError } from '@diskimg/partitions/internal';
+import { bootDisk } from './boot-common.js';
 import { printJson, takeSignals } from '../output.js';
 
 interface Args {
@@ -35,16 +36,15 @@ export const serveCommand: CommandModule<object, Args> = {
       }),
   handler: async (argv) => {
     // Imported here, not at the top: other commands do not load the HTTP server.
-    const { bootedLabel, findBootDisk, lastUpdatePath, parseListen, repoCache, startHealthServer } = await import('@diskimg/ab/internal');
+    const { lastUpdatePath, parseListen, repoCache, startHealthServer } = await import('@diskimg/ab/internal');
     const listen = parseListen(argv.listen);
-    const disk = argv.disk ?? (await findBootDisk()).disk;
-    const booted = bootedLabel({ bootedLabel: argv['booted-label'] });
+    const disk = argv.disk ?? (await bootDisk());
     const server = await startHealthServer({
       disk,
       listen,
       bootedLabel: argv['booted-label'],
       lastUpdatePath: lastUpdatePath(argv.disk === undefined ? undefined : disk),
-      repo: argv.repo === undefined ? undefined : repoCache({ disk, repo: argv.repo, pubkey: argv.pubkey, noVerify: argv.verify === false, bootedLabel: booted, ttlSeconds: argv['repo-cache'] }),
+      repo: argv.repo === undefined ? undefined : repoCache({ repo: argv.repo, pubkey: argv.pubkey, noVerify: argv.verify === false, ttlSeconds: argv['repo-cache'] }),
     });
     let stop!: () => void;
     const stopped = new Promise<void>((resolve) => (stop = resolve));

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import type { EspUpdateResult } from '@diskimg/ab/internal';
 import { fmtBytes, UsageError } from '@diskimg/partitions/internal';
+import { bootDisk } from './boot-common.js';
 import { printJson } from '../output.js';
 
 interface Args {
@@ -40,8 +41,8 @@ export const updateEspCommand: CommandModule<object, Args> = {
         return true;
       }),
   handler: async (argv) => {
-    const { findBootDisk, updateEsp } = await import('@diskimg/ab/internal');
-    const disk = argv.disk ?? (await findBootDisk()).disk;
+    const { updateEsp } = await import('@diskimg/ab/internal');
+    const disk = argv.disk ?? (await bootDisk());
     const r = await updateEsp({
       disk,
       espTar: argv['esp-tar'],

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { bootDisk } from './boot-common.js';
 import { printJson } from '../output.js';
 import { createProgress, progressWanted, type Progress } from '../progress.js';
 import type { UpdateResult } from '@diskimg/ab/internal';
@@ -41,15 +42,15 @@ export const updateCommand: CommandModule<object, Args> = {
       .option('dry-run', { type: 'boolean', describe: 'check everything, write nothing, print what would happen' })
       .option('skip-unchanged', { type: 'boolean', describe: 'read each block first and write only changed ones (default: on for block devices)' }),
   handler: async (argv) => {
-    const { findBootDisk, lastUpdatePath, updateSlot, withLastUpdate } = await import('@diskimg/ab/internal');
-    const disk = argv.disk ?? (await findBootDisk()).disk;
+    const { lastUpdatePath, markGoodCommand, updateSlot, withLastUpdate } = await import('@diskimg/ab/internal');
+    const disk = argv.disk ?? (await bootDisk());
     const r = await withUpdateProgress(argv, (onProgress) =>
       withLastUpdate(lastUpdatePath(disk), { disk, dryRun: argv['dry-run'] }, () =>
         updateSlot({ disk, osTar: argv['os-tar'], osSig: argv['os-sig'], ...updateOptionsFrom(argv), onProgress }),
       ),
     );
     if (argv.json) printJson(r);
-    else process.stdout.write(describe(r));
+    else process.stdout.write(describe(r, (label) => markGoodCommand(argv.disk ?? null, { label, source: r.booted.source })));
   },
 };
 
@@ -66,6 +67,7 @@ export function updateOptionsFrom(argv: Omit<Args, 'os-tar'>) {
     tries: argv.tries,
     dryRun: argv['dry-run'],
     skipUnchanged: argv['skip-unchanged'],
+    hintDisk: argv.disk ?? null,
   };
 }
 
@@ -87,7 +89,8 @@ export async function withUpdateProgress<R extends { warnings: string[] }>(argv:
   return r;
 }
 
-function describe(r: UpdateResult): string {
+/** `markGood(label)`: the mark-good command to run once `label` booted (hints.ts markGoodCommand). */
+function describe(r: UpdateResult, markGood: (label: string) => string): string {
   const v = (x: string | null) => x ?? 'unknown version';
   const lines = [
     `${r.dryRun ? 'would write' : 'wrote'} ${r.target.label} (partition ${r.target.partition}) on ${r.disk}: ${v(r.previousVersion)} -> ${v(r.newVersion)}`,
@@ -97,7 +100,7 @@ function describe(r: UpdateResult): string {
     lines.push(`read ${fmtBytes(r.inputBytes)}, wrote ${fmtBytes(r.bytesWritten)}${r.bytesSkipped ? `, skipped ${fmtBytes(r.bytesSkipped)} unchanged` : ''} in ${(r.durationMs / 1000).toFixed(1)} s`);
     if (r.armed) {
       const t = r.armed.trial;
-      lines.push(t ? `next boot: ${t.label} on trial (${t.triesLeft} tries); confirm with "diskimg mark-good" after a healthy boot` : `default slot: ${r.armed.defaultLabel}`);
+      lines.push(t ? `next boot: ${t.label} on trial (${t.triesLeft} tries); confirm with "${markGood(t.label)}" after a healthy boot` : `default slot: ${r.armed.defaultLabel}`);
     } else lines.push('boot configuration unchanged (--no-switch)');
   }
   return lines.join('\n') + '\n';
