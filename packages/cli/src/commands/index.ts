@@ -50,3 +50,5 @@ commands.push(selfUpdateCommand);
 import { serveCommand } from './serve.js'; commands.push(serveCommand);
 import { packagesCommand } from './packages.js';
 commands.push(packagesCommand);
+import { addHttpOptions } from './http-options.js';
+addHttpOptions(commands); // last: --http-timeout, --min-rate, --stall-window on the commands that download
