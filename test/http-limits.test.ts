@@ -153,11 +153,19 @@ test('bad values are usage errors (exit 2), before anything is read', async (t) 
     ['--stall-window', '0', /--stall-window 0: a number of seconds, more than 0/],
     ['--min-rate', 'fast', /--min-rate fast: bytes per second/],
   ] as const) {
-    for (const cmd of [['update', img, '--slot', 'inactive', '--repo', 'http://127.0.0.1:9/'], ['check', img, '--repo', 'http://127.0.0.1:9/'], ['self-update', '--repo', 'http://127.0.0.1:9/'], ['update-esp', img, '--repo', 'http://127.0.0.1:9/']]) {
+    for (const cmd of [['update', img, '--slot', 'inactive', '--repo', 'http://127.0.0.1:9/'], ['check', img, '--repo', 'http://127.0.0.1:9/']]) {
       const r = await cli([...cmd, '--pubkey', join(work, 'none.pub'), opt, val]);
       t.is(r.code, 2, `${cmd[0]} ${opt} ${val}: ${r.stderr}`);
       oneLine(t, r.stderr);
       t.regex(r.stderr, re);
     }
+  }
+  // Every other command that downloads has the options and checks them the same way.
+  for (const cmd of [['self-update', '--repo', 'http://127.0.0.1:9/'], ['update-esp', img, '--repo', 'http://127.0.0.1:9/'], ['serve', img, '--repo', 'http://127.0.0.1:9/'],
+    ['create', img, '--repo', 'http://127.0.0.1:9/'], ['releases', '--repo', 'http://127.0.0.1:9/']]) {
+    const r = await cli([...cmd, '--pubkey', join(work, 'none.pub'), '--stall-window', 'x']);
+    t.is(r.code, 2, `${cmd[0]}: ${r.stderr}`);
+    oneLine(t, r.stderr);
+    t.regex(r.stderr, /--stall-window x: a number of seconds/);
   }
 });

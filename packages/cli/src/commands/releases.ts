@@ -14,8 +14,8 @@ interface Args {
 export const releasesCommand: CommandModule<object, Args> = {
   command: 'releases',
   describe:
-    'list a repository\'s releases per kind and platform (newest first), which one the pointer names (latest), and whether each signature ' +
-    'verifies against --pubkey; exit 1 when a signature is refused. Over http(s) the names come from the server\'s directory listing; without one, only the pointers',
+    'list a repository\'s releases: versions per kind and platform, the latest, each signature checked (exit 1 if one is refused); ' +
+    'over http(s) from the server\'s directory listing, else only the pointers',
   builder: (y) =>
     y
       .option('repo', { type: 'string', demandOption: true, describe: 'repository: http(s) URL or directory' })
