@@ -34,6 +34,8 @@ export interface ReleaseInputsOptions {
   maxOsBytes?: number;
   maxEspBytes?: number;
   onProgress?: (what: string, bytes: number, total?: number) => void;
+  /** Told the temporary directory as soon as it exists (so a signal handler can remove it). */
+  onTempDir?: (path: string) => void;
 }
 
 /** The releases found, and local paths of their tarballs and signatures. */
@@ -65,6 +67,7 @@ export async function releaseInputs(o: ReleaseInputsOptions): Promise<ReleaseInp
     return { os, esp, osTar: os.artifact, osSig: os.signature, espTar: esp?.artifact, espSig: esp?.signature, cleanup: async () => {} };
   }
   const tmp = await mkdtemp(join(o.tmpDir, '.diskimg-release-'));
+  o.onTempDir?.(tmp);
   const cleanup = () => rm(tmp, { recursive: true, force: true });
   try {
     const osTar = await download(os, tmp, pub, o.maxOsBytes, o.onProgress);

@@ -69,6 +69,7 @@ export function withCreateRepo(create: CommandModule<any, any>): CommandModule<a
           // A tarball larger than twice its partition cannot fit; a hostile server cannot fill the disk.
           maxOsBytes: 2 * size(argv['slot-size'], DEFAULT_SLOT),
           maxEspBytes: 2 * size(argv['esp-size'], DEFAULT_ESP),
+          onTempDir: (dir) => (tmp = dir),
           onProgress: (name, bytes, total) => {
             if (name !== current) {
               progress?.finish();
