@@ -9,14 +9,14 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, runCli, type CliResult } from './helpers/cli.js';
 import { startStallProxy, type StallProxy } from './helpers/dropping-proxy.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
 import { needCondition, needTools } from './helpers/skip.js';
-import { digests, writeOsTar } from './helpers/update.js';
+import { digests, tarDir, writeOsTar } from './helpers/update.js';
 
 const work = mkdtempSync(join(tmpdir(), 'http-limits-'));
 const www = join(work, 'www');
@@ -75,6 +75,10 @@ const ready = (async () => {
   await ok(['publish', '--repo', repo, '--os-tar', v1, '--seckey', join(work, 'k.key'), '--version', V1]);
   await ok(['create', join(work, 'base.img'), '--os-tar', join(repo, `psyopsOS.x86_64.${V1}.tar`), '--pubkey', join(work, 'k.pub'), '--no-bootloader', ...SMALL]);
   await ok(['publish', '--repo', repo, '--os-tar', v2, '--seckey', join(work, 'k.key'), '--version', V2]);
+  const espDir = join(work, 'esp');
+  mkdirSync(join(espDir, 'EFI', 'BOOT'), { recursive: true });
+  writeFileSync(join(espDir, 'EFI', 'BOOT', 'BOOTX64.EFI'), randomBytes(2 << 20));
+  await ok(['publish', '--repo', repo, '--esp-tar', tarDir(espDir, join(work, 'esp.tar')), '--seckey', join(work, 'k.key'), '--version', V2]);
   const n = await startNginx(work, www);
   if (typeof n === 'string') nginxSkip = n;
   else {
@@ -132,6 +136,18 @@ test.serial('update --repo: the tarball\'s headers, then silence: the stall rule
 test.serial('update --repo: the tarball trickles one byte per 300 ms: stalled, resumed, then --http-timeout; one line, booted slot and boot state byte-identical, target incomplete', (t) =>
   refusedUpdate(t, 300));
 
+test.serial('update-esp --repo: the ESP tarball trickles: stalled, then --http-timeout; one line, the ESP and everything else byte-identical', async (t) => {
+  const s = await setup(t, /psyopsESP\.x86_64-uefi\.\d{8}-\d{6}\.tar HTTP/, { after: 64 * 1024, trickleMs: 300 });
+  if (!s) return;
+  const before = digests(s.img);
+  const r = await timed(['update-esp', s.img, '--repo', `http://127.0.0.1:${s.proxy.port}/repo/`, '--pubkey', join(work, 'k.pub'), '--stall-window', '1', '--http-timeout', '4'], 60_000);
+  t.is(r.code, 1, r.stdout);
+  oneLine(t, r.stderr);
+  t.regex(r.stderr, new RegExp(`^diskimg: http://127\\.0\\.0\\.1:${s.proxy.port}/repo/psyopsESP\\.x86_64-uefi\\.${V2}\\.tar: not complete within 4 s \\(the --http-timeout limit\\): \\d+ of \\d+ bytes received in \\d+ attempts; last: stalled: `));
+  t.true(r.rssKiB > 0 && r.rssKiB < MAX_RSS_KIB, `peak RSS ${r.rssKiB} KiB`);
+  t.deepEqual(digests(s.img), before);
+});
+
 test.serial('check: a pointer whose server never answers ends at --http-timeout with one line naming the pointer (not after the idle timeout × resumes)', async (t) => {
   const s = await setup(t, /latest\.tar\.minisig HTTP/, { after: 0 });
   if (!s) return;
@@ -168,4 +184,28 @@ test('bad values are usage errors (exit 2), before anything is read', async (t) 
     oneLine(t, r.stderr);
     t.regex(r.stderr, /--stall-window x: a number of seconds/);
   }
+});
+
+test.serial('serve --repo: a repository that never answers holds /health no longer than --http-timeout; the page reports the rule as the repository error', async (t) => {
+  const s = await setup(t, /latest\.tar\.minisig HTTP/, { after: 0 });
+  if (!s) return;
+  const child = spawn(process.execPath, ['--import=tsx', '--conditions=source', 'packages/cli/src/run.ts', 'serve', s.img, '--booted-label', 'psyopsOS-A', '--listen', '127.0.0.1:0',
+    '--repo', `http://127.0.0.1:${s.proxy.port}/repo/`, '--pubkey', join(work, 'k.pub'), '--http-timeout', '2'], { cwd: repoRoot, env: { ...process.env, ...ENV }, stdio: ['ignore', 'ignore', 'pipe'] });
+  closers.push(() => void child.kill('SIGKILL'));
+  let err = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString('utf8');
+      const m = /on (http:\/\/\S+\/) /.exec(err);
+      if (m) resolve(m[1]!);
+    });
+    child.on('exit', (c) => reject(new Error(`serve exited ${c}: ${err}`)));
+  });
+  const t0 = Date.now();
+  const res = await fetch(`${url}health`);
+  const ms = Date.now() - t0;
+  const body = (await res.json()) as { repo: { error: string | null } };
+  t.true(ms < 10_000, `${ms} ms`);
+  t.is(body.repo.error, `http://127.0.0.1:${s.proxy.port}/repo/psyopsOS.x86_64.latest.tar.minisig: not complete within 2 s (the --http-timeout limit): 0 bytes received`);
+  child.kill('SIGTERM');
 });
