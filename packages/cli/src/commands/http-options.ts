@@ -11,7 +11,8 @@ import { InputError, parseSize, UsageError } from '@diskimg/partitions/internal'
 export const HTTP_COMMANDS = ['update', 'update-esp', 'check', 'self-update', 'serve', 'create', 'releases'];
 
 /** Built-in defaults, as in diskimage's DEFAULT_HTTP_LIMITS (kept here so --help loads no package). */
-const DEFAULTS = { timeout: 3600, minRate: '1K', window: 60 };
+export const HTTP_OPTION_DEFAULTS = { timeout: 3600, minRate: '1K', window: 60 };
+const DEFAULTS = HTTP_OPTION_DEFAULTS;
 
 interface HttpArgs {
   'http-timeout'?: string;
