@@ -7,6 +7,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,13 +78,19 @@ test.serial('create --repo URL (nginx) and --repo DIR build the same bytes as cr
   const fromFiles = join(work, 'files.img');
   await ok(['create', fromFiles, '--os-tar', join(repo, `psyopsOS.x86_64.${V2}.tar`), '--esp-tar', join(repo, `psyopsESP.x86_64-uefi.${E1}.tar`), '--pubkey', key.pub, ...SMALL]);
   const fromUrl = join(work, 'url.img');
+  // What a SIGKILLed create --repo left: removed by the next one (a dead PID's directory only).
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+  mkdirSync(join(work, `.diskimg-release-${dead}-AbC123`));
+  writeFileSync(join(work, `.diskimg-release-${dead}-AbC123`, 'psyopsOS.x86_64.x.tar'), 'partial');
+  mkdirSync(join(work, `.diskimg-release-${process.pid}-XyZ789`)); // a live process's: kept
   const u = await ok(['create', fromUrl, '--repo', url, '--pubkey', key.pub, ...SMALL, '--http-timeout', '60']);
   t.regex(u.stderr, new RegExp(`from ${url}: psyopsOS\\.x86_64\\.${V2}\\.tar, psyopsESP\\.x86_64-uefi\\.${E1}\\.tar`));
   const fromDir = join(work, 'dir.img');
   await ok(['create', fromDir, '--repo', repo, '--pubkey', key.pub, ...SMALL]);
   t.is(fileSha(fromUrl), fileSha(fromFiles));
   t.is(fileSha(fromDir), fileSha(fromFiles));
-  t.deepEqual(readdirSync(work).filter((n) => n.startsWith('.diskimg-release-')), [], 'the downloads are removed');
+  t.deepEqual(readdirSync(work).filter((n) => n.startsWith('.diskimg-release-')), [`.diskimg-release-${process.pid}-XyZ789`], 'the downloads and a dead process\'s leftovers are removed');
+  rmSync(join(work, `.diskimg-release-${process.pid}-XyZ789`), { recursive: true });
   const show = await ok(['show', fromUrl, '--json']);
   t.regex(JSON.stringify(show.json), new RegExp(V2));
   t.regex(JSON.stringify(show.json), new RegExp(E1));

@@ -6,7 +6,7 @@
  * temporary directory while its signature is checked over exactly the bytes written (at most
  * `maxBytes`); a download that does not verify is removed and nothing is built from it.
  */
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '@diskimg/partitions/internal';
 import { isUrl, openUpdateInput } from '@diskimg/diskimage/internal';
@@ -66,7 +66,8 @@ export async function releaseInputs(o: ReleaseInputsOptions): Promise<ReleaseInp
     // In place: the versioned signature beside each tarball is what create verifies again.
     return { os, esp, osTar: os.artifact, osSig: os.signature, espTar: esp?.artifact, espSig: esp?.signature, cleanup: async () => {} };
   }
-  const tmp = await mkdtemp(join(o.tmpDir, '.diskimg-release-'));
+  await removeDeadDownloads(o.tmpDir);
+  const tmp = await mkdtemp(join(o.tmpDir, `${TEMP_PREFIX}${process.pid}-`));
   o.onTempDir?.(tmp);
   const cleanup = () => rm(tmp, { recursive: true, force: true });
   try {
@@ -76,6 +77,27 @@ export async function releaseInputs(o: ReleaseInputsOptions): Promise<ReleaseInp
   } catch (e) {
     await cleanup();
     throw e;
+  }
+}
+
+const TEMP_PREFIX = '.diskimg-release-';
+const TEMP_DIR_RE = /^\.diskimg-release-(\d+)-[A-Za-z0-9]{6}$/;
+
+/** Remove the download directories of processes that are gone (SIGKILL, power cut); a live one's are kept. */
+async function removeDeadDownloads(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const pid = Number(TEMP_DIR_RE.exec(name)?.[1] ?? NaN);
+    if (!Number.isSafeInteger(pid) || pid === process.pid || alive(pid)) continue;
+    await rm(join(dir, name), { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, another user's
   }
 }
 
