@@ -109,6 +109,81 @@ test.serial('diskimg-update applies a newer release once, not again during the t
   t.is(sha(), confirmed);
 });
 
+test.serial('diskimg-update and the ESP: exit 12 is only logged by default; with DISKIMG_UPDATE_ESP=yes the signed ESP update is applied, forward only, once', async (t) => {
+  const dir = join(work, 'esp-policy');
+  mkdirSync(join(dir, 'os'), { recursive: true });
+  writeFileSync(join(dir, 'os', 'kernel'), 'k');
+  writeFileSync(join(dir, 'os', 'initramfs'), 'i');
+  const osTar = join(dir, 'os.tar');
+  spawnSync('tar', ['-C', join(dir, 'os'), '-cf', osTar, '.']);
+  const espTars: string[] = [];
+  for (const v of ['1', '2']) {
+    const d = join(dir, `esp${v}`);
+    mkdirSync(join(d, 'EFI', 'BOOT'), { recursive: true });
+    writeFileSync(join(d, 'EFI', 'BOOT', 'BOOTX64.EFI'), `grub ${v}`);
+    espTars.push(join(dir, `esp${v}.tar`));
+    spawnSync('tar', ['-C', d, '-cf', espTars.at(-1)!, '.']);
+  }
+  await ok(['keygen', '--out', join(dir, 'k')]);
+  const pub = join(dir, 'k.pub');
+  const repo = join(dir, 'repo');
+  mkdirSync(repo);
+  const E1 = '20251101-000000';
+  const E2 = '20251201-000000';
+  await ok(['publish', '--repo', repo, '--os-tar', osTar, '--seckey', join(dir, 'k.key'), '--version', E1]);
+  await ok(['publish', '--repo', repo, '--esp-tar', espTars[0]!, '--seckey', join(dir, 'k.key'), '--version', E1]);
+  const img = join(dir, 'node.img');
+  await ok(['create', img, '--pubkey', pub, '--os-tar', join(repo, `psyopsOS.x86_64.${E1}.tar`), '--esp-tar', join(repo, `psyopsESP.x86_64-uefi.${E1}.tar`), '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '16M']);
+  await ok(['publish', '--repo', repo, '--esp-tar', espTars[1]!, '--seckey', join(dir, 'k.key'), '--version', E2]);
+  const env = { DISKIMG_REPO: repo, DISKIMG_PUBKEY: pub, DISKIMG_DISK: img }; // an image file: the slot GRUB boots next is the booted one
+  const espVersion = async () => (await runCli(['show', img, '--json'], { env: ENV })).json.esp?.signature?.version ?? JSON.stringify((await runCli(['show', img, '--json'], { env: ENV })).json.esp);
+  const sha = () => createHash('sha256').update(readFileSync(img)).digest('hex');
+
+  // Default: only logged, not a byte changed.
+  const before = sha();
+  const off = script('diskimg-update', env);
+  t.is(off.code, 0, off.out);
+  t.regex(off.out, /only the ESP is behind: run diskimg update-esp --repo by hand \(or set DISKIMG_UPDATE_ESP=yes\)/);
+  t.is(sha(), before);
+
+  // Opted in: update-esp --repo runs (signed, the latest), then check says up to date.
+  const on = script('diskimg-update', { ...env, DISKIMG_UPDATE_ESP: 'yes', DISKIMG_HTTP_OPTS: '--http-timeout 60' });
+  t.is(on.code, 0, on.out);
+  t.regex(on.out, /diskimg-update: update-esp: [^]*updated the ESP on .*: 20251101-000000 -> 20251201-000000/);
+  t.regex(JSON.stringify(await espVersion()), /20251201-000000/);
+  const again = script('diskimg-update', { ...env, DISKIMG_UPDATE_ESP: 'yes' });
+  t.is(again.code, 0, again.out);
+  t.notRegex(again.out, /update-esp:/);
+  t.regex(again.out, /\(exit 0\)/);
+
+  // A failed update-esp is the script's failure (exit 1, logged), never "exit 0".
+  await ok(['publish', '--repo', repo, '--esp-tar', espTars[0]!, '--seckey', join(dir, 'k.key'), '--version', '20251215-000000']);
+  writeFileSync(join(repo, 'psyopsESP.x86_64-uefi.20251215-000000.tar'), 'not the signed bytes');
+  const bad = script('diskimg-update', { ...env, DISKIMG_UPDATE_ESP: 'yes' });
+  t.is(bad.code, 1, bad.out);
+  t.regex(bad.out, /update-esp failed \(exit 1\): diskimg: /);
+});
+
+test.serial('diskimg-update: a failed OS update exits with its code (it exited 0: $? after an if is 0)', async (t) => {
+  const dir = join(work, 'os-fail');
+  mkdirSync(join(dir, 'os'), { recursive: true });
+  writeFileSync(join(dir, 'os', 'kernel'), 'k');
+  writeFileSync(join(dir, 'os', 'initramfs'), 'i');
+  const osTar = join(dir, 'os.tar');
+  spawnSync('tar', ['-C', join(dir, 'os'), '-cf', osTar, '.']);
+  await ok(['keygen', '--out', join(dir, 'k')]);
+  const repo = join(dir, 'repo');
+  mkdirSync(repo);
+  await ok(['publish', '--repo', repo, '--os-tar', osTar, '--seckey', join(dir, 'k.key'), '--version', '20251101-000000']);
+  const img = join(dir, 'node.img');
+  await ok(['create', img, '--pubkey', join(dir, 'k.pub'), '--os-tar', join(repo, 'psyopsOS.x86_64.20251101-000000.tar'), '--no-bootloader', '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '16M']);
+  await ok(['publish', '--repo', repo, '--os-tar', osTar, '--seckey', join(dir, 'k.key'), '--version', '20251201-000000']);
+  writeFileSync(join(repo, 'psyopsOS.x86_64.20251201-000000.tar'), 'not the signed bytes');
+  const r = script('diskimg-update', { DISKIMG_REPO: repo, DISKIMG_PUBKEY: join(dir, 'k.pub'), DISKIMG_DISK: `${img} --booted-label psyopsOS-A` });
+  t.is(r.code, 1, r.out);
+  t.regex(r.out, /update failed \(exit 1\): diskimg: /);
+});
+
 test.serial('diskimg-serve: the settings reach diskimg serve; /health answers (curl); SIGTERM through the exec ends it with 0', async (t) => {
   if (!needTools(t, 'curl')) return;
   const dir = join(work, 'serve');

@@ -264,6 +264,70 @@ test('idle timeout: a server that sends headers then stalls gives a one-line err
   t.is(input.stats.resumes, 2);
 });
 
+/** A server that sends a 206-capable head, then one byte every `everyMs` (or nothing), until the client goes. */
+async function trickleServer(everyMs: number | undefined, onRequest?: (req: http.IncomingMessage) => void): Promise<number> {
+  return nodeServer((req, res) => {
+    onRequest?.(req);
+    const from = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
+    if (from) res.writeHead(206, { 'Content-Length': 1000 - from, 'Content-Range': `bytes ${from}-999/1000`, ETag: '"t"' });
+    else res.writeHead(200, { 'Content-Length': 1000, ETag: '"t"' });
+    res.flushHeaders();
+    if (everyMs === undefined) return;
+    const timer = setInterval(() => res.write('x'), everyMs);
+    res.on('close', () => clearInterval(timer));
+  });
+}
+
+test('stall rule: one byte per 100 ms is fewer than --min-rate over --stall-window: a failed attempt, resumed, then the one line', async (t) => {
+  const ranges: (string | undefined)[] = [];
+  const port = await trickleServer(100, (req) => ranges.push(req.headers.range));
+  const url = `http://127.0.0.1:${port}/os.tar`;
+  const input = await openUpdateInput(url, { ...fast, minRate: 100, stallWindowMs: 700, maxResumes: 1, deadlineMs: 0 });
+  const msg = await inputError(t, drain(input));
+  t.regex(msg, new RegExp(`^${url.replace(/\./g, '\\.')}: stalled: \\d bytes from 127\\.0\\.0\\.1:${port} in 0\\.7 s, fewer than 70 \\(--min-rate 100 bytes/s over --stall-window 0\\.7\\); gave up after 1 resume$`));
+  t.is(input.stats.resumes, 1);
+  t.is(ranges.length, 2);
+  t.regex(ranges[1] ?? '', /^bytes=[1-9]\d*-$/, 'the stalled attempt is resumed where it stopped');
+});
+
+test('deadline: headers then silence, with idle and stall clocks far away, ends at --http-timeout with one line', async (t) => {
+  const port = await trickleServer(undefined);
+  const url = `http://127.0.0.1:${port}/os.tar`;
+  const t0 = Date.now();
+  const input = await openUpdateInput(url, { ...fast, idleTimeoutMs: 60_000, stallWindowMs: 60_000, deadlineMs: 1500 });
+  const msg = await inputError(t, drain(input));
+  const took = Date.now() - t0;
+  t.is(msg, `${url}: not complete within 1.5 s (the --http-timeout limit): 0 of 1000 bytes received`);
+  t.true(took >= 1400 && took < 5000, `${took} ms`);
+});
+
+test('deadline across resumes: a trickle that stalls every window stops at the deadline, naming both rules', async (t) => {
+  const port = await trickleServer(200);
+  const url = `http://127.0.0.1:${port}/os.tar`;
+  const t0 = Date.now();
+  const input = await openUpdateInput(url, { ...fast, minRate: 100, stallWindowMs: 500, deadlineMs: 2500 });
+  const msg = await inputError(t, drain(input));
+  t.true(Date.now() - t0 < 6000);
+  t.regex(msg, /: not complete within 2\.5 s \(the --http-timeout limit\): \d+ of 1000 bytes received in \d+ attempts; last: stalled: .* \(--min-rate 100 bytes\/s over --stall-window 0\.5\)$/);
+  t.true(input.stats.resumes >= 2);
+});
+
+test('stall rule: a slow consumer (back-pressure) is not a stall; the window counts only time spent waiting', async (t) => {
+  const body = randomBytes(64 * 1024);
+  const port = await nodeServer((_req, res) => {
+    res.writeHead(200, { 'Content-Length': body.length });
+    res.end(body);
+  });
+  const input = await openUpdateInput(`http://127.0.0.1:${port}/x`, { ...fast, minRate: 1000, stallWindowMs: 200, deadlineMs: 0 });
+  let bytes = 0;
+  for await (const c of input.stream) {
+    bytes += c.length;
+    await new Promise((r) => setTimeout(r, 150)); // the consumer is slower than a window
+  }
+  t.is(bytes, body.length);
+  t.is(input.stats.resumes, 0);
+});
+
 test('idle timeout waiting for the response head, and connect timeout in a TLS handshake that never ends', async (t) => {
   const silent = net.createServer((s) => s.on('error', () => {}));
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));

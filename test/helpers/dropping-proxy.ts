@@ -191,3 +191,79 @@ export function startGateProxy(upstreamPort: number, match: RegExp, holdAfter: n
     });
   });
 }
+
+export interface StallProxy {
+  port: number;
+  /** First request line of each connection, in order. */
+  requests: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * A forwarder to `upstreamPort` (nginx) that starves answers: each connection whose request line
+ * matches `match` gets the first `after` bytes of its answer (head included), then nothing
+ * (`trickleMs` undefined: headers then silence) or one byte every `trickleMs` (a trickle). Other
+ * connections pass unchanged. Resumes match too, so every attempt is starved the same way.
+ */
+export function startStallProxy(upstreamPort: number, match: RegExp, opts: { after: number; trickleMs?: number }): Promise<StallProxy> {
+  const requests: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => {});
+    const upstream = net.connect(upstreamPort, '127.0.0.1');
+    sockets.add(upstream);
+    upstream.on('close', () => sockets.delete(upstream));
+    upstream.on('error', () => client.destroy());
+    client.once('close', () => upstream.destroy());
+    let starve = false;
+    let first = true;
+    client.on('data', (d: Buffer) => {
+      if (first) {
+        first = false;
+        const line = d.toString('latin1').split('\r\n')[0]!;
+        requests.push(line);
+        starve = match.test(line);
+      }
+      upstream.write(d);
+    });
+    let sent = 0;
+    let held = Buffer.alloc(0);
+    let trickling = false;
+    upstream.on('data', (chunk: Buffer) => {
+      if (!starve) return void client.write(chunk);
+      const now = chunk.subarray(0, Math.max(0, opts.after - sent));
+      if (now.length) client.write(now);
+      sent += now.length;
+      if (now.length === chunk.length) return;
+      upstream.pause(); // the rest stays in nginx's socket buffers
+      held = Buffer.concat([held, chunk.subarray(now.length)]);
+      if (opts.trickleMs === undefined || trickling) return;
+      trickling = true;
+      const timer = setInterval(() => {
+        if (client.destroyed || held.length === 0) return;
+        client.write(held.subarray(0, 1));
+        held = held.subarray(1);
+      }, opts.trickleMs);
+      timers.add(timer);
+      client.once('close', () => (clearInterval(timer), timers.delete(timer)));
+    });
+    upstream.on('end', () => (starve ? undefined : client.end()));
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      resolve({
+        port: (server.address() as net.AddressInfo).port,
+        requests,
+        close: () =>
+          new Promise<void>((r) => {
+            for (const t of timers) clearInterval(t);
+            for (const s of sockets) s.destroy();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}

@@ -84,6 +84,10 @@ Commands:
   diskimg packages <disk> [slot]     the Alpine packages installed in a slot's root filesystem
                                      (/squashfs: /lib/apk/db/installed), with versions; --diff: what
                                      changes from slot A to slot B
+  diskimg releases                   list a repository's releases: versions per kind and platform,
+                                     the latest, each signature checked (exit 1 if one is refused);
+                                     over http(s) from the server's directory listing, else only the
+                                     pointers
 
 Options:
       --json   print one JSON document on stdout                                           [boolean]

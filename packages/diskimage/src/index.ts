@@ -8,5 +8,5 @@ export * from './ext4/index.js';
 export * from './image/probe.js';
 export * from './image/fs.js';
 export * from './source/input.js';
-export { proxyFor, redactUrl, MAX_REDIRECTS } from './source/http.js';
+export { proxyFor, redactUrl, MAX_REDIRECTS, DEFAULT_HTTP_LIMITS, httpLimits, setHttpLimits, type HttpLimits } from './source/http.js';
 export * from './squashfs/index.js';

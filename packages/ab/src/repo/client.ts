@@ -47,6 +47,9 @@ export interface Release {
   keyId: string;
 }
 
+/** The repository has no such release (no pointer, or no signature for that version). */
+export class ReleaseNotFoundError extends InputError {}
+
 /** `name` inside the repository: a URL relative to the repository's directory, or a path. */
 export function repoLocation(repo: string, name: string): string {
   if (isUrl(repo)) {
@@ -70,7 +73,7 @@ export async function resolveRelease(o: ResolveOptions): Promise<Release> {
   const source = repoLocation(o.repo, sigName);
   const raw = await readSmallInput(source, { maxBytes: MAX_SIGNATURE_FILE_BYTES }).catch((e) => {
     if (e instanceof InputError && /HTTP 404|no such file/.test(e.message)) {
-      throw new InputError(`${source}: not found; ${wanted ? `the repository has no ${type} ${platform} version ${wanted}` : `the repository has no ${type} release for ${platform} yet (diskimg publish)`}`);
+      throw new ReleaseNotFoundError(`${source}: not found; ${wanted ? `the repository has no ${type} ${platform} version ${wanted}` : `the repository has no ${type} release for ${platform} yet (diskimg publish)`}`);
     }
     throw e;
   });

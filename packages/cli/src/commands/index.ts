@@ -50,3 +50,9 @@ commands.push(selfUpdateCommand);
 import { serveCommand } from './serve.js'; commands.push(serveCommand);
 import { packagesCommand } from './packages.js';
 commands.push(packagesCommand);
+import { addCreateRepo } from './create-repo.js';
+addCreateRepo(commands); // create --repo URL|DIR [--version V] [--arch A] [--fwtype T]
+import { releasesCommand } from './releases.js';
+commands.push(releasesCommand);
+import { addHttpOptions } from './http-options.js';
+addHttpOptions(commands); // last: --http-timeout, --min-rate, --stall-window on the commands that download

@@ -12,6 +12,11 @@
  * total, when known, is unchanged). A `200` means the server ignores Range or the file changed:
  * that is a one-line InputError telling the user to download to a file first. Before any byte was
  * delivered a retry is a plain re-request, since nothing downstream has seen data yet.
+ *
+ * Limits (issue 26.5): a connection that delivers fewer than `minRate` × `stallWindowMs` bytes
+ * within one stall window (time spent waiting for data only, so back-pressure is never a stall)
+ * is dropped and counts as a failed attempt (resumed, up to `maxResumes`); the whole transfer,
+ * connects, redirects, resumes and waits included, must end within `deadlineMs`.
  */
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -27,6 +32,37 @@ export interface HttpOptions {
   env?: NodeJS.ProcessEnv;
   /** Trusted CA certificates (PEM) for https, replacing Node's bundled list; default that list. */
   ca?: string | Buffer | (string | Buffer)[];
+  /** The whole transfer (resumes included) must end within this; 0 = no limit. Default: httpLimits(). */
+  deadlineMs?: number;
+  /** Stall rule: fewer than minRate bytes/s over one stall window = a dropped connection; 0 = off. */
+  minRate?: number;
+  /** The stall rule's window. */
+  stallWindowMs?: number;
+}
+
+/** The transfer limits the CLI sets from --http-timeout, --min-rate and --stall-window. */
+export interface HttpLimits {
+  deadlineMs: number;
+  minRate: number;
+  stallWindowMs: number;
+}
+
+/** Built-in defaults: an hour per transfer; fewer than 1 KiB/s over 60 s of waiting is a stall. */
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({ deadlineMs: 3_600_000, minRate: 1024, stallWindowMs: 60_000 });
+
+let processLimits: HttpLimits = { ...DEFAULT_HTTP_LIMITS };
+
+/**
+ * Set the limits every transfer of this process uses unless its options give its own (the CLI
+ * calls this once from its options, so every command's downloads, pointers included, obey them).
+ */
+export function setHttpLimits(l: Partial<HttpLimits>): void {
+  processLimits = { ...processLimits, ...Object.fromEntries(Object.entries(l).filter(([, v]) => v !== undefined)) };
+}
+
+/** The limits in force for this process (setHttpLimits over DEFAULT_HTTP_LIMITS). */
+export function httpLimits(): HttpLimits {
+  return { ...processLimits };
 }
 
 export const MAX_REDIRECTS = 10;
@@ -94,6 +130,30 @@ function basicAuth(u: URL): string | undefined {
 
 /** A failure after which the transfer may be resumed (or retried, before any byte). */
 class DropError extends Error {}
+
+/** The transfer's deadline passed: never resumed. */
+class DeadlineError extends Error {}
+
+/** The transfer's clock: how long any wait may still take before the deadline. */
+class Clock {
+  private readonly end: number;
+  constructor(readonly deadlineMs: number) {
+    this.end = deadlineMs > 0 ? Date.now() + deadlineMs : Infinity;
+  }
+  remaining(): number {
+    return Math.max(0, this.end - Date.now());
+  }
+  /** A wait of `ms`, cut to the deadline: its length, and whether the deadline is what ends it. */
+  cap(ms: number): { ms: number; deadline: boolean } {
+    const r = this.remaining();
+    return r <= ms ? { ms: r, deadline: true } : { ms, deadline: false };
+  }
+  check(): void {
+    if (this.remaining() <= 0) throw new DeadlineError('deadline');
+  }
+}
+
+type ExchangeOptions = Required<Pick<HttpOptions, 'connectTimeoutMs' | 'idleTimeoutMs'>> & HttpOptions & { clock: Clock };
 
 function describeNetError(err: NodeJS.ErrnoException, where: string): string {
   switch (err.code) {
@@ -206,16 +266,18 @@ interface Exchange {
  * One GET of `url` (no redirects followed): open the socket within the connect timeout, send the
  * request, wait for the response head within the idle timeout.
  */
-async function exchange(url: URL, headers: Record<string, string>, opts: Required<Pick<HttpOptions, 'connectTimeoutMs' | 'idleTimeoutMs'>> & HttpOptions): Promise<Exchange> {
+async function exchange(url: URL, headers: Record<string, string>, opts: ExchangeOptions): Promise<Exchange> {
   const proxy = proxyFor(url, opts.env);
   const via = proxy ? `proxy ${proxy.host}` : url.host;
+  opts.clock.check();
   let sock: Duplex | undefined;
   const track = (s: Duplex) => (sock = s);
   let timedOut = false;
+  const connectWait = opts.clock.cap(opts.connectTimeoutMs);
   const timer = setTimeout(() => {
     timedOut = true;
     sock?.destroy(new Error('connect timeout')); // with an error, so the pending await rejects
-  }, opts.connectTimeoutMs);
+  }, connectWait.ms);
   try {
     if (!proxy) {
       await connectTo(url, opts.ca, track);
@@ -229,6 +291,7 @@ async function exchange(url: URL, headers: Record<string, string>, opts: Require
   } catch (e) {
     sock?.destroy();
     if (e instanceof InputError) throw e;
+    if (timedOut && connectWait.deadline) throw new DeadlineError('deadline');
     if (timedOut) throw new DropError(`no connection to ${via} within ${seconds(opts.connectTimeoutMs)} (connect timeout)`);
     const err = e as NodeJS.ErrnoException;
     const msg = describeNetError(err, via);
@@ -258,9 +321,10 @@ async function exchange(url: URL, headers: Record<string, string>, opts: Require
     },
   });
   return await new Promise<Exchange>((resolve, reject) => {
+    const headWait = opts.clock.cap(opts.idleTimeoutMs);
     const idle = setTimeout(() => {
-      req.destroy(new DropError(`no response from ${via} within ${seconds(opts.idleTimeoutMs)} (idle timeout)`));
-    }, opts.idleTimeoutMs);
+      req.destroy(headWait.deadline ? new DeadlineError('deadline') : new DropError(`no response from ${via} within ${seconds(opts.idleTimeoutMs)} (idle timeout)`));
+    }, headWait.ms);
     req.once('response', (res) => {
       clearTimeout(idle);
       resolve({ req, res, url });
@@ -268,14 +332,14 @@ async function exchange(url: URL, headers: Record<string, string>, opts: Require
     req.once('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(idle);
       s.destroy();
-      reject(e instanceof DropError ? e : new DropError(e.message === 'socket hang up' ? `${via} closed the connection without answering` : describeNetError(e, via)));
+      reject(e instanceof DropError || e instanceof DeadlineError ? e : new DropError(e.message === 'socket hang up' ? `${via} closed the connection without answering` : describeNetError(e, via)));
     });
     req.end();
   });
 }
 
 /** GET `start`, following up to MAX_REDIRECTS redirects. Credentials do not follow to another origin. */
-async function get(start: URL, headers: Record<string, string>, opts: Required<Pick<HttpOptions, 'connectTimeoutMs' | 'idleTimeoutMs'>> & HttpOptions): Promise<Exchange> {
+async function get(start: URL, headers: Record<string, string>, opts: ExchangeOptions): Promise<Exchange> {
   let url = start;
   for (let hops = 0; ; hops++) {
     const ex = await exchange(url, headers, opts);
@@ -354,12 +418,25 @@ export async function openHttp(spec: string, opts: HttpOptions, stats: HttpStats
     throw new InputError(`${spec.replace(/\/\/[^/@]*@/, '//')}: not a valid URL`);
   }
   const name = redactUrl(start);
-  const o = { ...opts, connectTimeoutMs: opts.connectTimeoutMs ?? 30_000, idleTimeoutMs: opts.idleTimeoutMs ?? 60_000 };
+  const limits = httpLimits();
+  const deadlineMs = opts.deadlineMs ?? limits.deadlineMs;
+  const stall: Stall = { minRate: opts.minRate ?? limits.minRate, windowMs: opts.stallWindowMs ?? limits.stallWindowMs };
+  const clock = new Clock(deadlineMs);
+  const o = { ...opts, connectTimeoutMs: opts.connectTimeoutMs ?? 30_000, idleTimeoutMs: opts.idleTimeoutMs ?? 60_000, clock };
   const maxResumes = opts.maxResumes ?? 10;
   const retryDelayMs = opts.retryDelayMs ?? 1000;
 
+  /** The one line when the deadline passed: the rule, how far it got, and the last failure. */
+  const overDeadline = (delivered: number, last?: string): InputError =>
+    new InputError(
+      `${name}: not complete within ${seconds(deadlineMs)} (the --http-timeout limit): ${delivered}${size === undefined ? '' : ` of ${size}`} bytes received` +
+        `${stats.resumes ? ` in ${stats.resumes + 1} attempts` : ''}${last ? `; last: ${last}` : ''}`,
+    );
+  let size: number | undefined;
+
   const fail = (e: unknown): never => {
     if (e instanceof DropError) throw new InputError(`${name}: ${e.message}`);
+    if (e instanceof DeadlineError) throw overDeadline(0);
     throw e;
   };
 
@@ -370,7 +447,7 @@ export async function openHttp(spec: string, opts: HttpOptions, stats: HttpStats
     throw new InputError(`${name}: HTTP ${statusLine(ex.res)}`);
   }
   const cl = ex.res.headers['content-length'];
-  const size = cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : undefined;
+  size = cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : undefined;
   const validator = validatorOf(ex.res);
   const finalUrl = ex.url;
 
@@ -410,12 +487,13 @@ export async function openHttp(spec: string, opts: HttpOptions, stats: HttpStats
   async function* body(): AsyncGenerator<Buffer> {
     let delivered = 0;
     let current: Exchange | undefined = ex;
+    let lastCause: string | undefined; // the last failed attempt, for the deadline's message
     try {
       for (;;) {
         let cause: string;
         try {
           if (!current) throw new Error('unreachable');
-          for await (const chunk of idleChunks(current, o.idleTimeoutMs)) {
+          for await (const chunk of idleChunks(current, o.idleTimeoutMs, stall, clock)) {
             delivered += chunk.length;
             stats.bytes = delivered;
             onProgress?.(delivered, size);
@@ -425,9 +503,11 @@ export async function openHttp(spec: string, opts: HttpOptions, stats: HttpStats
           if (delivered > size) throw new InputError(`${name}: the server sent more than its Content-Length (${size} bytes)`);
           cause = `the connection closed after ${delivered} of ${size} bytes`;
         } catch (e) {
+          if (e instanceof DeadlineError) throw overDeadline(delivered, lastCause);
           if (!(e instanceof DropError)) throw e;
           cause = e.message;
         }
+        lastCause = cause;
         current?.req.destroy();
         current = undefined;
         // Keep trying to reopen; each attempt counts as a resume.
@@ -435,13 +515,16 @@ export async function openHttp(spec: string, opts: HttpOptions, stats: HttpStats
           if (stats.resumes >= maxResumes) {
             throw new InputError(`${name}: ${cause}; gave up after ${stats.resumes} resume${stats.resumes === 1 ? '' : 's'}`);
           }
-          await new Promise((r) => setTimeout(r, retryDelayMs));
+          const wait = clock.cap(retryDelayMs);
+          await new Promise((r) => setTimeout(r, wait.ms));
+          if (wait.deadline) throw overDeadline(delivered, cause);
           stats.resumes++;
           try {
             current = await reopen(delivered, cause);
           } catch (e) {
+            if (e instanceof DeadlineError) throw overDeadline(delivered, cause);
             if (!(e instanceof DropError)) throw e;
-            cause = e.message;
+            cause = lastCause = e.message;
           }
         }
       }
@@ -453,33 +536,82 @@ export async function openHttp(spec: string, opts: HttpOptions, stats: HttpStats
   return { name, size, finalUrl: redactUrl(finalUrl), stream: body() };
 }
 
+/** The stall rule: at least minRate bytes per second over each window of waiting (0 = off). */
+interface Stall {
+  minRate: number;
+  windowMs: number;
+}
+
 /**
- * The response body's chunks, pulled one at a time. The idle timer runs only while we wait for a
- * chunk, so a slow consumer (back-pressure) is never mistaken for a dead server. Socket errors and
- * timeouts become DropError.
+ * The response body's chunks, pulled one at a time. The idle and stall clocks run only while we
+ * wait for a chunk, so a slow consumer (back-pressure) is never mistaken for a dead or slow
+ * server. A stall window ends after `windowMs` of waiting: fewer than minRate × window bytes in it
+ * is a stall. Socket errors, timeouts and stalls become DropError (resumed); the deadline,
+ * DeadlineError.
  */
-async function* idleChunks(ex: Exchange, idleMs: number): AsyncGenerator<Buffer> {
+async function* idleChunks(ex: Exchange, idleMs: number, stall: Stall, clock: Clock): AsyncGenerator<Buffer> {
   const it = ex.res[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const where = ex.url.host;
+  const stallOn = stall.minRate > 0 && stall.windowMs > 0;
+  const need = Math.ceil((stall.minRate * stall.windowMs) / 1000);
+  const stalled = (got: number) =>
+    new DropError(`stalled: ${got} bytes from ${where} in ${seconds(stall.windowMs)}, fewer than ${need} (--min-rate ${stall.minRate} bytes/s over --stall-window ${stall.windowMs / 1000})`);
+  let waited = 0; // waiting time in the current stall window
+  let got = 0; // bytes in it
+  let next: Promise<IteratorResult<Buffer>> | undefined;
   for (;;) {
+    if (!next) {
+      next = it.next();
+      next.catch(() => {}); // rejected after we destroy on timeout; the timeout is the error reported
+    }
+    // The first of: the idle timeout, the end of the stall window, the deadline.
+    let wait = { ms: idleMs, why: 'idle' as 'idle' | 'window' | 'deadline' };
+    if (stallOn && stall.windowMs - waited < wait.ms) wait = { ms: stall.windowMs - waited, why: 'window' };
+    const cap = clock.cap(wait.ms);
+    if (cap.deadline) wait = { ms: cap.ms, why: 'deadline' };
     let timer: NodeJS.Timeout | undefined;
-    const next = it.next();
-    next.catch(() => {}); // rejected after we destroy on timeout; the timeout is the error reported
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DropError(`no data from ${where} for ${seconds(idleMs)} (idle timeout)`)), idleMs);
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), wait.ms);
     });
-    let r: IteratorResult<Buffer>;
+    const started = Date.now();
+    let r: IteratorResult<Buffer> | 'timeout';
     try {
       r = await Promise.race([next, timeout]);
     } catch (e) {
       ex.req.destroy();
-      if (e instanceof DropError) throw e;
       const err = e as NodeJS.ErrnoException;
       throw new DropError(err.code === 'ECONNRESET' || err.message === 'aborted' ? `the connection to ${where} dropped` : describeNetError(err, where));
     } finally {
       clearTimeout(timer);
     }
+    if (r === 'timeout') {
+      if (wait.why === 'window') {
+        if (got < need) {
+          ex.req.destroy();
+          throw stalled(got);
+        }
+        waited = 0;
+        got = 0;
+        continue; // the same read goes on being awaited
+      }
+      ex.req.destroy();
+      if (wait.why === 'deadline') throw new DeadlineError('deadline');
+      throw new DropError(`no data from ${where} for ${seconds(idleMs)} (idle timeout)`);
+    }
+    next = undefined;
     if (r.done) return;
+    if (stallOn) {
+      waited += Date.now() - started;
+      got += r.value.length;
+      if (waited >= stall.windowMs) {
+        if (got < need) {
+          ex.req.destroy();
+          throw stalled(got);
+        }
+        waited = 0;
+        got = 0;
+      }
+    }
     yield r.value;
   }
 }
