@@ -5,7 +5,7 @@ import { decodeFsInfo, encodeFsInfo } from './fsinfo.js';
 import { FatTable, FatWindow } from './fat.js';
 import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_VOLUME_ID, DIRENT_SIZE, encodeDirent, encodeFatTime, makeDirent, type Dirent } from './dirent.js';
 import type { SourceFile } from '../source/tree.js';
-import { DirBuffer, nameFor, splitPath, type Fat32Entry, type SlotEntry } from './dir.js';
+import { DirBuffer, encodeEntryRun, nameFor, splitPath, type Fat32Entry, type SlotEntry } from './dir.js';
 
 export interface WriteOptions {
   /** Last-write time in seconds; default SOURCE_DATE_EPOCH or now. */
@@ -502,8 +502,11 @@ export class Fat32Volume {
 
   /**
    * Create a directory (and missing parents with `recursive`). One walk from
-   * the root whatever the depth: each missing component is made in the
-   * directory just loaded (no recursion, no lookup per level).
+   * the root whatever the depth (no recursion, no lookup per level); the
+   * missing directories are made as one crash-safe step: their clusters
+   * (each holding ".", ".." and the next one's entry) and their FAT chains
+   * first, then the one entry that links the top one into its existing
+   * parent. A cut before that entry leaves lost clusters only.
    */
   async mkdir(path: string, opts: { recursive?: boolean; mtime?: number } = {}): Promise<void> {
     void this.fat; // throws UsageError when opened read-only, before any write
@@ -513,38 +516,63 @@ export class Fat32Volume {
       throw new InputError(`${path}: the root directory exists`);
     }
     let dir = await this.loadDir(this.geometry.rootCluster);
-    for (let i = 0; i < parts.length; i++) {
-      const last = i === parts.length - 1;
+    let i = 0;
+    for (; i < parts.length; i++) {
       const e = dir.find(parts[i]);
-      if (e) {
-        if (last && !(opts.recursive && e.isDirectory)) throw new InputError(`${path}: already exists`);
-        if (!e.isDirectory) throw new PathError('ENOTDIR', `${path}: "${parts.slice(0, i + 1).join('/')}" is a file, not a directory`);
-        if (!last) dir = await this.loadDir(e.firstCluster || this.geometry.rootCluster);
-        continue;
-      }
-      if (!last && !opts.recursive) throw new PathError('ENOENT', `${path}: no such directory "${parts.slice(0, i + 1).join('/')}" on the FAT volume`);
-      dir = await this.makeDir(dir, parts[i], opts.mtime ?? buildTime(), path);
+      if (!e) break;
+      const last = i === parts.length - 1;
+      if (last && !(opts.recursive && e.isDirectory)) throw new InputError(`${path}: already exists`);
+      if (!e.isDirectory) throw new PathError('ENOTDIR', `${path}: "${parts.slice(0, i + 1).join('/')}" is a file, not a directory`);
+      if (last) return;
+      dir = await this.loadDir(e.firstCluster || this.geometry.rootCluster);
     }
+    if (i < parts.length - 1 && !opts.recursive) throw new PathError('ENOENT', `${path}: no such directory "${parts.slice(0, i + 1).join('/')}" on the FAT volume`);
+    await this.makeDirs(dir, parts.slice(i), opts.mtime ?? buildTime(), path);
   }
 
-  /** One new directory `name` in `dir`, crash-safe (its cluster, the FAT, then the entry); returns it, loaded. */
-  private async makeDir(dir: DirBuffer, name: string, mtime: number, path: string): Promise<DirBuffer> {
+  /** The chain of new directories `names` (each inside the one before) below `dir`; see mkdir. */
+  private async makeDirs(dir: DirBuffer, names: string[], mtime: number, path: string): Promise<void> {
     await this.beforeWrite();
-    nameFor(name, dir.taken, path);
-    const need = 1 + this.growthFor(dir, name);
+    const cs = this.geometry.clusterSize;
+    nameFor(names[0], dir.taken, path);
+    // Each new directory's content: ".", ".." and the entry of the next one.
+    const runsOf = names.map((_, j) => {
+      if (j === names.length - 1) return undefined;
+      const sn = nameFor(names[j + 1], new Set(['.          ', '..         ']), path);
+      return { sn, run: encodeEntryRun(names[j + 1], makeDirent(sn.name11, ATTR_DIRECTORY, sn.ntRes, 0, 0, mtime), sn) };
+    });
+    const sizes = runsOf.map((r) => Math.max(1, Math.ceil((2 * DIRENT_SIZE + (r?.run.length ?? 0)) / cs)));
+    const need = sizes.reduce((a, b) => a + b, 0) + this.growthFor(dir, names[0]);
     if (need > this.fat.freeCount) throw this.spaceError(path, need);
-    const [c] = this.fat.pick(1)!;
-    const parentCluster = dir.cluster === this.geometry.rootCluster ? 0 : dir.cluster;
-    const buf = dirCluster(c, parentCluster, mtime, this.geometry.clusterSize);
-    await this.dev.write(this.clusterOffset(c), buf);
-    this.fat.link([c]);
+    const chains = sizes.map((n) => {
+      const c = this.fat.pick(n)!;
+      this.fat.link(c);
+      return c;
+    });
+    let parent = dir.cluster === this.geometry.rootCluster ? 0 : dir.cluster;
+    for (let j = 0; j < names.length; j++) {
+      const buf = Buffer.alloc(sizes[j] * cs);
+      dirCluster(chains[j][0], parent, mtime, 2 * DIRENT_SIZE).copy(buf, 0);
+      const r = runsOf[j];
+      if (r) {
+        r.run.copy(buf, 2 * DIRENT_SIZE);
+        const at = 2 * DIRENT_SIZE + r.run.length - DIRENT_SIZE; // the short entry
+        buf.writeUInt16LE(chains[j + 1][0] >>> 16, at + 20); // DIR_FstClusHI
+        buf.writeUInt16LE(chains[j + 1][0] & 0xffff, at + 26); // DIR_FstClusLO
+      }
+      let k = 0;
+      for (const [, first, len] of runs(chains[j])) {
+        await this.dev.write(this.clusterOffset(first), buf.subarray(k * cs, (k + len) * cs));
+        k += len;
+      }
+      parent = chains[j][0];
+    }
     await this.fat.flush(this.dev);
     await this.dev.flush();
-    await this.addEntry(dir, name, makeDirent(Buffer.alloc(11), ATTR_DIRECTORY, 0, c, 0, mtime), path);
+    await this.addEntry(dir, names[0], makeDirent(Buffer.alloc(11), ATTR_DIRECTORY, 0, chains[0][0], 0, mtime), path);
     await this.dev.flush();
     await this.writeFsInfo();
     await this.dev.flush();
-    return new DirBuffer(c, [c], buf, this.geometry.bytesPerSector);
   }
 
   /**
@@ -561,22 +589,25 @@ export class Fat32Volume {
       if (!e?.isDirectory) return [];
       dirs.push(await this.loadDir(e.firstCluster || this.geometry.rootCluster));
     }
-    const removed: string[] = [];
+    // The highest directory whose subtree is only the empty chain down to the file's directory.
+    let top = parts.length + 1;
     for (let i = parts.length; i > 0; i--) {
-      const here = parts.slice(0, i);
-      if (dirs[i].entries.length || keep(here)) break;
-      await this.beforeWrite();
-      const parent = dirs[i - 1];
-      const entry = parent.find(parts[i - 1])!;
-      parent.remove(entry);
-      await this.commitDir(parent);
-      await this.dev.flush();
-      this.fat.release(dirs[i].clusters);
-      await this.fat.flush(this.dev);
-      await this.writeFsInfo();
-      await this.dev.flush();
-      removed.push(`/${here.join('/')}`);
+      if (dirs[i].entries.length > (i === parts.length ? 0 : 1) || keep(parts.slice(0, i))) break;
+      top = i;
     }
+    if (top > parts.length) return [];
+    // One crash-safe step: the top one's entry goes (the chain below becomes unreachable), then every cluster is freed.
+    await this.beforeWrite();
+    const parent = dirs[top - 1];
+    parent.remove(parent.find(parts[top - 1])!);
+    await this.commitDir(parent);
+    await this.dev.flush();
+    for (let i = top; i <= parts.length; i++) this.fat.release(dirs[i].clusters);
+    await this.fat.flush(this.dev);
+    await this.writeFsInfo();
+    await this.dev.flush();
+    const removed: string[] = [];
+    for (let i = parts.length; i >= top; i--) removed.push(`/${parts.slice(0, i).join('/')}`);
     return removed;
   }
 
