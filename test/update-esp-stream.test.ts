@@ -125,6 +125,7 @@ test.serial('a path 2000 directories deep: installed and removed again in bounde
   const r = await runCliMeasured(repoRoot, ['update-esp', img, '--esp-tar', tar, '--no-verify', '--json'], { env: ENV, timeoutMs: 120_000 });
   t.is(r.code, 0, r.stderr);
   t.deepEqual(JSON.parse(r.stdout).added, [`/${deep}`]);
+  t.true(JSON.parse(r.stdout).needBytes >= 2000 * 512, 'the space check counts the 2000 new directories');
   t.true(r.ms < 40_000, `${r.ms} ms`);
   const disk = await openDisk(img);
   try {

@@ -199,7 +199,7 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
     const cs = vol.geometry.clusterSize;
     const clusters = (n: number) => Math.ceil(n / cs);
     const needClusters =
-      [...added, ...changed].reduce((s, f) => s + clusters(f.size), 0) + clusters(newCfg.length) + clusters(sigText?.length ?? 0) + clusters(newList.length) + 16;
+      [...added, ...changed].reduce((s, f) => s + clusters(f.size), 0) + clusters(newCfg.length) + clusters(sigText?.length ?? 0) + clusters(newList.length) + plan.newDirs + 16;
     const freeClusters = vol.fat.freeCount;
     const result: EspUpdateResult = {
       disk: disk.path ?? 'disk',
@@ -314,6 +314,8 @@ interface Plan {
   added: PayloadFile[];
   changed: PayloadFile[];
   unchanged: number;
+  /** Directories the new files need that the ESP lacks. */
+  newDirs: number;
   manifest?: Buffer;
 }
 
@@ -323,8 +325,10 @@ interface Plan {
  * the work is bounded by `limit` (the partition) whatever the compression.
  */
 async function planPayload(vol: Fat32Volume, input: VerifiedInput, limit: number, warnings: string[]): Promise<Plan> {
-  const plan: Plan = { payload: [], added: [], changed: [], unchanged: 0 };
+  const plan: Plan = { payload: [], added: [], changed: [], unchanged: 0, newDirs: 0 };
   const seen = new Map<string, string>();
+  type Trie = Map<string, Trie>;
+  const dirTrie: Trie = new Map();
   let declared = 0;
   let skipped = 0;
   for await (const e of readTarTree(replay(input), input.name)) {
@@ -351,9 +355,19 @@ async function planPayload(vol: Fat32Volume, input: VerifiedInput, limit: number
     const existing = await vol.lookup(path);
     if (existing?.isDirectory) throw new InputError(`${input.name}: ${path} is a file in the payload and a directory on the ESP`);
     if (!existing) {
-      const parent = path.slice(0, path.lastIndexOf('/'));
-      const p = parent ? await vol.lookup(parent) : undefined;
-      if (parent && p && !p.isDirectory) throw new InputError(`${input.name}: ${path} is below ${parent}, a file on the ESP`);
+      // the directories mkdir will make (each once: a trie of components), for the space check
+      const have = await vol.existingParents(path);
+      if (have === undefined) throw new InputError(`${input.name}: ${path} is below a file on the ESP`);
+      let node = dirTrie;
+      e.path.split('/').slice(0, -1).forEach((c, i) => {
+        const k = c.toUpperCase();
+        let next = node.get(k);
+        if (!next) {
+          node.set(k, (next = new Map()));
+          if (i >= have) plan.newDirs++;
+        }
+        node = next;
+      });
     }
     const isManifest = path.toLowerCase() === ESP_PATHS.manifest.toLowerCase();
     if (isManifest && e.size > MAX_MANIFEST_BYTES) throw new InputError(`${input.name}: ${ESP_PATHS.manifest} of ${e.size} bytes; a manifest is at most ${MAX_MANIFEST_BYTES}`);

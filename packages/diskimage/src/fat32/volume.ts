@@ -158,6 +158,23 @@ export class Fat32Volume {
     return { name: '', shortName: '', isDirectory: true, size: 0, firstCluster: this.geometry.rootCluster, mtime: 0, attr: ATTR_DIRECTORY };
   }
 
+  /**
+   * How many leading directories of `path`'s parent exist (one walk, linear
+   * in depth): what mkdir would have to make is the rest. undefined when one
+   * of them is a file.
+   */
+  async existingParents(path: string): Promise<number | undefined> {
+    const parts = splitPath(path).slice(0, -1);
+    let dir = await this.loadDir(this.geometry.rootCluster);
+    for (let i = 0; i < parts.length; i++) {
+      const e = dir.find(parts[i]);
+      if (!e) return i;
+      if (!e.isDirectory) return undefined;
+      dir = await this.loadDir(e.firstCluster || this.geometry.rootCluster);
+    }
+    return parts.length;
+  }
+
   /** stat; undefined when the path does not exist. */
   async lookup(path: string): Promise<Fat32Entry | undefined> {
     const parts = splitPath(path);
