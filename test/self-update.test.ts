@@ -7,7 +7,10 @@
  * not write, and a diskimg that is not the bundle. minisign itself verifies what publish wrote.
  */
 import test, { type ExecutionContext } from 'ava';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -235,4 +238,43 @@ test('selfUpdate (the library call) stops a download over its size cap before it
   t.regex(e!.message, /larger than 65536 bytes; not a diskimg bundle, refused/);
   t.true(readFileSync(exe).equals(readFileSync(b1)));
   t.deepEqual(readdirSync(dir), ['diskimg.mjs']);
+});
+
+test('a self-update killed (SIGKILL) mid-download leaves its temporary file; the next run removes it, and keeps a live process\'s', async (t) => {
+  if (!nginxReady(t)) return;
+  // A repository server that sends the bundle's first 64 KiB, then nothing (the download hangs).
+  const sockets = new Set<Socket>();
+  const server = createServer((req, res) => {
+    const name = decodeURIComponent((req.url ?? '/').replace(/^\/good\//, ''));
+    const file = join(www, 'good', name);
+    if (!/^[\w.-]+$/.test(name) || !existsSync(file)) return void res.writeHead(404).end();
+    const body = readFileSync(file);
+    res.writeHead(200, { 'Content-Length': body.length });
+    if (name.endsWith('.mjs')) res.write(body.subarray(0, 64 * 1024));
+    else res.end(body);
+  });
+  server.on('connection', (s) => sockets.add(s));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+  try {
+    const { dir, exe } = alone(t, b1);
+    const child = spawn(process.execPath, [exe, 'self-update', '--repo', `http://127.0.0.1:${port}/good/`, '--pubkey', `${key}.pub`], { stdio: 'ignore', env: { ...process.env, ...ENV } });
+    const tmp = `.diskimg.mjs.self-update-${child.pid}.mjs`;
+    for (let i = 0; i < 300 && !(existsSync(join(dir, tmp)) && statSync(join(dir, tmp)).size > 0); i++) await new Promise((r) => setTimeout(r, 100));
+    child.kill('SIGKILL');
+    await once(child, 'close');
+    t.deepEqual(readdirSync(dir).sort(), [tmp, 'diskimg.mjs'], 'the killed run left its temporary file');
+    const live = `.diskimg.mjs.self-update-${sleeper.pid}.mjs`;
+    writeFileSync(join(dir, live), 'a running self-update\'s download');
+    const r = run(exe, 'self-update', '--repo', url('good'), '--pubkey', `${key}.pub`);
+    t.is(r.status, 0, r.stderr);
+    t.true(readFileSync(exe).equals(readFileSync(b2)));
+    t.deepEqual(readdirSync(dir).sort(), [live, 'diskimg.mjs'], 'the dead process\'s file removed, the live one\'s kept');
+  } finally {
+    sleeper.kill('SIGKILL');
+    for (const s of sockets) s.destroy();
+    server.close();
+  }
 });

@@ -26,6 +26,7 @@ import {
 } from '@diskimg/diskimage/internal/create';
 import { encodeGrubenv, extraProgramsFromManifest, renderGrubCfg, DEFAULT_KERNEL_PARAMS } from '@diskimg/grubcfg/internal';
 import { requireOsFiles, writeSlot } from './slot-write.js';
+import { writeEspFilesList } from './esp-files.js';
 import { decodeSignature, MinisignVerifier, parseTrustedComment, readPublicKeyFile, verifyFile, type VerifyResult } from './minisign/index.js';
 
 /** What `diskimg create` builds: DESIGN.md §2's four partitions, filled. */
@@ -159,7 +160,8 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
     // ESP: payload, then our grub.cfg, grubenv and the ESP signature.
     const esp = part(PSYOPS_NAMES.esp);
     const espTree = o.espTar ? openTarFile(o.espTar) : o.espDir ? readDirTree(o.espDir, { onWarning: o.onWarning }) : emptyTree();
-    const vol = await createFat32(esp, countEntries(espTree, (n) => (partial.esp.files = n)), {
+    const installed: string[] = []; // what /psyopsESP.files records, as update-esp would
+    const vol = await createFat32(esp, countEntries(espTree, (n) => (partial.esp.files = n), installed), {
       label: PSYOPS_NAMES.esp,
       entropy,
       hiddenSectors: planned(PSYOPS_NAMES.esp).firstLba,
@@ -188,6 +190,7 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
     await vol.writeFile(ESP_PATHS.grubCfg, Buffer.from(grubCfg), { mtime: now });
     await vol.writeFile(ESP_PATHS.grubenv, encodeGrubenv({}), { mtime: now });
     if (inputs.espSig) await vol.writeFile(ESP_PATHS.signature, Buffer.from(inputs.espSig.text), { mtime: now });
+    await writeEspFilesList(vol, installed, now);
     done(o, PSYOPS_NAMES.esp, esp);
 
     // Secret: a tarball, a directory, or an empty filesystem.
@@ -372,10 +375,12 @@ class HashTap {
   }
 }
 
-async function* countEntries(tree: AsyncIterable<TreeEntry>, set: (n: number) => void): AsyncGenerator<TreeEntry> {
+/** Counts the files (for the summary) and records the paths FAT stores as files (hard links are copies). */
+async function* countEntries(tree: AsyncIterable<TreeEntry>, set: (n: number) => void, paths: string[]): AsyncGenerator<TreeEntry> {
   let n = 0;
   for await (const e of tree) {
     if (e.type === 'file') set(++n);
+    if (e.type === 'file' || e.type === 'hardlink') paths.push(`/${e.path}`);
     yield e;
   }
 }

@@ -3,17 +3,23 @@
  * other EFI programs, manifest.json) on a live FAT32 ESP from a signed
  * `psyopsESP` tarball, keeping the boot state.
  *
- * Before the first write: the whole tarball is read (an ESP payload is a few
- * MiB; it is bounded by the partition's size) while its signature is checked,
- * `type=psyopsESP` is checked, it must hold EFI/BOOT/BOOTX64.EFI, and every
- * new or changed file must fit in the free space (new data never overwrites
- * old data).
+ * Before the first write: the tarball as it arrives (at most the partition's
+ * size; compressed or not) is kept while its signature is checked; then a
+ * first pass over it plans: `type=psyopsESP`, it must hold EFI/BOOT/BOOTX64.EFI,
+ * each file's declared size is counted before its body is read (a payload
+ * whose files add up to more than the partition stops there, so a small gzip
+ * never inflates beyond it), files already on the ESP are compared as they
+ * stream, and every new or changed file must fit in the free space (new data
+ * never overwrites old data). The second pass streams each new or changed
+ * file into reserved free clusters, as `create` does; no file is ever held
+ * whole in memory, decompressed or not.
  *
  * Crash safety: the ESP is one FAT32 partition, so there is no single switch
- * for a whole payload. Instead every step is one crash-safe FAT operation
- * (writeFile: data, FAT, then the directory entry; replaceFile: new clusters,
- * then one directory-sector switch, then the old clusters freed), in an order
- * where every prefix boots:
+ * for a whole payload. The data goes first into free clusters (nothing
+ * references them yet); then every step is one crash-safe FAT operation
+ * (commitFile: the chain into both FATs, then the directory entry, or one
+ * directory-sector switch and the old clusters freed), in an order where
+ * every prefix boots:
  *   1. new and changed payload files other than BOOTX64.EFI (each whole, old
  *      or new; the old grub.cfg still names only files that exist),
  *   2. /EFI/BOOT/BOOTX64.EFI (old or new GRUB, never half of one),
@@ -24,11 +30,13 @@
  *   5. files the old payload had and the new one does not (they are no longer
  *      referenced), then their emptied directories.
  * /grub/grubenv is never written. A cut leaves at worst lost clusters (fsck.fat
- * frees them). Assumes a standalone GRUB (modules inside BOOTX64.EFI, as
+ * frees them) and FAT copies that differ; the volume's first edit of the next
+ * run makes the copies equal again (Fat32Volume.repairFatCopies). Assumes a standalone GRUB (modules inside BOOTX64.EFI, as
  * psyopsOS and grub-mkstandalone build it): a GRUB that loads modules from the
  * ESP could, after a cut in step 1, see new modules with the old core.
  */
 import {
+  drain,
   Fat32Volume,
   FileDevice,
   findFilesystemPartition,
@@ -54,12 +62,13 @@ import { decodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from './min
 import { parseTrustedComment } from './minisign/trusted.js';
 import { MinisignVerifier, readPublicKeyFile } from './minisign/verify.js';
 import { resolveRelease } from './repo/client.js';
+import { ESP_FILES_LIST, isManagedEspPath, MAX_ESP_FILES_LIST_BYTES, parseEspFilesList, renderEspFilesList, writeEspFilesList } from './esp-files.js';
 
-/** What update-esp installed, one path per line: the next update-esp removes what the new payload drops. */
-export const ESP_FILES_LIST = '/psyopsESP.files';
+export { ESP_FILES_LIST } from './esp-files.js';
 export const ESP_BOOT_PROGRAM = '/EFI/BOOT/BOOTX64.EFI';
-/** Files on the ESP that are ours, never the payload's. */
-const MANAGED = new Set([ESP_PATHS.grubCfg, ESP_PATHS.grubenv, ESP_PATHS.signature, ESP_FILES_LIST].map((p) => p.toLowerCase()));
+/** manifest.json is read whole (its extra programs); a bigger one is not a manifest. */
+const MAX_MANIFEST_BYTES = 1 << 20;
+const MAX_GRUB_CFG_BYTES = 1 << 20;
 
 /** Options of `updateEsp` (the flags of `diskimg update-esp`). */
 export interface EspUpdateOptions {
@@ -103,7 +112,7 @@ export interface EspUpdateResult {
 
 interface PayloadFile {
   path: string; // "/EFI/BOOT/BOOTX64.EFI"
-  data: Buffer;
+  size: number;
   mtime: number;
 }
 
@@ -154,51 +163,43 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
     // Opened for editing even for --dry-run (that loads the FAT to count free clusters; nothing is written then).
     const vol = await Fat32Volume.open(part.region());
 
-    // ---- the whole payload, verified, in memory (bounded by the partition) ----
-    const payload = await readPayload(espTar!, part.size, verifier, o.stdin, warnings);
+    // ---- the tarball as it arrived, verified (bounded by the partition) ----
+    const input = await readVerified(espTar!, part.size, verifier, o.stdin);
+
+    // ---- the plan: a first pass that writes nothing ----
+    const cfgEntry = await vol.lookup(ESP_PATHS.grubCfg);
+    if (!cfgEntry || cfgEntry.isDirectory) throw new InputError(`${disk.path ?? 'disk'}: ${PSYOPS_NAMES.esp}:${ESP_PATHS.grubCfg} not found; this ESP was not made by diskimg create or neuralupgrade`);
+    const cfgText = (await vol.readFileBuffer(ESP_PATHS.grubCfg, MAX_GRUB_CFG_BYTES)).toString('utf8');
+    const cfg = parseGrubCfg(cfgText, `${PSYOPS_NAMES.esp}:${ESP_PATHS.grubCfg}`);
+    const oldSigEntry = await vol.lookup(ESP_PATHS.signature);
+    const oldSig = oldSigEntry && !oldSigEntry.isDirectory ? (await vol.readFileBuffer(ESP_PATHS.signature, MAX_SIGNATURE_FILE_BYTES)).toString('utf8') : undefined;
+    const previousVersion = oldSig ? (parseTrustedComment(decodeSignature(oldSig, ESP_PATHS.signature).trustedComment).version ?? null) : null;
+    const listEntry = await vol.lookup(ESP_FILES_LIST);
+    const oldList = listEntry && !listEntry.isDirectory ? parseEspFilesList((await vol.readFileBuffer(ESP_FILES_LIST, MAX_ESP_FILES_LIST_BYTES)).toString('utf8')) : undefined;
+
+    const plan = await planPayload(vol, input, part.size, warnings);
+    const { payload, added, changed } = plan;
     if (!payload.some((f) => f.path.toLowerCase() === ESP_BOOT_PROGRAM.toLowerCase())) {
       throw new InputError(`${espTar}: no ${ESP_BOOT_PROGRAM.slice(1)} in the ESP payload; the firmware would find nothing to boot`);
     }
-    const manifest = payload.find((f) => f.path.toLowerCase() === ESP_PATHS.manifest.toLowerCase());
-    const extra = manifest ? extraProgramsFromManifest(manifest.data.toString('utf8'), `${espTar}:${ESP_PATHS.manifest}`) : [];
+    const extra = plan.manifest ? extraProgramsFromManifest(plan.manifest.toString('utf8'), `${espTar}:${ESP_PATHS.manifest}`) : [];
     for (const [p] of extra) {
       if (!payload.some((f) => f.path.toLowerCase() === (p.startsWith('/') ? p : `/${p}`).toLowerCase())) {
         warnings.push(`manifest.json names ${p}, which the payload does not hold; its menu entry will fail`);
       }
     }
-
-    // ---- the plan ----
-    const cfgEntry = await vol.lookup(ESP_PATHS.grubCfg);
-    if (!cfgEntry || cfgEntry.isDirectory) throw new InputError(`${disk.path ?? 'disk'}: ${PSYOPS_NAMES.esp}:${ESP_PATHS.grubCfg} not found; this ESP was not made by diskimg create or neuralupgrade`);
-    const cfgText = (await vol.readFileBuffer(ESP_PATHS.grubCfg)).toString('utf8');
-    const cfg = parseGrubCfg(cfgText, `${PSYOPS_NAMES.esp}:${ESP_PATHS.grubCfg}`);
-    const oldSigEntry = await vol.lookup(ESP_PATHS.signature);
-    const oldSig = oldSigEntry && !oldSigEntry.isDirectory ? (await vol.readFileBuffer(ESP_PATHS.signature)).toString('utf8') : undefined;
-    const previousVersion = oldSig ? (parseTrustedComment(decodeSignature(oldSig, ESP_PATHS.signature).trustedComment).version ?? null) : null;
-    const listEntry = await vol.lookup(ESP_FILES_LIST);
-    const oldList = listEntry && !listEntry.isDirectory ? (await vol.readFileBuffer(ESP_FILES_LIST)).toString('utf8').split('\n').filter(Boolean) : undefined;
-
-    const added: PayloadFile[] = [];
-    const changed: PayloadFile[] = [];
-    let unchanged = 0;
-    for (const f of payload) {
-      const e = await vol.lookup(f.path);
-      if (e?.isDirectory) throw new InputError(`${espTar}: ${f.path} is a file in the payload and a directory on the ESP`);
-      if (!e) added.push(f);
-      else if (e.size === f.data.length && (await vol.readFileBuffer(f.path)).equals(f.data)) unchanged++;
-      else changed.push(f);
-    }
     const newPaths = new Set(payload.map((f) => f.path.toLowerCase()));
-    const removed = (oldList ?? []).filter((p) => !newPaths.has(p.toLowerCase()) && !MANAGED.has(p.toLowerCase()));
-    if (!oldList) warnings.push(`no ${ESP_FILES_LIST} on the ESP (made by create or an older tool): files the new payload drops are left in place`);
+    const removed = (oldList ?? []).filter((p) => !newPaths.has(p.toLowerCase()) && !isManagedEspPath(p));
+    if (!oldList) warnings.push(`no ${ESP_FILES_LIST} on the ESP (made by an older tool): files the new payload drops are left in place`);
 
     const newCfg = renderCfg(cfg, extra, cfgText);
-    const newList = payload.map((f) => f.path).join('\n') + '\n';
-    const upToDate = added.length === 0 && changed.length === 0 && removed.length === 0 && (sigText === undefined || sigText === oldSig) && oldList?.join('\n') + '\n' === newList;
+    const newList = renderEspFilesList(payload.map((f) => f.path));
+    const upToDate =
+      added.length === 0 && changed.length === 0 && removed.length === 0 && (sigText === undefined || sigText === oldSig) && oldList !== undefined && renderEspFilesList(oldList) === newList;
     const cs = vol.geometry.clusterSize;
     const clusters = (n: number) => Math.ceil(n / cs);
     const needClusters =
-      [...added, ...changed].reduce((s, f) => s + clusters(f.data.length), 0) + clusters(newCfg.length) + clusters(sigText?.length ?? 0) + clusters(newList.length) + 16;
+      [...added, ...changed].reduce((s, f) => s + clusters(f.size), 0) + clusters(newCfg.length) + clusters(sigText?.length ?? 0) + clusters(newList.length) + plan.newDirs + 16;
     const freeClusters = vol.fat.freeCount;
     const result: EspUpdateResult = {
       disk: disk.path ?? 'disk',
@@ -209,7 +210,7 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
       verified: !!verifier,
       added: added.map((f) => f.path),
       changed: changed.map((f) => f.path),
-      unchanged,
+      unchanged: plan.unchanged,
       removed,
       extraPrograms: extra.map(([p]) => p),
       needBytes: needClusters * cs,
@@ -221,38 +222,44 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
         `${espTar}: the new and changed files need ${fmtBytes(needClusters * cs)} free on ${PSYOPS_NAMES.esp} (old files are freed only after the switch), it has ${fmtBytes(freeClusters * cs)}; use a larger --esp-size or a smaller payload`,
       );
     }
-    if (o.dryRun || upToDate) return result;
+    if (o.dryRun) return result;
+    // An earlier run cut between the two FAT copies: make them equal (also when nothing else is written).
+    const fixed = await vol.repairFatCopies();
+    if (fixed) warnings.push(`the FAT copies of ${PSYOPS_NAMES.esp} differed in ${fixed} sector${fixed === 1 ? '' : 's'} (an interrupted earlier write); copied the first FAT over the others`);
+    if (upToDate) return result;
 
-    // ---- writes, in the order the header explains ----
+    // ---- the data: a second pass streams each new or changed file into reserved free clusters ----
+    const reserved = await streamData(vol, input, [...added, ...changed]);
+
+    // ---- then each file made visible, in the order the header explains ----
     const now = buildTime();
     const step = (s: string) => o.onStep?.(s);
-    const put = async (f: PayloadFile, exists: boolean) => {
+    const put = async (f: PayloadFile) => {
       const dir = f.path.slice(0, f.path.lastIndexOf('/'));
       if (dir) await vol.mkdir(dir, { recursive: true, mtime: now });
-      if (exists) await vol.replaceFile(f.path, f.data, { mtime: f.mtime });
-      else await vol.writeFile(f.path, f.data, { mtime: f.mtime });
+      await vol.commitFile(f.path, reserved.get(f)!, f.size, { mtime: f.mtime });
       step(f.path);
     };
     const isBoot = (f: PayloadFile) => f.path.toLowerCase() === ESP_BOOT_PROGRAM.toLowerCase();
-    for (const f of added) if (!isBoot(f)) await put(f, false);
-    for (const f of changed) if (!isBoot(f)) await put(f, true);
-    for (const f of [...added, ...changed]) if (isBoot(f)) await put(f, changed.includes(f));
+    for (const f of added) if (!isBoot(f)) await put(f);
+    for (const f of changed) if (!isBoot(f)) await put(f);
+    for (const f of [...added, ...changed]) if (isBoot(f)) await put(f);
     if (newCfg !== cfgText) await vol.replaceFile(ESP_PATHS.grubCfg, Buffer.from(newCfg, 'utf8'), { mtime: now });
     step(ESP_PATHS.grubCfg);
     if (sigText !== undefined && sigText !== oldSig) {
-      if (oldSig !== undefined) await vol.replaceFile(ESP_PATHS.signature, Buffer.from(sigText), { mtime: now });
-      else await vol.writeFile(ESP_PATHS.signature, Buffer.from(sigText), { mtime: now });
+      await vol.writeFile(ESP_PATHS.signature, Buffer.from(sigText), { mtime: now });
       step(ESP_PATHS.signature);
     }
-    if (oldList) await vol.replaceFile(ESP_FILES_LIST, Buffer.from(newList), { mtime: now });
-    else await vol.writeFile(ESP_FILES_LIST, Buffer.from(newList), { mtime: now });
+    await writeEspFilesList(vol, payload.map((f) => f.path), now);
     step(ESP_FILES_LIST);
     for (const p of removed) {
       const e = await vol.lookup(p);
       if (e && !e.isDirectory) await vol.unlink(p);
       step(`-${p}`);
     }
-    await removeEmptyDirs(vol, removed, newPaths);
+    // Directories the removed files leave empty, deepest first; never /grub, /EFI, /EFI/BOOT.
+    const keep = (parts: string[]) => parts.length <= 2 && ['grub', 'efi', 'efi/boot'].includes(parts.join('/').toLowerCase());
+    for (const p of removed) await vol.removeEmptyParents(p, keep);
     await vol.flush();
     return result;
   } finally {
@@ -276,13 +283,13 @@ function renderCfg(cfg: ParsedGrubCfg, extra: Array<[string, string]>, oldText: 
   return strip(text) === strip(oldText) ? oldText : text;
 }
 
-async function readPayload(
-  spec: string,
-  limit: number,
-  verifier: MinisignVerifier | undefined,
-  stdin: NodeJS.ReadableStream | undefined,
-  warnings: string[],
-): Promise<PayloadFile[]> {
+/** The tarball's bytes as they arrived (compressed or not), at most `limit`, hashed into the verifier and checked before anything uses them. */
+interface VerifiedInput {
+  name: string;
+  chunks: Buffer[];
+}
+
+async function readVerified(spec: string, limit: number, verifier: MinisignVerifier | undefined, stdin: NodeJS.ReadableStream | undefined): Promise<VerifiedInput> {
   const input = await openUpdateInput(spec, { stdin });
   if (input.size !== undefined && input.size > limit) throw new InputError(`${input.name}: ${fmtBytes(input.size)}, larger than the ESP (${fmtBytes(limit)})`);
   const chunks: Buffer[] = [];
@@ -294,38 +301,133 @@ async function readPayload(
     chunks.push(c);
   }
   verifier?.finish(); // throws when a byte differs: nothing was written yet
-  const files: PayloadFile[] = [];
+  return { name: input.name, chunks };
+}
+
+async function* replay(input: VerifiedInput): AsyncGenerator<Buffer> {
+  yield* input.chunks;
+}
+
+interface Plan {
+  /** Every payload file in tar order (what the list records). */
+  payload: PayloadFile[];
+  added: PayloadFile[];
+  changed: PayloadFile[];
+  unchanged: number;
+  /** Directories the new files need that the ESP lacks. */
+  newDirs: number;
+  manifest?: Buffer;
+}
+
+/**
+ * First pass: the payload's files, which are new, changed or unchanged, and
+ * manifest.json. Each declared size is counted before the body is read, so
+ * the work is bounded by `limit` (the partition) whatever the compression.
+ */
+async function planPayload(vol: Fat32Volume, input: VerifiedInput, limit: number, warnings: string[]): Promise<Plan> {
+  const plan: Plan = { payload: [], added: [], changed: [], unchanged: 0, newDirs: 0 };
+  const seen = new Map<string, string>();
+  type Trie = Map<string, Trie>;
+  const dirTrie: Trie = new Map();
+  let declared = 0;
   let skipped = 0;
-  for await (const e of readTarTree((async function* () { yield Buffer.concat(chunks, n); })(), input.name)) {
+  for await (const e of readTarTree(replay(input), input.name)) {
     if (e.type === 'directory') continue;
     if (e.type !== 'file') {
       skipped++;
-      for await (const _ of e.body ?? []) void _;
+      await drain(e.body);
       continue;
     }
-    const parts: Buffer[] = [];
-    for await (const b of e.body ?? []) parts.push(b);
     const path = `/${e.path}`;
-    if (MANAGED.has(path.toLowerCase())) {
+    if (isManagedEspPath(path)) {
       if (path.toLowerCase() === ESP_PATHS.grubCfg) warnings.push(`ESP payload had ${ESP_PATHS.grubCfg}; replaced by the generated one`);
       else if (path.toLowerCase() !== ESP_PATHS.grubenv) warnings.push(`ESP payload had ${path}; ignored (diskimg writes it)`);
+      await drain(e.body);
       continue;
     }
-    files.push({ path, data: Buffer.concat(parts), mtime: Math.floor(e.mtime) });
+    const twin = seen.get(path.toLowerCase());
+    if (twin !== undefined) throw new InputError(`${input.name}: ${path} and ${twin} are one file on FAT (names ignore case); remove one from the payload`);
+    seen.set(path.toLowerCase(), path);
+    declared += e.size;
+    if (declared > limit) throw new InputError(`${input.name}: its files add up to more than ${PSYOPS_NAMES.esp} holds (${fmtBytes(limit)}, at ${path}); use a larger --esp-size or a smaller payload`);
+    const f: PayloadFile = { path, size: e.size, mtime: Math.floor(e.mtime) };
+    plan.payload.push(f);
+    const existing = await vol.lookup(path);
+    if (existing?.isDirectory) throw new InputError(`${input.name}: ${path} is a file in the payload and a directory on the ESP`);
+    if (!existing) {
+      // the directories mkdir will make (each once: a trie of components), for the space check
+      const have = await vol.existingParents(path);
+      if (have === undefined) throw new InputError(`${input.name}: ${path} is below a file on the ESP`);
+      let node = dirTrie;
+      e.path.split('/').slice(0, -1).forEach((c, i) => {
+        const k = c.toUpperCase();
+        let next = node.get(k);
+        if (!next) {
+          node.set(k, (next = new Map()));
+          if (i >= have) plan.newDirs++;
+        }
+        node = next;
+      });
+    }
+    const isManifest = path.toLowerCase() === ESP_PATHS.manifest.toLowerCase();
+    if (isManifest && e.size > MAX_MANIFEST_BYTES) throw new InputError(`${input.name}: ${ESP_PATHS.manifest} of ${e.size} bytes; a manifest is at most ${MAX_MANIFEST_BYTES}`);
+    let body: AsyncIterable<Buffer> | Buffer[] | undefined = e.body;
+    if (isManifest) body = [(plan.manifest = await collect(e.body))];
+    if (!existing) plan.added.push(f);
+    else if (existing.size === e.size && (await sameBytes(body, vol.readFile(path)))) plan.unchanged++;
+    else plan.changed.push(f);
+    await drain(e.body); // unread (new, or past the first difference): the tar reader inflates it once, bounded by `declared`
   }
   if (skipped) warnings.push(`${input.name}: ${skipped} links, devices or FIFOs skipped (FAT32 cannot hold them)`);
-  return files;
+  return plan;
 }
 
-async function removeEmptyDirs(vol: Fat32Volume, removed: string[], keep: Set<string>): Promise<void> {
-  const dirs = new Set<string>();
-  for (const p of removed) for (let d = p.slice(0, p.lastIndexOf('/')); d; d = d.slice(0, d.lastIndexOf('/'))) dirs.add(d);
-  const inUse = (d: string) => [...keep].some((k) => k.startsWith(`${d.toLowerCase()}/`));
-  for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
-    if (inUse(d) || d.toLowerCase() === '/grub' || d.toLowerCase() === '/efi' || d.toLowerCase() === '/efi/boot') continue;
-    const e = await vol.lookup(d);
-    if (e?.isDirectory && (await vol.readdir(d)).length === 0) await vol.unlink(d);
+async function collect(body: AsyncIterable<Buffer> | undefined): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const b of body ?? []) parts.push(Buffer.from(b));
+  return Buffer.concat(parts);
+}
+
+/** Whether two byte streams of the same length are equal, read side by side (stops at the first difference). */
+async function sameBytes(a: AsyncIterable<Buffer> | Buffer[] | undefined, b: AsyncIterable<Buffer>): Promise<boolean> {
+  const ib = b[Symbol.asyncIterator]();
+  let cur: Buffer = Buffer.alloc(0);
+  try {
+    for await (let x of (a ?? []) as AsyncIterable<Buffer>) {
+      while (x.length) {
+        if (!cur.length) {
+          const r = await ib.next();
+          if (r.done) return false;
+          cur = r.value;
+        }
+        const n = Math.min(x.length, cur.length);
+        if (!x.subarray(0, n).equals(cur.subarray(0, n))) return false;
+        x = x.subarray(n);
+        cur = cur.subarray(n);
+      }
+    }
+    return !cur.length && (await ib.next()).done === true;
+  } finally {
+    await ib.return?.();
   }
+}
+
+/** Second pass: the data of `files` streamed into clusters reserved for each (nothing references them until commitFile). */
+async function streamData(vol: Fat32Volume, input: VerifiedInput, files: PayloadFile[]): Promise<Map<PayloadFile, number[]>> {
+  const want = new Map(files.map((f) => [f.path, f]));
+  const out = new Map<PayloadFile, number[]>();
+  for await (const e of readTarTree(replay(input), input.name)) {
+    const f = e.type === 'file' ? want.get(`/${e.path}`) : undefined;
+    if (!f || out.has(f)) {
+      await drain(e.body);
+      continue;
+    }
+    const clusters = vol.reserve(f.size, f.path);
+    await vol.writeData(clusters, e.body ?? Buffer.alloc(0), f.size, `${input.name}: ${f.path}`);
+    out.set(f, clusters);
+  }
+  for (const f of files) if (!out.has(f)) throw new InputError(`${input.name}: ${f.path} was not found on the second read of the payload`);
+  return out;
 }
 
 async function exists(spec: string): Promise<boolean> {

@@ -1,6 +1,7 @@
 // The health module's pure parts: --listen parsing (no implicit address), the repository cache
 // (a clock given, no waiting), the last-update record (atomic write, where it goes), and the
 // page's escaping and colours.
+import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,6 +80,11 @@ test('last-update.json: written by rename (no partial left), read back; missing 
   t.is(readLastUpdate(p), null);
   writeLastUpdate(p, rec());
   t.deepEqual(readLastUpdate(p), rec());
+  t.deepEqual(readdirSync(join(dir, 'var', 'lib', 'diskimg')), ['last-update.json']);
+  // a killed update's partial (its process gone) is removed by the next write
+  const dead = spawnSync('true').pid;
+  writeFileSync(join(dir, 'var', 'lib', 'diskimg', `.last-update.json.partial-${dead}`), '{');
+  writeLastUpdate(p, rec());
   t.deepEqual(readdirSync(join(dir, 'var', 'lib', 'diskimg')), ['last-update.json']);
   writeFileSync(p, '{"format": 2}');
   t.regex((readLastUpdate(p) as { error: string }).error, /not a format 1 record/);

@@ -12,6 +12,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { UpdateResult } from './update.js';
+import { pidFilePattern, removeDeadPidFiles } from '@diskimg/diskimage/internal';
 
 export const LAST_UPDATE_ENV = 'DISKIMG_LAST_UPDATE';
 export const DEFAULT_LAST_UPDATE_PATH = '/var/lib/diskimg/last-update.json';
@@ -53,6 +54,7 @@ export function lastUpdatePath(disk: string | undefined, env: NodeJS.ProcessEnv 
 export function writeLastUpdate(path: string, rec: LastUpdate): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.partial-${process.pid}`);
+  removeDeadPidFiles(dirname(path), pidFilePattern(`.${basename(path)}.partial-`)); // a killed update's
   const fd = openSync(tmp, 'w', 0o644);
   try {
     writeSync(fd, `${JSON.stringify(rec, null, 2)}\n`);

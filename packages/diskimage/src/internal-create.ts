@@ -18,6 +18,7 @@ export * from './image/layout.js';
 export * from './image/write.js';
 export * from './image/disk.js';
 export * from './image/create.js';
+export * from './image/stale.js';
 export { createExt4, EXT4_FEATURES, type CreateExt4Options, type CreateExt4Summary, type ExtraFile } from './ext4/create.js';
 export { planGeometry, type Geometry, type GroupPlan } from './ext4/geometry.js';
 export * as fat32 from './fat32/index.js';

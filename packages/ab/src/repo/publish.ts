@@ -16,6 +16,7 @@
 import { mkdir, open, readdir, rename, stat, unlink, copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildTime, InputError } from '@diskimg/partitions/internal';
+import { isProcessAlive } from '@diskimg/diskimage/internal/create';
 import { decodeSignature, encodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from '../minisign/signature.js';
 import { formatTrustedComment, parseTrustedComment } from '../minisign/trusted.js';
 import { readSecretKeyFile, signToSignature } from '../minisign/sign.js';
@@ -268,21 +269,13 @@ async function cleanTemps(dir: string): Promise<string[]> {
     const m = TEMP_RE.exec(n);
     if (!m) continue;
     const pid = Number(m[2]);
-    if (pid !== process.pid && alive(pid)) continue;
+    if (pid !== process.pid && isProcessAlive(pid)) continue;
     await unlink(join(dir, n)).catch(() => {});
     out.push(n);
   }
   return out;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Remove all but the newest `keep` versions of one kind and platform, never

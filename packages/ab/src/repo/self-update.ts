@@ -8,7 +8,8 @@
  *   3. only a newer version is fetched (no downgrade without allowDowngrade);
  *   4. the file is streamed into a hidden temporary file beside the target (same filesystem, so the
  *      final rename is atomic); the signature hash is fed with exactly the chunks written; a size cap
- *      stops a hostile or runaway server;
+ *      stops a hostile or runaway server; such files of earlier self-updates whose process is gone
+ *      (killed) are removed first;
  *   5. the new file must carry the signed version on its release line and answer `--version` under
  *      node; then it gets the target's mode, is fsynced and renamed over the target.
  * Any failure removes the temporary file: the running file is never touched before the rename.
@@ -18,7 +19,7 @@ import { execFile } from 'node:child_process';
 import { access, chmod, constants, open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from '@diskimg/partitions/internal';
-import { openUpdateInput } from '@diskimg/diskimage/internal';
+import { openUpdateInput, pidFilePattern, removeDeadPidFiles } from '@diskimg/diskimage/internal';
 import { MinisignVerifier, readPublicKeyFile } from '../minisign/verify.js';
 import { parseBundleRelease, readBundleRelease } from './bundle-release.js';
 import { resolveRelease } from './client.js';
@@ -108,6 +109,8 @@ export async function selfUpdate(o: SelfUpdateOptions): Promise<SelfUpdateResult
   const max = o.maxBytes ?? MAX_BUNDLE_BYTES;
   // Ends in .mjs: node decides a file is an ES module by its extension.
   const tmp = join(dir, `.${basename(target)}.self-update-${process.pid}.mjs`);
+  // What a killed self-update left (its process gone); never a running one's.
+  removeDeadPidFiles(dir, pidFilePattern(`.${basename(target)}.self-update-`, '.mjs'));
   const fh = await open(tmp, 'wx', 0o600);
   let closed = false;
   try {

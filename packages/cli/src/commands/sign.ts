@@ -69,6 +69,8 @@ export const signCommand: CommandModule<object, SignArgs> = {
     progress.clear();
     // Write beside and rename, so a failure never leaves a half-written signature.
     const tmp = `${out}.tmp-${process.pid}`;
+    const { pidFilePattern, removeDeadPidFiles } = await import('@diskimg/diskimage/internal/create');
+    removeDeadPidFiles(dirname(out), pidFilePattern(`${basename(out)}.tmp-`)); // a killed sign's
     try {
       await writeFile(tmp, encodeSignature(sig));
       await rename(tmp, out);

@@ -5,7 +5,7 @@ import { decodeFsInfo, encodeFsInfo } from './fsinfo.js';
 import { FatTable, FatWindow } from './fat.js';
 import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_VOLUME_ID, DIRENT_SIZE, encodeDirent, encodeFatTime, makeDirent, type Dirent } from './dirent.js';
 import type { SourceFile } from '../source/tree.js';
-import { DirBuffer, nameFor, splitPath, type Fat32Entry, type SlotEntry } from './dir.js';
+import { DirBuffer, encodeEntryRun, nameFor, splitPath, type Fat32Entry, type SlotEntry } from './dir.js';
 
 export interface WriteOptions {
   /** Last-write time in seconds; default SOURCE_DATE_EPOCH or now. */
@@ -158,6 +158,23 @@ export class Fat32Volume {
     return { name: '', shortName: '', isDirectory: true, size: 0, firstCluster: this.geometry.rootCluster, mtime: 0, attr: ATTR_DIRECTORY };
   }
 
+  /**
+   * How many leading directories of `path`'s parent exist (one walk, linear
+   * in depth): what mkdir would have to make is the rest. undefined when one
+   * of them is a file.
+   */
+  async existingParents(path: string): Promise<number | undefined> {
+    const parts = splitPath(path).slice(0, -1);
+    let dir = await this.loadDir(this.geometry.rootCluster);
+    for (let i = 0; i < parts.length; i++) {
+      const e = dir.find(parts[i]);
+      if (!e) return i;
+      if (!e.isDirectory) return undefined;
+      dir = await this.loadDir(e.firstCluster || this.geometry.rootCluster);
+    }
+    return parts.length;
+  }
+
   /** stat; undefined when the path does not exist. */
   async lookup(path: string): Promise<Fat32Entry | undefined> {
     const parts = splitPath(path);
@@ -203,8 +220,14 @@ export class Fat32Volume {
     }
   }
 
-  /** Whole small file in memory (grub.cfg, grubenv). */
-  async readFileBuffer(path: string): Promise<Buffer> {
+  /**
+   * Whole small file in memory (grub.cfg, grubenv), at most `maxBytes`
+   * (default 16 MiB): a damaged or hostile entry claiming gigabytes is an
+   * error, not an allocation.
+   */
+  async readFileBuffer(path: string, maxBytes = 16 * MiB): Promise<Buffer> {
+    const e = await this.stat(path);
+    if (!e.isDirectory && e.size > maxBytes) throw new InputError(`${path}: ${e.size} bytes on the FAT volume, more than the ${maxBytes} expected`);
     const parts: Buffer[] = [];
     for await (const b of this.readFile(path)) parts.push(b);
     return Buffer.concat(parts);
@@ -399,11 +422,53 @@ export class Fat32Volume {
     const clusters = this.fat.pick(n)!;
     await this.writeData(clusters, data, size, path);
     this.fat.link(clusters);
+    await this.commitFile(path, clusters, size, opts);
+  }
+
+  /**
+   * Reserve clusters for `size` bytes: picked and chained in the in-memory FAT
+   * only (nothing is written), so later picks skip them. The caller streams
+   * the data in with writeData and makes the file with commitFile; a volume
+   * dropped before that leaves those clusters free on disk.
+   */
+  reserve(size: number, path: string): number[] {
+    if (size > 0xffffffff) throw new InputError(`${path}: ${size} bytes; FAT32 files are at most 4 GiB - 1`);
+    const n = this.clustersFor(size);
+    const clusters = this.fat.pick(n);
+    if (!clusters) throw this.spaceError(path, n);
+    this.fat.link(clusters);
+    return clusters;
+  }
+
+  /**
+   * Make `path` the file whose `size` bytes are already in `clusters` (from
+   * reserve + writeData), crash-safe: the chain into every FAT, flush; then
+   * the directory entry (new, or one sector switching an existing file's
+   * first cluster and size), flush; then the old chain freed. A crash leaves
+   * the old or the new file whole and at worst lost clusters.
+   */
+  async commitFile(path: string, clusters: number[], size: number, opts: { mtime?: number } = {}): Promise<void> {
+    await this.beforeWrite();
+    const parts = splitPath(path);
+    if (parts.length === 0) throw new InputError(`${path}: is the root directory`);
+    const { dir, entry } = await this.walk(path, parts);
+    if (entry?.isDirectory) throw new PathError('EISDIR', `${path}: is a directory, not a file`);
+    const oldChain = entry ? this.fat.chain(entry.firstCluster, path) : [];
     await this.fat.flush(this.dev);
     await this.dev.flush();
     const mtime = opts.mtime ?? buildTime();
-    await this.addEntry(dir, name, makeDirent(Buffer.alloc(11), ATTR_ARCHIVE, 0, clusters[0] ?? 0, size, mtime), path);
+    if (entry) {
+      const t = encodeFatTime(mtime);
+      dir.update(entry, { ...entry.dirent, firstCluster: clusters[0] ?? 0, DIR_FileSize: size, DIR_WrtDate: t.date, DIR_WrtTime: t.time, DIR_LstAccDate: t.date, DIR_Attr: entry.dirent.DIR_Attr | ATTR_ARCHIVE });
+      await this.commitDir(dir);
+    } else {
+      await this.addEntry(dir, parts[parts.length - 1], makeDirent(Buffer.alloc(11), ATTR_ARCHIVE, 0, clusters[0] ?? 0, size, mtime), path);
+    }
     await this.dev.flush();
+    if (oldChain.length) {
+      this.fat.release(oldChain);
+      await this.fat.flush(this.dev);
+    }
     await this.writeFsInfo();
     await this.dev.flush();
   }
@@ -418,31 +483,22 @@ export class Fat32Volume {
   async replaceFile(path: string, data: FileData, opts: WriteOptions = {}): Promise<void> {
     void this.fat; // throws UsageError when opened read-only, before any write
     const parts = splitPath(path);
-    const { dir, entry } = await this.walk(path, parts);
+    const { entry } = await this.walk(path, parts);
     if (!entry) throw new PathError('ENOENT', `${path}: no such file on the FAT volume`);
     if (entry.isDirectory) throw new PathError('EISDIR', `${path}: is a directory, not a file`);
     const size = this.dataSize(data, opts, path);
     const n = this.clustersFor(size);
     if (n > this.fat.freeCount) throw this.spaceError(path, n);
-    const oldChain = this.fat.chain(entry.firstCluster, path);
     const clusters = this.fat.pick(n)!;
     await this.writeData(clusters, data, size, path);
     this.fat.link(clusters);
-    await this.fat.flush(this.dev);
-    await this.dev.flush();
-    const t = encodeFatTime(opts.mtime ?? buildTime());
-    dir.update(entry, { ...entry.dirent, firstCluster: clusters[0] ?? 0, DIR_FileSize: size, DIR_WrtDate: t.date, DIR_WrtTime: t.time, DIR_LstAccDate: t.date, DIR_Attr: entry.dirent.DIR_Attr | ATTR_ARCHIVE });
-    await this.commitDir(dir);
-    await this.dev.flush();
-    this.fat.release(oldChain);
-    await this.fat.flush(this.dev);
-    await this.writeFsInfo();
-    await this.dev.flush();
+    await this.commitFile(path, clusters, size, opts);
   }
 
   /** Delete a file or an empty directory. */
   async unlink(path: string): Promise<void> {
     void this.fat; // throws UsageError when opened read-only, before any write
+    await this.beforeWrite();
     const parts = splitPath(path);
     if (parts.length === 0) throw new InputError(`${path}: cannot delete the root directory`);
     const { dir, entry } = await this.walk(path, parts);
@@ -461,7 +517,14 @@ export class Fat32Volume {
     await this.dev.flush();
   }
 
-  /** Create a directory (and missing parents with `recursive`). */
+  /**
+   * Create a directory (and missing parents with `recursive`). One walk from
+   * the root whatever the depth (no recursion, no lookup per level); the
+   * missing directories are made as one crash-safe step: their clusters
+   * (each holding ".", ".." and the next one's entry) and their FAT chains
+   * first, then the one entry that links the top one into its existing
+   * parent. A cut before that entry leaves lost clusters only.
+   */
   async mkdir(path: string, opts: { recursive?: boolean; mtime?: number } = {}): Promise<void> {
     void this.fat; // throws UsageError when opened read-only, before any write
     const parts = splitPath(path);
@@ -469,35 +532,106 @@ export class Fat32Volume {
       if (opts.recursive) return;
       throw new InputError(`${path}: the root directory exists`);
     }
-    if (opts.recursive && parts.length > 1) {
-      const parent = await this.lookup(parts.slice(0, -1).join('/'));
-      if (!parent) await this.mkdir(parts.slice(0, -1).join('/'), opts);
+    let dir = await this.loadDir(this.geometry.rootCluster);
+    let i = 0;
+    for (; i < parts.length; i++) {
+      const e = dir.find(parts[i]);
+      if (!e) break;
+      const last = i === parts.length - 1;
+      if (last && !(opts.recursive && e.isDirectory)) throw new InputError(`${path}: already exists`);
+      if (!e.isDirectory) throw new PathError('ENOTDIR', `${path}: "${parts.slice(0, i + 1).join('/')}" is a file, not a directory`);
+      if (last) return;
+      dir = await this.loadDir(e.firstCluster || this.geometry.rootCluster);
     }
-    const { dir, entry } = await this.walk(path, parts);
-    if (entry) {
-      if (opts.recursive && entry.isDirectory) return;
-      throw new InputError(`${path}: already exists`);
-    }
-    const name = parts[parts.length - 1];
-    nameFor(name, dir.taken, path);
-    const need = 1 + this.growthFor(dir, name);
+    if (i < parts.length - 1 && !opts.recursive) throw new PathError('ENOENT', `${path}: no such directory "${parts.slice(0, i + 1).join('/')}" on the FAT volume`);
+    await this.makeDirs(dir, parts.slice(i), opts.mtime ?? buildTime(), path);
+  }
+
+  /** The chain of new directories `names` (each inside the one before) below `dir`; see mkdir. */
+  private async makeDirs(dir: DirBuffer, names: string[], mtime: number, path: string): Promise<void> {
+    await this.beforeWrite();
+    const cs = this.geometry.clusterSize;
+    nameFor(names[0], dir.taken, path);
+    // Each new directory's content: ".", ".." and the entry of the next one.
+    const runsOf = names.map((_, j) => {
+      if (j === names.length - 1) return undefined;
+      const sn = nameFor(names[j + 1], new Set(['.          ', '..         ']), path);
+      return { sn, run: encodeEntryRun(names[j + 1], makeDirent(sn.name11, ATTR_DIRECTORY, sn.ntRes, 0, 0, mtime), sn) };
+    });
+    const sizes = runsOf.map((r) => Math.max(1, Math.ceil((2 * DIRENT_SIZE + (r?.run.length ?? 0)) / cs)));
+    const need = sizes.reduce((a, b) => a + b, 0) + this.growthFor(dir, names[0]);
     if (need > this.fat.freeCount) throw this.spaceError(path, need);
-    const mtime = opts.mtime ?? buildTime();
-    const [c] = this.fat.pick(1)!;
-    const parentCluster = dir.cluster === this.geometry.rootCluster ? 0 : dir.cluster;
-    await this.dev.write(this.clusterOffset(c), dirCluster(c, parentCluster, mtime, this.geometry.clusterSize));
-    this.fat.link([c]);
+    const chains = sizes.map((n) => {
+      const c = this.fat.pick(n)!;
+      this.fat.link(c);
+      return c;
+    });
+    let parent = dir.cluster === this.geometry.rootCluster ? 0 : dir.cluster;
+    for (let j = 0; j < names.length; j++) {
+      const buf = Buffer.alloc(sizes[j] * cs);
+      dirCluster(chains[j][0], parent, mtime, 2 * DIRENT_SIZE).copy(buf, 0);
+      const r = runsOf[j];
+      if (r) {
+        r.run.copy(buf, 2 * DIRENT_SIZE);
+        const at = 2 * DIRENT_SIZE + r.run.length - DIRENT_SIZE; // the short entry
+        buf.writeUInt16LE(chains[j + 1][0] >>> 16, at + 20); // DIR_FstClusHI
+        buf.writeUInt16LE(chains[j + 1][0] & 0xffff, at + 26); // DIR_FstClusLO
+      }
+      let k = 0;
+      for (const [, first, len] of runs(chains[j])) {
+        await this.dev.write(this.clusterOffset(first), buf.subarray(k * cs, (k + len) * cs));
+        k += len;
+      }
+      parent = chains[j][0];
+    }
     await this.fat.flush(this.dev);
     await this.dev.flush();
-    await this.addEntry(dir, name, makeDirent(Buffer.alloc(11), ATTR_DIRECTORY, 0, c, 0, mtime), path);
+    await this.addEntry(dir, names[0], makeDirent(Buffer.alloc(11), ATTR_DIRECTORY, 0, chains[0][0], 0, mtime), path);
     await this.dev.flush();
     await this.writeFsInfo();
     await this.dev.flush();
   }
 
+  /**
+   * Remove the empty directories above `path` (a file already removed),
+   * deepest first, stopping at the first that is not empty or that `keep`
+   * names (given the components from the root). One walk: linear in depth.
+   */
+  async removeEmptyParents(path: string, keep: (parts: string[]) => boolean = () => false): Promise<string[]> {
+    void this.fat;
+    const parts = splitPath(path).slice(0, -1);
+    const dirs: DirBuffer[] = [await this.loadDir(this.geometry.rootCluster)];
+    for (const p of parts) {
+      const e = dirs[dirs.length - 1].find(p);
+      if (!e?.isDirectory) return [];
+      dirs.push(await this.loadDir(e.firstCluster || this.geometry.rootCluster));
+    }
+    // The highest directory whose subtree is only the empty chain down to the file's directory.
+    let top = parts.length + 1;
+    for (let i = parts.length; i > 0; i--) {
+      if (dirs[i].entries.length > (i === parts.length ? 0 : 1) || keep(parts.slice(0, i))) break;
+      top = i;
+    }
+    if (top > parts.length) return [];
+    // One crash-safe step: the top one's entry goes (the chain below becomes unreachable), then every cluster is freed.
+    await this.beforeWrite();
+    const parent = dirs[top - 1];
+    parent.remove(parent.find(parts[top - 1])!);
+    await this.commitDir(parent);
+    await this.dev.flush();
+    for (let i = top; i <= parts.length; i++) this.fat.release(dirs[i].clusters);
+    await this.fat.flush(this.dev);
+    await this.writeFsInfo();
+    await this.dev.flush();
+    const removed: string[] = [];
+    for (let i = parts.length; i >= top; i--) removed.push(`/${parts.slice(0, i).join('/')}`);
+    return removed;
+  }
+
   /** Rename or move; an existing file at `to` is replaced. */
   async rename(from: string, to: string): Promise<void> {
     void this.fat; // throws UsageError when opened read-only, before any write
+    await this.beforeWrite();
     const fp = splitPath(from);
     const tp = splitPath(to);
     if (fp.length === 0 || tp.length === 0) throw new InputError(`${from} -> ${to}: cannot rename the root directory`);
@@ -549,6 +683,54 @@ export class Fat32Volume {
       await this.writeFsInfo();
       await this.dev.flush();
     }
+  }
+
+  /**
+   * Make every FAT copy equal to the active one (the one this volume reads):
+   * a write cut between copies (kill -9, power loss) leaves them different,
+   * and fsck.fat reports "FATs differ" until something rewrites them. The
+   * active copy is written first by every flush, so it is the newest, and
+   * either copy is consistent with the directories (a chain reaches the
+   * directories only after both copies have it). Only differing sectors are
+   * written; a cut here leaves work for the next run. Returns their number.
+   * Runs once per volume, before its first edit; nothing when mirroring is
+   * off (BPB_ExtFlags bit 7: the other copies are not kept).
+   */
+  async repairFatCopies(): Promise<number> {
+    void this.fat;
+    if (this.fatsChecked) return 0;
+    this.fatsChecked = true;
+    const g = this.geometry;
+    if (g.numFats < 2 || (this.bootSector.BPB_ExtFlags & 0x80) !== 0) return 0;
+    const active = 0;
+    const bps = g.bytesPerSector;
+    const chunk = Math.max(bps, Math.floor(STAGE / bps) * bps);
+    const a = Buffer.alloc(chunk);
+    const b = Buffer.alloc(chunk);
+    let fixed = 0;
+    for (let off = 0; off < g.fatBytes; off += chunk) {
+      const len = Math.min(chunk, g.fatBytes - off);
+      await this.dev.read(g.fatOffset + active * g.fatBytes + off, a.subarray(0, len));
+      for (let copy = 0; copy < g.numFats; copy++) {
+        if (copy === active) continue;
+        const base = g.fatOffset + copy * g.fatBytes + off;
+        await this.dev.read(base, b.subarray(0, len));
+        for (let s = 0; s < len; s += bps) {
+          const sa = a.subarray(s, s + bps);
+          if (sa.equals(b.subarray(s, s + bps))) continue;
+          await this.dev.write(base + s, sa);
+          fixed++;
+        }
+      }
+    }
+    if (fixed) await this.dev.flush();
+    return fixed;
+  }
+
+  private fatsChecked = false;
+
+  private async beforeWrite(): Promise<void> {
+    if (!this.fatsChecked) await this.repairFatCopies();
   }
 
   async flush(): Promise<void> {

@@ -1,5 +1,6 @@
-import { lstat, open, readdir, realpath, stat, rename, rm } from 'node:fs/promises';
+import { lstat, open, realpath, stat, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { pidFilePattern, removeDeadPidFiles } from './stale.js';
 import { fmtBytes, InputError, makeEntropy, type Entropy, type LayoutPlan } from '@diskimg/partitions/internal';
 import type { Device } from '../device/device.js';
 import { Region } from '../device/region.js';
@@ -125,25 +126,7 @@ export function partialPath(output: string, pid = process.pid): string {
  * longer exist (killed by SIGKILL or a power cut). A live process's file is kept.
  */
 export async function removeStalePartials(output: string): Promise<string[]> {
-  const prefix = `.${basename(output)}.partial-`;
-  const removed: string[] = [];
-  for (const name of await readdir(dirname(output)).catch(() => [] as string[])) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(name.slice(prefix.length));
-    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || isAlive(pid)) continue;
-    await rm(join(dirname(output), name), { force: true });
-    removed.push(name);
-  }
-  return removed;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, another user's
-  }
+  return removeDeadPidFiles(dirname(output), pidFilePattern(`.${basename(output)}.partial-`), { keepOwn: true });
 }
 
 /**
