@@ -10,6 +10,30 @@ export function printJson(value: unknown): void {
 
 let stdoutClosed = false;
 
+/**
+ * Wait until `stream` wants more data ('drain'), or until it closed or failed
+ * (then false). Every listener is removed again whichever comes first: a
+ * write-with-backpressure loop waits here once per chunk, and listeners left
+ * behind would pile up (MaxListenersExceededWarning after 10 waits).
+ */
+export function waitForDrain(stream: NodeJS.WritableStream): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const done = (v: boolean, e?: unknown) => {
+      stream.off('drain', onDrain);
+      stream.off('close', onClose);
+      stream.off('error', onError);
+      if (e === undefined) resolve(v);
+      else reject(e);
+    };
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    const onError = (e: unknown) => done(false, e);
+    stream.on('drain', onDrain);
+    stream.on('close', onClose);
+    stream.on('error', onError);
+  });
+}
+
 /** True once a reader closed our stdout (EPIPE): commands may stop producing output. */
 export function isStdoutClosed(): boolean {
   return stdoutClosed;
