@@ -35,12 +35,32 @@ function makeTree(root: string): void {
   }
 }
 
+/** SquashFS tree: a 1 GiB sparse file (4 KiB blocks), devices, names that are not UTF-8. */
+function makeSquashTree(root: string): void {
+  mkdirSync(join(root, 'dir'), { recursive: true });
+  sh('truncate', ['-s', '1G', join(root, 'dir', 'sparse1g')]);
+  writeFileSync(join(root, 'dir', 'small'), 'small\n');
+  writeFileSync(Buffer.from(`${root}/dir/a\xff`, 'latin1'), 'ff\n');
+  writeFileSync(Buffer.from(`${root}/dir/a\xfe`, 'latin1'), 'fe\n');
+  if (isRoot) {
+    sh('mknod', [join(root, 'dir', 'ttyS0'), 'c', '4', '64']);
+    sh('mknod', [join(root, 'dir', 'nvme'), 'b', '259', '70000']);
+  }
+}
+
 let ext4Disk: Promise<string> | undefined;
-/** disk.img: partition "rd-ext4" (mkfs.ext4 -d of makeTree), its filesystem image beside it. */
+/**
+ * disk.img: partition "rd-ext4" (mkfs.ext4 -d of makeTree), its filesystem image beside it
+ * (ext4.fs); /sq (mksquashfs -b 4096) and /sqng (gensquashfs -b 4096) of makeSquashTree inside it.
+ */
 function ext4Image(): Promise<string> {
   ext4Disk ??= (async () => {
     const root = join(base, 'ext4-root');
     makeTree(root);
+    const sqRoot = join(base, 'sq-root');
+    makeSquashTree(sqRoot);
+    sh('mksquashfs', [sqRoot, join(root, 'sq'), '-b', '4096', '-noappend', '-quiet', '-no-progress', '-processors', '1']);
+    sh('gensquashfs', ['-D', sqRoot, '-b', '4096', '-q', '-f', join(root, 'sqng')]);
     const fs = join(base, 'ext4.fs');
     sh('mkfs.ext4', ['-q', '-F', '-L', 'rd-ext4', '-d', root, fs, '48M']);
     const disk = join(base, 'ext4-disk.img');
@@ -72,4 +92,66 @@ test('cat into a slow pipe: no MaxListenersExceededWarning, bytes equal debugfs 
   t.is(n, 24 * MiB + 123);
   const want = createHash('sha256').update(sh('debugfs', ['-R', 'cat /big', join(base, 'ext4.fs')])).digest('hex');
   t.is(h.digest('hex'), want);
+});
+
+/** unsquashfs -lln of the image's /dir: name → [mode string, size or "major,minor"]. */
+function unsquashfsDir(img: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const line of sh('unsquashfs', ['-lln', img]).toString('latin1').split('\n')) {
+    const m = /^(\S{10}) \S+\s+(\d+|\d+,\s*\d+) \S+ \S+ squashfs-root\/dir\/(.*)$/.exec(line);
+    if (m) out.set(m[3]!, [m[1]!, m[2]!.replace(/\s/g, '')]);
+  }
+  return out;
+}
+
+test('SquashFS: a 1 GiB sparse file in a 4 KiB-block image lists and reads as unsquashfs does (26.17)', async (t) => {
+  if (!needTools(t, 'mkfs.ext4', 'sgdisk', 'mksquashfs', 'gensquashfs', 'unsquashfs', 'rdsquashfs')) return;
+  const disk = await ext4Image();
+  for (const sq of ['sq', 'sqng']) {
+    const ls = await runCli(['ls', disk, `rd-ext4:/${sq}!/dir`, '--json']);
+    t.is(ls.code, 0, ls.stderr);
+    const want = unsquashfsDir(join(base, 'ext4-root', sq));
+    t.is(want.get('sparse1g')?.[1], String(1 << 30));
+    const e = ls.json.entries.find((x: any) => x.name === 'sparse1g');
+    t.is(e?.size, 1 << 30);
+    t.is(e?.type, 'file');
+    // The last MiB of it: zeros, as unsquashfs -cat gives (the whole file is 1 GiB of zeros).
+    const cat = await runCli(['cat', disk, `rd-ext4:/${sq}!/dir/sparse1g`, '--json']);
+    t.is(cat.code, 0, cat.stderr);
+    const zeros = createHash('sha256');
+    for (let k = 0; k < 1024; k++) zeros.update(Buffer.alloc(MiB));
+    t.like(cat.json, { size: 1 << 30, sha256: zeros.digest('hex') });
+    t.is(sh('rdsquashfs', ['-s', '/dir/sparse1g', join(base, 'ext4-root', sq)]).toString().match(/File size: (\d+)/)?.[1], String(1 << 30));
+    t.is((await runCli(['cat', disk, `rd-ext4:/${sq}!/dir/small`])).stdout, 'small\n');
+  }
+});
+
+test('ls -l and --json: devices show major, minor (ext4 by debugfs, SquashFS by unsquashfs/rdsquashfs) (26.21)', async (t) => {
+  if (!needRoot(t, 'mknod')) return;
+  if (!needTools(t, 'mkfs.ext4', 'sgdisk', 'debugfs', 'mksquashfs', 'gensquashfs', 'unsquashfs', 'rdsquashfs')) return;
+  const disk = await ext4Image();
+  const ext = await runCli(['ls', disk, 'rd-ext4:/dev', '--json']);
+  t.is(ext.code, 0, ext.stderr);
+  for (const [name, major, minor] of [['ttyS0', 4, 64], ['nvme', 259, 70000]] as const) {
+    const st = sh('debugfs', ['-R', `stat /dev/${name}`, join(base, 'ext4.fs')]).toString();
+    const m = /Device major\/minor number: (\d+):(\d+)/.exec(st);
+    t.deepEqual([Number(m?.[1]), Number(m?.[2])], [major, minor], st);
+    t.deepEqual(ext.json.entries.find((e: any) => e.name === name)?.rdev, { major, minor });
+  }
+  const long = await runCli(['ls', '-l', disk, 'rd-ext4:/dev']);
+  t.regex(long.stdout, /^crw-r--r-- +1 0 +0 +4, +64 .* ttyS0$/m);
+  t.regex(long.stdout, /^brw-r--r-- +1 0 +0 +259, 70000 .* nvme$/m);
+  for (const sq of ['sq', 'sqng']) {
+    const img = join(base, 'ext4-root', sq);
+    const r = await runCli(['ls', disk, `rd-ext4:/${sq}!/dir`, '--json']);
+    t.is(r.code, 0, r.stderr);
+    // unsquashfs agrees for small numbers; rdsquashfs (and the kernel) for the large minor.
+    t.deepEqual(unsquashfsDir(img).get('ttyS0'), ['crw-r--r--', '4,64']);
+    t.regex(sh('rdsquashfs', ['-l', '/dir', img]).toString(), /^brw-r--r-- 0\/0 +259:70000 nvme$/m);
+    t.deepEqual(r.json.entries.find((e: any) => e.name === 'ttyS0')?.rdev, { major: 4, minor: 64 });
+    t.deepEqual(r.json.entries.find((e: any) => e.name === 'nvme')?.rdev, { major: 259, minor: 70000 });
+    const l = await runCli(['ls', '-l', disk, `rd-ext4:/${sq}!/dir`]);
+    t.regex(l.stdout, /^crw-r--r-- +1 0 +0 +4, +64 .* ttyS0$/m);
+    t.regex(l.stdout, /^brw-r--r-- +1 0 +0 +259, 70000 .* nvme$/m);
+  }
 });

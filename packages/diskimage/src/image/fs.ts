@@ -33,6 +33,8 @@ export interface FsEntry {
   links: number;
   /** Symbolic link target. */
   target?: string;
+  /** Device number of a character or block device (ext4, SquashFS). */
+  rdev?: { major: number; minor: number };
   /** Extended attributes by full name, values base64 (ext4 only, when asked for: readdir/stat with { xattrs: true }). */
   xattrs?: Record<string, string>;
 }
@@ -137,6 +139,7 @@ function b64(m: Map<string, Buffer>): Record<string, string> {
 function ext4Entry(s: Ext4Stat, name: string, target?: string): FsEntry {
   const e: FsEntry = { name, type: s.type, size: s.size, mode: s.mode, mtime: s.mtime, uid: s.uid, gid: s.gid, links: s.links };
   if (target !== undefined) e.target = target;
+  if (s.rdev) e.rdev = { ...s.rdev };
   return e;
 }
 
@@ -231,6 +234,7 @@ class Ext4FsReader implements FsReader {
 function squashfsEntry(s: SquashfsStat, name: string, target?: string): FsEntry {
   const e: FsEntry = { name, type: s.type, size: s.size, mode: s.mode, mtime: s.mtime, uid: s.uid, gid: s.gid, links: s.links };
   if (target !== undefined) e.target = target;
+  if (s.rdev) e.rdev = { ...s.rdev };
   return e;
 }
 
