@@ -4,7 +4,7 @@
  * "LABEL:/path" in errors, which are one-line InputErrors for bad paths and
  * the readers' FormatErrors for damaged structures.
  */
-import { FormatError, InputError, NotFoundError, PathError, type PathErrorCode } from '@diskimg/partitions/internal';
+import { FormatError, InputError, NotFoundError, PathError, UnsupportedFormatError, type PathErrorCode } from '@diskimg/partitions/internal';
 import { openExt4, Ext4FileDevice, type Ext4Reader, type Ext4Stat } from '../ext4/reader.js';
 import type { Device } from '../device/device.js';
 import { openSquashfs, SquashfsFileDevice, type SquashfsReader, type SquashfsStat } from '../squashfs/reader.js';
@@ -165,9 +165,10 @@ class Ext4FsReader implements FsReader {
     try {
       return await op(p);
     } catch (e) {
-      // Restate the reader's path errors with the partition's name, keeping the code.
+      // Restate the reader's path errors with the partition's name, keeping the code;
+      // damage names the path too (the reader only knows inode numbers).
       if (e instanceof PathError) throw new PathError(e.code, `${this.name}:${p}: ${PATH_REASONS[e.code]}`);
-      throw e;
+      throw withPath(e, `${this.name}:${p}`);
     }
   }
 
@@ -256,7 +257,7 @@ export class SquashfsFsReader implements FsReader {
       return await op(p);
     } catch (e) {
       if (e instanceof PathError) throw new PathError(e.code, `${this.name}${p}: ${PATH_REASONS[e.code]}`);
-      throw e;
+      throw withPath(e, `${this.name}${p}`);
     }
   }
 
@@ -358,6 +359,13 @@ export async function resolveNested(fs: FsReader, path: string, shown: string): 
     return await resolveNested(inner, p.slice(k + 1), `${shown}${outer}!`);
   }
   return { fs, path: p };
+}
+
+/** A FormatError restated with the path it was met on in front ("rd:/a/b: ext4 inode 17: …"); others as they are. */
+function withPath(e: unknown, where: string): unknown {
+  if (!(e instanceof FormatError) || e.message.startsWith(where)) return e;
+  const Err = e instanceof UnsupportedFormatError ? UnsupportedFormatError : FormatError;
+  return new Err(`${where}: ${e.structure}`, e.message.slice(e.structure.length + 2));
 }
 
 /** Yields `chunks`, each step run through `at`, so a path error while reading names the path as the reader does. */
