@@ -8,7 +8,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, runCli } from './helpers/cli.js';
-import { gptDisk, sh } from './helpers/fs-disk.js';
+import { runCliBounded } from './helpers/bounded-cli.js';
+import { fatFindEntry, fatPatchFirstCluster, fatRootCluster, gptDisk, sh } from './helpers/fs-disk.js';
 import { isRoot, needRoot, needTools } from './helpers/skip.js';
 
 const MiB = 1 << 20;
@@ -194,4 +195,56 @@ test('ext4 inline_data: a fully sparse 3 MiB file reads as zeros, as the kernel 
   } finally {
     spawnSync('umount', [mnt]);
   }
+});
+
+/** diff A B where B has a directory cycle: exit 2, one line, bounded time and memory. */
+async function diffCycle(t: ExecutionContext, clean: string, cyclic: string, re: RegExp): Promise<void> {
+  for (const [a, b] of [[clean, cyclic], [cyclic, clean]]) {
+    const r = await runCliBounded(['diff', a!, b!, '--no-bytes'], { timeoutMs: 60_000 });
+    t.false(r.timedOut, 'diff did not end within 60 s');
+    t.is(r.code, 2, r.stderr);
+    t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+    t.regex(r.stderr, re);
+    t.notRegex(r.stderr, /internal error|\n\s+at /);
+    t.true((r.rssKiB ?? Infinity) < 400 * 1024, `peak RSS ${r.rssKiB} KiB`);
+  }
+}
+
+test('diff on an ext4 directory cycle (debugfs link) ends with a one-line CycleError, exit 2 (26.4)', async (t) => {
+  if (!needTools(t, 'mkfs.ext4', 'sgdisk', 'debugfs')) return;
+  const root = join(base, 'cycle-root');
+  mkdirSync(join(root, 'a', 'b'), { recursive: true });
+  writeFileSync(join(root, 'a', 'b', 'f'), 'f\n');
+  const fsA = join(base, 'cycle-a.fs');
+  sh('mkfs.ext4', ['-q', '-F', '-L', 'rd-cycle', '-U', '11111111-2222-3333-4444-555555555555', '-E', 'hash_seed=11111111-2222-3333-4444-555555555555', '-d', root, fsA, '8M']);
+  const fsB = join(base, 'cycle-b.fs');
+  sh('cp', [fsA, fsB]);
+  // /a/b/up is a second name of /a: the tree below /a never ends.
+  sh('debugfs', ['-w', '-R', 'link /a /a/b/up', fsB]);
+  t.regex(sh('debugfs', ['-R', 'ls -p /a/b', fsB]).toString(), /\/up\//);
+  const [da, db] = [join(base, 'cycle-a.img'), join(base, 'cycle-b.img')];
+  gptDisk(da, [{ name: 'rd-cycle', image: fsA }]);
+  gptDisk(db, [{ name: 'rd-cycle', image: fsB }]);
+  await diffCycle(t, da, db, /^diskimg: 1 rd-cycle:\/a\/b\/up: directory cycle: it is directory inode \d+ again, already listed as \/a /);
+});
+
+test('diff on a FAT32 directory cycle (a patched first cluster) ends with a one-line CycleError, exit 2 (26.4)', async (t) => {
+  if (!needTools(t, 'mkfs.fat', 'mmd', 'mcopy', 'sgdisk', 'fsck.fat')) return;
+  const fsA = join(base, 'fcycle-a.fs');
+  sh('truncate', ['-s', '40M', fsA]);
+  sh('mkfs.fat', ['-F', '32', '-s', '1', '-S', '512', '-n', 'RDFAT', '-i', '12345678', fsA]);
+  sh('mmd', ['-i', fsA, '::/A', '::/A/B']);
+  writeFileSync(join(base, 'fcycle-f'), 'f\n');
+  sh('mcopy', ['-i', fsA, join(base, 'fcycle-f'), '::/A/B/F']);
+  const fsB = join(base, 'fcycle-b.fs');
+  sh('cp', [fsA, fsB]);
+  // B's entry inside A now points at A's own cluster: A/B/B/B/… for ever.
+  const a = fatFindEntry(fsB, fatRootCluster(fsB), 'A          ');
+  const b = fatFindEntry(fsB, a.cluster, 'B          ');
+  fatPatchFirstCluster(fsB, b.offset, a.cluster);
+  t.not(spawnSync('fsck.fat', ['-n', fsB]).status, 0, 'fsck.fat sees the damage');
+  const [da, db] = [join(base, 'fcycle-a.img'), join(base, 'fcycle-b.img')];
+  gptDisk(da, [{ name: 'rd-fat', image: fsA }]);
+  gptDisk(db, [{ name: 'rd-fat', image: fsB }]);
+  await diffCycle(t, da, db, /^diskimg: 1 RDFAT:\/A\/B: directory cycle: it is the directory at cluster \d+ again, already listed as \/A /);
 });
