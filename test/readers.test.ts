@@ -4,7 +4,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, runCli } from './helpers/cli.js';
@@ -247,4 +247,69 @@ test('diff on a FAT32 directory cycle (a patched first cluster) ends with a one-
   gptDisk(da, [{ name: 'rd-fat', image: fsA }]);
   gptDisk(db, [{ name: 'rd-fat', image: fsB }]);
   await diffCycle(t, da, db, /^diskimg: 1 RDFAT:\/A\/B: directory cycle: it is the directory at cluster \d+ again, already listed as \/A /);
+});
+
+/** `ls --json` of a directory: name → entry. */
+async function lsJson(disk: string, spec: string): Promise<Map<string, any>> {
+  const r = await runCli(['ls', disk, spec, '--json']);
+  if (r.code !== 0) throw new Error(r.stderr);
+  return new Map(r.json.entries.map((e: any) => [e.name, e]));
+}
+
+test('names that are not UTF-8: shown escaped (\\xHH, \\\\), raw bytes in --json, reachable by cat (ext4 by debugfs, SquashFS by unsquashfs) (26.19)', async (t) => {
+  if (!needTools(t, 'mkfs.ext4', 'sgdisk', 'debugfs', 'mksquashfs', 'gensquashfs', 'unsquashfs')) return;
+  const disk = await ext4Image();
+  const dl = sh('debugfs', ['-R', 'ls /names', join(base, 'ext4.fs')]).toString('latin1');
+  t.true(dl.includes('a\\xff') && dl.includes('a\\xfe'), dl);
+  const cases: [string, string, string[]][] = [['rd-ext4:/names', 'rd-ext4:/names', ['a\\xff', 'a\\xfe', 'back\\\\slash']]];
+  for (const sq of ['sq', 'sqng']) cases.push([`rd-ext4:/${sq}!/dir`, `rd-ext4:/${sq}!/dir`, ['a\\xff', 'a\\xfe']]);
+  for (const [spec, dir, names] of cases) {
+    const m = await lsJson(disk, spec);
+    for (const n of names) {
+      const e = m.get(n);
+      t.truthy(e, `${spec}: ${n} listed (${[...m.keys()].join(', ')})`);
+      const raw = Buffer.from(e?.nameBase64 ?? '', 'base64');
+      t.true(raw.length > 0, `${n}: nameBase64`);
+      const want = n === 'a\\xff' ? 'ff\n' : n === 'a\\xfe' ? 'fe\n' : 'bs\n';
+      const c = await runCli(['cat', disk, `${dir}/${n}`]);
+      t.is(c.stdout, want, c.stderr);
+    }
+    t.false([...m.keys()].some((k) => k.includes('\ufffd')));
+    const human = (await runCli(['ls', disk, spec])).stdout;
+    for (const n of names) t.true(human.split('\n').some((l) => l.endsWith(` ${n}`)), human);
+  }
+  // The raw bytes are what the tools list: unsquashfs -lln prints names as bytes.
+  const lln = sh('unsquashfs', ['-lln', join(base, 'ext4-root', 'sq')]);
+  for (const b of ['a\xff', 'a\xfe']) t.true(lln.includes(Buffer.from(`squashfs-root/dir/${b}\n`, 'latin1')));
+  const m = await lsJson(disk, 'rd-ext4:/sq!/dir');
+  t.deepEqual(Buffer.from(m.get('a\\xff').nameBase64, 'base64'), Buffer.from('a\xff', 'latin1'));
+  t.is(m.get('small').nameBase64, undefined);
+});
+
+test('FAT long names with unpaired surrogates: two names stay two, shown escaped, reachable by cat (26.19)', async (t) => {
+  if (!needTools(t, 'mkfs.fat', 'mcopy', 'mdir', 'sgdisk', 'fsck.fat')) return;
+  const fs = join(base, 'lone.fs');
+  sh('truncate', ['-s', '40M', fs]);
+  sh('mkfs.fat', ['-F', '32', '-s', '1', '-S', '512', '-n', 'RDLONE', '-i', '12345678', fs]);
+  for (const [n, body] of [['lone-X.txt', 'x\n'], ['lone-Y.txt', 'y\n']]) {
+    writeFileSync(join(base, n!), body!);
+    sh('mcopy', ['-i', fs, join(base, n!), `::/${n}`]);
+  }
+  // Patch the long names: "X." → U+D800 ".", "Y." → U+DFFF "." (the LFN checksum covers the 8.3 name only).
+  const img = readFileSync(fs);
+  const root = fatFindEntry(fs, fatRootCluster(fs), 'LONE-X  TXT').offset & ~511;
+  for (const [ch, unit] of [['X', 0xd800], ['Y', 0xdfff]] as const) {
+    const k = img.indexOf(Buffer.from(`${ch}.`, 'utf16le'), root);
+    t.true(k > 0 && k < root + 512);
+    img.writeUInt16LE(unit, k);
+  }
+  writeFileSync(fs, img);
+  t.regex(sh('mdir', ['-i', fs, '::/']).toString('latin1'), /LONE-X +TXT[\s\S]*LONE-Y +TXT/);
+  const disk = join(base, 'lone.img');
+  gptDisk(disk, [{ name: 'rd-lone', image: fs }]);
+  const m = await lsJson(disk, 'RDLONE:/');
+  t.deepEqual([...m.keys()].sort(), ['lone-\\xed\\xa0\\x80.txt', 'lone-\\xed\\xbf\\xbf.txt']);
+  t.deepEqual(Buffer.from(m.get('lone-\\xed\\xa0\\x80.txt').nameBase64, 'base64'), Buffer.from([...Buffer.from('lone-'), 0xed, 0xa0, 0x80, ...Buffer.from('.txt')]));
+  t.is((await runCli(['cat', disk, 'RDLONE:/lone-\\xed\\xa0\\x80.txt'])).stdout, 'x\n');
+  t.is((await runCli(['cat', disk, 'RDLONE:/lone-\\xed\\xbf\\xbf.txt'])).stdout, 'y\n');
 });

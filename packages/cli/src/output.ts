@@ -3,6 +3,28 @@
  * may be closed under us (`| head -1`), and cleanups to run on a signal.
  */
 
+/**
+ * Characters that must not reach a terminal as they are: C0 controls (ESC,
+ * BEL, CR, LF, …), DEL, C1 controls, the bidi embeddings, overrides, isolates
+ * and marks, the Unicode line and paragraph separators, and lone surrogates.
+ */
+const UNSAFE = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * Text from an image, a signature or the user (names, labels, trusted
+ * comments, versions, paths), made safe for a terminal: every unsafe
+ * character becomes its UTF-8 bytes as `\xHH` (lone surrogates: their WTF-8
+ * bytes) — the syntax `ls`/`cat` paths accept back (image/names.ts). Every
+ * human output goes through it; `--json` keeps exact values.
+ */
+export function displayText(s: string): string {
+  return s.replace(UNSAFE, (ch) => {
+    const c = ch.charCodeAt(0);
+    const bytes = c >= 0xd800 && c <= 0xdfff ? [0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63)] : [...Buffer.from(ch, 'utf8')];
+    return bytes.map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+  });
+}
+
 /** `--json`: one document, indented, on stdout (the same for every command). */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -23,6 +23,7 @@ import { IdTable } from './id.js';
 import { XattrTable } from './xattr.js';
 import { ExportTable } from './export.js';
 import { Lru } from './lru.js';
+import { nameFromBytes, nameToBytes } from '../image/names.js';
 
 /** What stat(2) would say about an inode in a SquashFS image (mtime in seconds since the epoch). */
 export interface SquashfsStat {
@@ -172,7 +173,7 @@ export class SquashfsReader {
     const S = `${this.name}: directory ${path}`;
     const ents = await readDirectory(this.meta, this.sb.directory_table_start, dir, S);
     const out: SquashfsEntry[] = [];
-    for (const e of ents) out.push({ name: e.name.toString('utf8'), rawName: e.name, inode: await this.inodeOf(e, path) });
+    for (const e of ents) out.push({ name: nameFromBytes(e.name), rawName: e.name, inode: await this.inodeOf(e, path) });
     return out;
   }
 
@@ -196,14 +197,14 @@ export class SquashfsReader {
           if (stack.length > 1) stack.pop();
           continue;
         }
-        const want = Buffer.from(p, 'utf8');
+        const want = nameToBytes(p);
         if (want.length > 256) throw new PathError('ENOENT', `${this.name}: ${path}: no such file or directory`);
         const c = await this.child(cur, want, path);
         if (!c) throw new PathError('ENOENT', `${this.name}: ${path}: no such file or directory`);
         const last = k === parts.length - 1;
         if (c.type === 'symlink' && (!last || followLast)) {
           if (++hops > MAX_SYMLINK_HOPS) throw new PathError('ELOOP', `${this.name}: ${path}: too many levels of symbolic links`);
-          const target = c.symlink!.toString('utf8');
+          const target = nameFromBytes(c.symlink!);
           const base = target.startsWith('/') ? [this.root] : stack;
           stack = await resolve([...base], target.split('/'), true);
           continue;
@@ -232,7 +233,7 @@ export class SquashfsReader {
   async readlink(path: string): Promise<string> {
     const i = await this.lookup(path, false);
     if (i.type !== 'symlink') throw new InputError(`${this.name}: ${path}: not a symbolic link`);
-    return i.symlink!.toString('utf8');
+    return nameFromBytes(i.symlink!);
   }
 
   /** Extended attributes by full name ("user.x", "security.capability"); empty when none. */
