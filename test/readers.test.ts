@@ -30,6 +30,7 @@ function makeTree(root: string): void {
   writeFileSync(Buffer.from(`${root}/names/a\xff`, 'latin1'), 'ff\n');
   writeFileSync(Buffer.from(`${root}/names/a\xfe`, 'latin1'), 'fe\n');
   writeFileSync(join(root, 'names', 'back\\slash'), 'bs\n');
+  writeFileSync(join(root, 'names', 'red\x1b[31m\u202eevil\x07'), 'esc\n');
   if (isRoot) {
     sh('mknod', [join(root, 'dev', 'ttyS0'), 'c', '4', '64']);
     sh('mknod', [join(root, 'dev', 'nvme'), 'b', '259', '70000']);
@@ -312,4 +313,38 @@ test('FAT long names with unpaired surrogates: two names stay two, shown escaped
   t.deepEqual(Buffer.from(m.get('lone-\\xed\\xa0\\x80.txt').nameBase64, 'base64'), Buffer.from([...Buffer.from('lone-'), 0xed, 0xa0, 0x80, ...Buffer.from('.txt')]));
   t.is((await runCli(['cat', disk, 'RDLONE:/lone-\\xed\\xa0\\x80.txt'])).stdout, 'x\n');
   t.is((await runCli(['cat', disk, 'RDLONE:/lone-\\xed\\xbf\\xbf.txt'])).stdout, 'y\n');
+});
+
+/** Raw terminal controls: C0 (but the newlines between lines), DEL, C1, bidi controls. */
+const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
+
+test('show, ls and errors escape control and bidi characters from GPT names, labels and file names; --json keeps them (26.13)', async (t) => {
+  if (!needTools(t, 'mkfs.ext4', 'sgdisk')) return;
+  const fs = join(base, 'evil.fs');
+  sh('truncate', ['-s', '4M', fs]);
+  sh('mkfs.ext4', ['-q', '-F', '-L', 'lab\x1b[31mel', fs]);
+  const name = 'ev\x1b[2J\x07il\n\u202eTXT';
+  const disk = join(base, 'evil.img');
+  gptDisk(disk, [{ name, image: fs }]);
+  const show = await runCli(['show', disk]);
+  t.is(show.code, 0, show.stderr);
+  t.notRegex(show.stdout, RAW_CONTROL);
+  t.true(show.stdout.includes('ev\\x1b[2J\\x07il\\x0a\\xe2\\x80\\xaeTXT'), show.stdout);
+  t.true(show.stdout.includes('label lab\\x1b[31mel'), show.stdout);
+  const json = await runCli(['show', disk, '--json']);
+  t.is(json.json.partitions[0].name, name);
+  // A file name with ESC, BEL and a bidi override, listed escaped and read back by that form.
+  const img = await ext4Image();
+  const ls = await runCli(['ls', '-l', img, 'rd-ext4:/names']);
+  t.notRegex(ls.stdout, RAW_CONTROL);
+  const shown = 'red\\x1b[31m\\xe2\\x80\\xaeevil\\x07';
+  t.true(ls.stdout.includes(` ${shown}\n`), ls.stdout);
+  t.is((await runCli(['cat', img, `rd-ext4:/names/${shown}`])).stdout, 'esc\n');
+  t.truthy((await lsJson(img, 'rd-ext4:/names')).get('red\x1b[31m\u202eevil\x07'), '--json name exact');
+  // An error quoting the input: one line, escaped.
+  const err = await runCli(['cat', img, 'rd-ext4:/names/no\x1b[2Jpe\nx']);
+  t.is(err.code, 1);
+  t.is(err.stderr.trim().split('\n').length, 1, err.stderr);
+  t.notRegex(err.stderr.trimEnd(), RAW_CONTROL);
+  t.regex(err.stderr, /no\\x1b\[2Jpe\\x0ax: no such file or directory/);
 });
