@@ -348,3 +348,41 @@ test('show, ls and errors escape control and bidi characters from GPT names, lab
   t.notRegex(err.stderr.trimEnd(), RAW_CONTROL);
   t.regex(err.stderr, /no\\x1b\[2Jpe\\x0ax: no such file or directory/);
 });
+
+test('SquashFS: a lying file_size (~4 GiB on a 6-byte file) is listed, and reading it ends in one line, bounded time and memory (26.17)', async (t) => {
+  if (!needTools(t, 'mkfs.ext4', 'sgdisk', 'mksquashfs')) return;
+  const src = join(base, 'lie-src');
+  mkdirSync(src, { recursive: true });
+  writeFileSync(join(src, 'small'), 'small\n');
+  for (let k = 0; k < 50; k++) writeFileSync(join(src, `f${k}`), `file ${k}\n`);
+  const root = join(base, 'lie-root');
+  mkdirSync(root, { recursive: true });
+  const sq = join(root, 'sq');
+  // -noI: the inode table is stored uncompressed, so the generator can patch a field in place.
+  sh('mksquashfs', [src, sq, '-b', '4096', '-noI', '-noappend', '-quiet', '-no-progress', '-processors', '1']);
+  const img = readFileSync(sq);
+  const its = Number(img.readBigUInt64LE(64));
+  const dts = Number(img.readBigUInt64LE(72));
+  let patched = 0;
+  for (let p = its + 2; p + 32 <= dts; p++) {
+    if (img.readUInt16LE(p) === 2 && img.readUInt32LE(p + 28) === 6) {
+      img.writeUInt32LE(0xffff0006, p + 28); // the fragment tail stays 6 bytes
+      patched++;
+    }
+  }
+  t.is(patched, 1);
+  writeFileSync(sq, img);
+  const fs = join(base, 'lie.fs');
+  sh('mkfs.ext4', ['-q', '-F', '-L', 'rd-lie', '-d', root, fs, '8M']);
+  const disk = join(base, 'lie.img');
+  gptDisk(disk, [{ name: 'rd-lie', image: fs }]);
+  const ls = await runCli(['ls', disk, 'rd-lie:/sq!/', '--json']);
+  t.is(ls.code, 0, ls.stderr);
+  t.is(ls.json.entries.find((e: any) => e.name === 'small')?.size, 0xffff0006);
+  const r = await runCliBounded(['cat', disk, 'rd-lie:/sq!/small', '--json'], { timeoutMs: 60_000 });
+  t.false(r.timedOut);
+  t.is(r.code, 1, r.stderr);
+  t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  t.regex(r.stderr, /^diskimg: rd-lie:\/sq!: \/small[ :].*(exceeds block_size|runs past the image|past the)/);
+  t.true((r.rssKiB ?? Infinity) < 300 * 1024, `peak RSS ${r.rssKiB} KiB`);
+});

@@ -274,7 +274,7 @@ export class SquashfsFsReader implements FsReader {
       return await op(p);
     } catch (e) {
       if (e instanceof PathError) throw new PathError(e.code, `${this.name}${p}: ${PATH_REASONS[e.code]}`);
-      throw withPath(e, `${this.name}${p}`);
+      throw withPath(e, `${this.name}${p}`, this.name); // the SquashFS reader's own errors name the image and path
     }
   }
 
@@ -379,8 +379,8 @@ export async function resolveNested(fs: FsReader, path: string, shown: string): 
 }
 
 /** A FormatError restated with the path it was met on in front ("rd:/a/b: ext4 inode 17: …"); others as they are. */
-function withPath(e: unknown, where: string): unknown {
-  if (!(e instanceof FormatError) || e.message.startsWith(where)) return e;
+function withPath(e: unknown, where: string, named = where): unknown {
+  if (!(e instanceof FormatError) || e.message.startsWith(named)) return e;
   const Err = e instanceof UnsupportedFormatError ? UnsupportedFormatError : FormatError;
   return new Err(`${where}: ${e.structure}`, e.message.slice(e.structure.length + 2));
 }
