@@ -347,6 +347,18 @@ test('show, ls and errors escape control and bidi characters from GPT names, lab
   t.is(err.stderr.trim().split('\n').length, 1, err.stderr);
   t.notRegex(err.stderr.trimEnd(), RAW_CONTROL);
   t.regex(err.stderr, /no\\x1b\[2Jpe\\x0ax: no such file or directory/);
+  // A trusted comment with ESC and BEL: sign (through the stdout safety net) and verify print it escaped.
+  const f = join(base, 'signed');
+  writeFileSync(f, 'data\n');
+  t.is((await runCli(['keygen', '--out', join(base, 'tk')])).code, 0);
+  const sign = await runCli(['sign', f, '--seckey', join(base, 'tk.key'), '--trusted', 'note=a\x1b[31mred\x07']);
+  t.is(sign.code, 0, sign.stderr);
+  const verify = await runCli(['verify', f, '--pubkey', join(base, 'tk.pub')]);
+  for (const out of [sign.stdout, verify.stdout]) {
+    t.notRegex(out, RAW_CONTROL);
+    t.true(out.includes('note=a\\x1b[31mred\\x07'), out);
+  }
+  t.regex((await runCli(['verify', f, '--pubkey', join(base, 'tk.pub'), '--json'])).stdout, /\\u001b\[31mred\\u0007/);
 });
 
 test('SquashFS: a lying file_size (~4 GiB on a 6-byte file) is listed, and reading it ends in one line, bounded time and memory (26.17)', async (t) => {

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { DiskimgError, UsageError, sourceDateEpoch } from '@diskimg/partitions/internal';
-import { displayText, exitOnSignals, quietOnClosedPipe } from './output.js';
+import { displayText, exitOnSignals, guardHumanStdout, quietOnClosedPipe } from './output.js';
 import { fastStatusArgs } from './fast.js';
 
 /**
@@ -40,6 +40,10 @@ async function makeParser(argv: string[]): Promise<Argv> {
     .option('json', { type: 'boolean', describe: 'print one JSON document on stdout', global: true })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress and no warnings on stderr (errors still)', global: true })
     .middleware(((_argv: unknown, y: Argv) => rejectRepeats(args, y)) as never, true)
+    // Human stdout never carries raw control or bidi characters (cat's bytes and --json excepted).
+    .middleware((a) => {
+      if (!a.json && a._[0] !== 'cat' && a._[0] !== 'completion') guardHumanStdout();
+    })
     .strict()
     .demandCommand(1, 'name a command')
     .recommendCommands()

@@ -25,6 +25,27 @@ export function displayText(s: string): string {
   });
 }
 
+/** Whole lines of human output: as displayText, but newlines and tabs stay (they lay the text out). */
+export function displayLines(s: string): string {
+  return s.replace(UNSAFE, (ch) => (ch === '\n' || ch === '\t' ? ch : displayText(ch)));
+}
+
+let humanGuard = false;
+
+/**
+ * The safety net under every human stdout (installed by cli.ts for all commands but `cat`,
+ * `completion` and `--json`): text written to stdout passes through displayLines, so a value a
+ * command forgot to escape cannot reach the terminal as an escape sequence. Commands still
+ * escape values themselves (displayText), which also keeps a newline inside a value on its line.
+ */
+export function guardHumanStdout(): void {
+  if (humanGuard) return;
+  humanGuard = true;
+  const write = process.stdout.write.bind(process.stdout) as (...a: unknown[]) => boolean;
+  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) =>
+    write(typeof chunk === 'string' ? displayLines(chunk) : chunk, ...rest)) as typeof process.stdout.write;
+}
+
 /** `--json`: one document, indented, on stdout (the same for every command). */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
