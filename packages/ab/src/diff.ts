@@ -41,7 +41,7 @@ import {
   type FsProbe,
 } from '@diskimg/diskimage/internal';
 import { decodeGrubenv } from '@diskimg/grubcfg/internal';
-import { ESP_PATHS, FormatError } from '@diskimg/partitions/internal';
+import { CycleError, ESP_PATHS, FormatError } from '@diskimg/partitions/internal';
 
 /** What kind of change a difference is. */
 export type DiffCategory =
@@ -235,8 +235,25 @@ interface Fs {
 
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-function ext4Fs(r: Ext4Reader, xattrs: boolean): Fs {
-  const node = async (ino: number): Promise<Node> => {
+/**
+ * Every directory is listed once per side: one seen a second time (by inode
+ * number, by first cluster) is a cycle in a damaged filesystem, which would
+ * otherwise be walked for ever.
+ */
+function onceOnly(name: string, what: string): (id: number, path: string) => void {
+  const listed = new Map<number, string>();
+  return (id, path) => {
+    const first = listed.get(id);
+    if (first !== undefined) {
+      throw new CycleError(`${name}:${path}`, `directory cycle: it is ${what} ${id} again, already listed as ${first} (a damaged filesystem: run fsck)`);
+    }
+    listed.set(id, path);
+  };
+}
+
+function ext4Fs(r: Ext4Reader, xattrs: boolean, name: string): Fs {
+  const visit = onceOnly(name, 'directory inode');
+  const node = async (ino: number, path: string): Promise<Node> => {
     const i = await r.inode(ino);
     const st = r.statInode(ino, i);
     const fields: Node['fields'] = {
@@ -258,10 +275,11 @@ function ext4Fs(r: Ext4Reader, xattrs: boolean): Fs {
       xattrs: xattrs ? await r.xattrsInode(ino, i) : undefined,
       content: () => r.readInodeData(ino, i),
       children: async () => {
+        visit(ino, path);
         const out = new Map<string, Node>();
         for (const d of await r.readdirInode(ino)) {
           if (d.name === '.' || d.name === '..') continue;
-          out.set(d.name, await node(d.ino));
+          out.set(d.name, await node(d.ino, `${path === '/' ? '' : path}/${d.name}`));
         }
         return out;
       },
@@ -269,7 +287,7 @@ function ext4Fs(r: Ext4Reader, xattrs: boolean): Fs {
   };
   return {
     type: 'ext4',
-    root: () => node(2),
+    root: () => node(2, '/'),
     fields: async () => {
       const m = new Map<string, { v: DiffValue; c: DiffCategory }>();
       const sb = r.sb as unknown as Record<string, unknown>;
@@ -282,7 +300,8 @@ function ext4Fs(r: Ext4Reader, xattrs: boolean): Fs {
   };
 }
 
-function fatFs(vol: Fat32Volume): Fs {
+function fatFs(vol: Fat32Volume, name: string): Fs {
+  const visit = onceOnly(name, 'the directory at cluster');
   const node = (path: string, e: Fat32Entry | undefined): Node => {
     const isDir = !e || e.isDirectory;
     const fields: Node['fields'] = {};
@@ -297,6 +316,7 @@ function fatFs(vol: Fat32Volume): Fs {
       fields,
       content: () => vol.readFile(path),
       children: async () => {
+        visit(e?.firstCluster || vol.bootSector.BPB_RootClus, path);
         const out = new Map<string, Node>();
         for (const c of await vol.readdir(path)) out.set(c.name, node(`${path === '/' ? '' : path}/${c.name}`, c));
         return out;
@@ -323,11 +343,11 @@ function fatFs(vol: Fat32Volume): Fs {
 async function openFs(p: DiskPartition, probe: FsProbe, name: string, xattrs: boolean): Promise<Fs | undefined> {
   if (probe.type === 'ext4') {
     if (probe.error) throw new FormatError(name, probe.error);
-    return ext4Fs(await openExt4(p.region(), { name }), xattrs);
+    return ext4Fs(await openExt4(p.region(), { name }), xattrs, name);
   }
   if (probe.type === 'fat32') {
     if (probe.error) throw new FormatError(name, probe.error);
-    return fatFs(await Fat32Volume.open(p.region()));
+    return fatFs(await Fat32Volume.open(p.region()), name);
   }
   return undefined;
 }

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { DiskimgError, UsageError, sourceDateEpoch } from '@diskimg/partitions/internal';
-import { exitOnSignals, quietOnClosedPipe } from './output.js';
+import { displayText, exitOnSignals, guardHumanStdout, quietOnClosedPipe } from './output.js';
 import { fastStatusArgs } from './fast.js';
 import { COMPLETION_FLAG, commandSpecs, complete } from './completion.js';
 
@@ -60,6 +60,10 @@ async function makeParser(argv: string[]): Promise<Argv> {
     .usage('$0 <command> [options]');
   globalOptions(parser)
     .middleware(((_argv: unknown, y: Argv) => rejectRepeats(args, y)) as never, true)
+    // Human stdout never carries raw control or bidi characters (cat's bytes and --json excepted).
+    .middleware((a) => {
+      if (!a.json && a._[0] !== 'cat' && a._[0] !== 'completion') guardHumanStdout();
+    })
     .strict()
     .demandCommand(1, 'name a command')
     .recommendCommands()
@@ -193,17 +197,18 @@ export function describeSystemError(e: NodeJS.ErrnoException): string {
 function reportError(err: unknown): number {
   if (err instanceof UsageError) {
     // yargs messages can span lines ("Invalid values:\n  Argument: …"): keep errors to one line.
-    process.stderr.write(`diskimg: ${err.message.replace(/\s*\n\s*/g, ' ').trim()} (see diskimg --help)\n`);
+    process.stderr.write(`diskimg: ${displayText(err.message.replace(/\s*\n\s*/g, ' ').trim())} (see diskimg --help)\n`);
     return 2;
   }
   if (err instanceof DiskimgError) {
-    process.stderr.write(`diskimg: ${err.message}\n`);
+    // Messages quote input (names, labels, paths): escaped, and so one line whatever they quote.
+    process.stderr.write(`diskimg: ${displayText(err.message)}\n`);
     return 1;
   }
   const e = err as NodeJS.ErrnoException;
   if (e && typeof e.code === 'string' && e.message) {
     // System errors (EACCES, ENOSPC, …) are the user's to fix: one line, no stack.
-    process.stderr.write(`diskimg: ${describeSystemError(e)}\n`);
+    process.stderr.write(`diskimg: ${displayText(describeSystemError(e))}\n`);
     return 1;
   }
   process.stderr.write(`diskimg: internal error: ${(err as Error)?.stack ?? String(err)}\n`);

@@ -61,6 +61,15 @@ export class UnsupportedFormatError extends FormatError {
   override name = 'UnsupportedFormatError';
 }
 
+/**
+ * A directory reached a second time while walking a tree (an ext4 directory
+ * hard-linked into its own subtree, a FAT directory entry pointing at an
+ * ancestor's cluster): damage, reported instead of walking for ever.
+ */
+export class CycleError extends FormatError {
+  override name = 'CycleError';
+}
+
 /** True when `e` says a path or partition does not exist (as opposed to damage or an I/O error). */
 export function isNotFound(e: unknown): boolean {
   return e instanceof NotFoundError || (e instanceof PathError && e.code === 'ENOENT');

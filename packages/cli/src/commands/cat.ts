@@ -1,6 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { printJson } from '../output.js';
-import { once } from 'node:events';
+import { printJson, waitForDrain } from '../output.js';
 
 interface CatArgs {
   disk: string;
@@ -21,7 +20,7 @@ async function toStdout(chunks: AsyncIterable<Buffer>): Promise<void> {
     if (closed) return;
     if (process.stdout.write(c)) continue;
     try {
-      await Promise.race([once(process.stdout, 'drain'), once(process.stdout, 'close')]);
+      if (!(await waitForDrain(process.stdout))) return;
     } catch (e) {
       if (!isEpipe(e)) throw e;
       return;

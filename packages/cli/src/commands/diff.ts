@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { displayText } from '../output.js';
 import { DiskimgError } from '@diskimg/partitions/internal';
 
 interface Args {
@@ -37,14 +38,14 @@ export const diffCommand: CommandModule<object, Args> = {
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (!(e instanceof DiskimgError) && !(err && typeof err.code === 'string' && err.message)) throw e;
-      process.stderr.write(`diskimg: ${err.message}\n`);
+      process.stderr.write(`diskimg: ${displayText(err.message)}\n`);
       process.exitCode = 2;
       return;
     }
     const summary = summarizeDifferences(diffs);
     if (argv.json) process.stdout.write(`${JSON.stringify({ identical: diffs.length === 0, summary, differences: diffs }, null, 2)}\n`);
     else if (diffs.length > 0) {
-      const lines = diffs.map((d) => `${d.group}: ${describeDifference(d)}`);
+      const lines = diffs.map((d) => displayText(`${d.group}: ${describeDifference(d)}`));
       const cats = Object.entries(summary.categories).map(([k, n]) => `${k} ${n}`).join(', ');
       lines.push(`${summary.count} ${summary.count === 1 ? 'difference' : 'differences'} (${cats}): ${summary.verdict}`);
       process.stdout.write(`${lines.join('\n')}\n`);

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { printJson } from '../output.js';
+import { displayText, printJson } from '../output.js';
 import type { FsEntry } from '@diskimg/diskimage/internal';
 
 interface LsArgs {
@@ -65,13 +65,15 @@ export const lsCommand: CommandModule<object, LsArgs> = {
       return;
     }
     const width = (f: (e: FsEntry) => string | number) => Math.max(1, ...entries.map((e) => String(f(e)).length));
-    const [w, wl, wu, wg] = [width((e) => e.size), width((e) => e.links), width((e) => e.uid), width((e) => e.gid)];
+    // Devices show "major, minor" where files show their size, as ls -l does.
+    const sizeOf = (e: FsEntry) => (e.rdev ? `${e.rdev.major}, ${String(e.rdev.minor).padStart(3)}` : String(e.size));
+    const [w, wl, wu, wg] = [width(sizeOf), width((e) => e.links), width((e) => e.uid), width((e) => e.gid)];
     const owner = (e: FsEntry) => (argv.long ? ` ${String(e.links).padStart(wl)} ${String(e.uid).padEnd(wu)} ${String(e.gid).padEnd(wg)}` : '');
     const lines = entries.map(
       (e) =>
-        `${modeString(e.type, e.mode)}${owner(e)} ${String(e.size).padStart(w)} ${fmtTime(e.mtime)} ${e.name}${e.target !== undefined ? ` -> ${e.target}` : ''}` +
+        `${modeString(e.type, e.mode)}${owner(e)} ${sizeOf(e).padStart(w)} ${fmtTime(e.mtime)} ${displayText(e.name)}${e.target !== undefined ? ` -> ${displayText(e.target)}` : ''}` +
         Object.entries(e.xattrs ?? {})
-          .map(([k, v]) => `\n    ${k}=${xattrText(Buffer.from(v, 'base64'))}`)
+          .map(([k, v]) => `\n    ${displayText(k)}=${xattrText(Buffer.from(v, 'base64'))}`)
           .join(''),
     );
     if (lines.length) process.stdout.write(`${lines.join('\n')}\n`);

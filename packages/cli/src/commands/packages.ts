@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import type { ApkPackage } from '@diskimg/ab/internal';
 import { InputError, PSYOPS_NAMES, UsageError } from '@diskimg/partitions/internal';
-import { printJson } from '../output.js';
+import { printJson, displayText } from '../output.js';
 
 interface PackagesArgs {
   disk: string;
@@ -51,7 +51,7 @@ export const packagesCommand: CommandModule<object, PackagesArgs> = {
         ...d.added.map((p) => `+ ${p.name} ${p.version}`),
         ...d.changed.map((c) => `~ ${c.name} ${c.from} -> ${c.to}`),
       ].sort((x, y) => (x.slice(2) < y.slice(2) ? -1 : x.slice(2) > y.slice(2) ? 1 : 0));
-      process.stdout.write(lines.length ? `${lines.join('\n')}\n` : '');
+      process.stdout.write(lines.length ? `${lines.map(displayText).join('\n')}\n` : '');
       return;
     }
     if (argv.json) {
@@ -63,6 +63,6 @@ export const packagesCommand: CommandModule<object, PackagesArgs> = {
       if (slots.length > 1) out.push(`${PSYOPS_NAMES[s]}:`);
       for (const p of lists[s]!) out.push(`${slots.length > 1 ? '  ' : ''}${p.name} ${p.version}`);
     }
-    process.stdout.write(out.length ? `${out.join('\n')}\n` : '');
+    process.stdout.write(out.length ? `${out.map(displayText).join('\n')}\n` : '');
   },
 };

@@ -3,7 +3,7 @@ import type { DiskSummary } from '@diskimg/diskimage/internal';
 import type { DiskInspection } from '@diskimg/ab/internal';
 import { fmtBytes } from '@diskimg/partitions/internal';
 import { describeBootState } from './boot-common.js';
-import { printJson } from '../output.js';
+import { displayText, printJson } from '../output.js';
 
 interface ShowArgs {
   disk: string;
@@ -23,14 +23,14 @@ export const showCommand: CommandModule<object, ShowArgs> = {
     }
     const s = summary;
     process.stdout.write(
-      `${s.device}: GPT, ${s.sectorSize}-byte sectors, ${s.totalSectors} sectors (${fmtBytes(s.sizeBytes)}), disk GUID ${s.diskGuid}\n` +
+      `${displayText(s.device)}: GPT, ${s.sectorSize}-byte sectors, ${s.totalSectors} sectors (${fmtBytes(s.sizeBytes)}), disk GUID ${s.diskGuid}\n` +
         `header: ${s.header} (LBA ${s.header === 'primary' ? s.primaryHeader.lba : s.backupHeader.lba}); ` +
         `primary ${s.primaryHeader.ok ? 'ok' : 'DAMAGED'}, backup at LBA ${s.backupHeader.lba} ${s.backupHeader.ok ? 'ok' : 'DAMAGED'}; ` +
         `usable LBAs ${s.firstUsableLba}..${s.lastUsableLba}\n`,
     );
-    for (const w of s.warnings) process.stdout.write(`warning: ${w}\n`);
+    for (const w of s.warnings) process.stdout.write(`warning: ${displayText(w)}\n`);
     // Also on stderr, so a damaged disk is noticed even when stdout is piped away.
-    for (const w of s.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
+    for (const w of s.warnings) process.stderr.write(`diskimg: warning: ${displayText(w)}\n`);
     printTable(s);
     printInspection(s);
   },
@@ -76,7 +76,8 @@ export function printInspection(s: DiskInspection): void {
     if (e.boot) out.push('  boot:', ...describeBootState(e.boot, '    '));
     for (const x of e.errors) out.push(`  ERROR ${x}`);
   }
-  process.stdout.write(`${out.join('\n')}\n`);
+  // Each line escaped on its own: a newline inside a label stays inside its line.
+  process.stdout.write(`${out.map(displayText).join('\n')}\n`);
 }
 
 /** One line for the OS a slot's /squashfs holds. */
@@ -95,7 +96,7 @@ export function printTable(s: DiskSummary): void {
     ['#', 'name', 'type', 'first LBA', 'last LBA', 'size', 'GUID', 'attributes'],
     ...s.partitions.map((p) => [
       String(p.number),
-      p.name,
+      displayText(p.name),
       `${p.typeAlias ?? p.typeName ?? '?'} ${p.typeGuid}`,
       String(p.firstLba),
       String(p.lastLba),

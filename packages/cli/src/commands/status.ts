@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { printJson } from '../output.js';
+import { printJson, displayText } from '../output.js';
 import { bootedLabelOption, withDisk } from './boot-common.js';
 
 interface Args {
@@ -29,6 +29,6 @@ export async function runStatus(argv: Args): Promise<void> {
     const record = lastUpdatePath(argv.disk);
     printJson({ booted: booted ?? null, ...s, lastUpdate: record ? readLastUpdate(record) : null });
   }
-  else process.stdout.write(`${s.line}\n`);
+  else process.stdout.write(`${displayText(s.line)}\n`);
   if (!s.confirmed) process.exitCode = 1;
 }

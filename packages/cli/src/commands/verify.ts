@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { printJson } from '../output.js';
+import { printJson, displayText } from '../output.js';
 
 interface VerifyArgs {
   file: string;
@@ -30,6 +30,6 @@ export const verifyCommand: CommandModule<object, VerifyArgs> = {
       `trusted comment: ${r.trustedComment}`,
       ...Object.entries(r.fields).map(([k, v]) => `  ${k}: ${v}`),
     ];
-    process.stdout.write(`${lines.join('\n')}\n`);
+    process.stdout.write(`${lines.map(displayText).join('\n')}\n`);
   },
 };

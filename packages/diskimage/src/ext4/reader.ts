@@ -52,6 +52,7 @@ import {
   EXT4_XATTR_INDEX_POSIX_ACL_DEFAULT,
   type XattrEntry,
 } from './xattr.js';
+import { nameFromBytes, nameToBytes } from '../image/names.js';
 import { blockMapRuns, coalesce, extentRuns, type MapContext, type Run } from './file-map.js';
 
 export type Ext4FileType = 'file' | 'directory' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket' | 'unknown';
@@ -80,7 +81,7 @@ export interface Ext4Stat {
 }
 
 export interface Ext4Dirent {
-  /** The name decoded as UTF-8 (raw bytes in `rawName`). */
+  /** The name as UTF-8, bytes that are not UTF-8 as \\xHH and \\ for a backslash (image/names.ts; raw bytes in `rawName`). */
   name: string;
   rawName: Buffer;
   ino: number;
@@ -397,11 +398,13 @@ export class Ext4Reader {
     if (this.isInline(i)) {
       // Past the inline bytes a file reads as zeros (mkfs -d stores an all-zero
       // file as an empty inline area with its full i_size, as the kernel reads it).
+      // i_size may exceed the inline area by far (mkfs -d stores a fully sparse
+      // 3 MiB file inline, 0 bytes of data): e2fsck and the kernel read the rest
+      // as zeros, streamed here like a hole.
       const d = this.inlineData(ino, i);
-      if (size > this.blockSize) throw new FormatError(`ext4 inode ${ino}`, `inline_data file of ${size} bytes is larger than a block`);
-      const buf = Buffer.alloc(size);
-      d.copy(buf, 0, 0, Math.min(size, d.length));
-      if (size) yield buf;
+      const head = d.subarray(0, Math.min(size, d.length));
+      if (head.length) yield Buffer.from(head);
+      for (let left = size - head.length; left > 0; left -= READ_CHUNK) yield Buffer.alloc(Math.min(left, READ_CHUNK));
       return;
     }
     const bs = this.blockSize;
@@ -514,7 +517,7 @@ export class Ext4Reader {
         if (e.inode > this.sb.s_inodes_count) throw new FormatError(S, `entry "${e.name.toString()}" points to inode ${e.inode}, beyond s_inodes_count`);
         const n = e.name.toString('latin1');
         if (n === '.' || n === '..') continue;
-        out.push({ name: e.name.toString('utf8'), rawName: e.name, ino: e.inode, type: filetype ? FT[e.file_type] ?? 'unknown' : 'unknown' });
+        out.push({ name: nameFromBytes(e.name), rawName: e.name, ino: e.inode, type: filetype ? FT[e.file_type] ?? 'unknown' : 'unknown' });
       }
     };
     if (this.isInline(i)) {
@@ -574,14 +577,14 @@ export class Ext4Reader {
           cur = cur === EXT4_ROOT_INO ? EXT4_ROOT_INO : await this.dotdot(cur);
           continue;
         }
-        const want = Buffer.from(p, "utf8");
+        const want = nameToBytes(p);
         const hit = (await this.readdirInode(cur)).find((e) => e.rawName.equals(want));
         if (!hit) throw new PathError('ENOENT', `${this.name}: ${path}: no such file or directory`);
         const last = k === parts.length - 1;
         const child = await this.inode(hit.ino);
         if ((child.i_mode & S_IFMT) === S_IFLNK && (!last || followLast)) {
           if (++hops > MAX_SYMLINK_HOPS) throw new PathError('ELOOP', `${this.name}: ${path}: too many levels of symbolic links`);
-          const target = (await this.readlinkInode(hit.ino, child)).toString('utf8');
+          const target = nameFromBytes(await this.readlinkInode(hit.ino, child));
           const base = target.startsWith('/') ? EXT4_ROOT_INO : cur;
           cur = await resolve(base, target.split('/'), true);
           continue;
@@ -689,6 +692,6 @@ export class Ext4Reader {
 
   async readlink(path: string): Promise<string> {
     const ino = await this.lookup(path, false);
-    return (await this.readlinkInode(ino, await this.inode(ino))).toString('utf8');
+    return nameFromBytes(await this.readlinkInode(ino, await this.inode(ino)));
   }
 }

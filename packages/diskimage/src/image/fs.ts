@@ -4,7 +4,7 @@
  * "LABEL:/path" in errors, which are one-line InputErrors for bad paths and
  * the readers' FormatErrors for damaged structures.
  */
-import { FormatError, InputError, NotFoundError, PathError, type PathErrorCode } from '@diskimg/partitions/internal';
+import { FormatError, InputError, NotFoundError, PathError, UnsupportedFormatError, type PathErrorCode } from '@diskimg/partitions/internal';
 import { openExt4, Ext4FileDevice, type Ext4Reader, type Ext4Stat } from '../ext4/reader.js';
 import type { Device } from '../device/device.js';
 import { openSquashfs, SquashfsFileDevice, type SquashfsReader, type SquashfsStat } from '../squashfs/reader.js';
@@ -14,13 +14,21 @@ import { Fat32Volume } from '../fat32/volume.js';
 import type { Fat32Entry } from '../fat32/dir.js';
 import { findPartition, openDisk, type Disk, type DiskPartition } from './disk.js';
 import { probePartition, probeLabel, type FsProbe } from './probe.js';
+import { nameFromBytes, nameFromUtf16, nameIsEscaped, nameToBytes, nameToUtf16 } from './names.js';
 
 /** The kinds of `FsEntry`. */
 export type FsEntryType = 'file' | 'directory' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket' | 'unknown';
 
 /** A file, directory or link in a filesystem read by `FsReader`. */
 export interface FsEntry {
+  /**
+   * The name: exact when it is UTF-8 without a backslash; otherwise with bytes
+   * that are not UTF-8 as `\xHH` and a backslash as `\\` (image/names.ts), a
+   * form paths accept back, and the exact bytes in `nameBase64`.
+   */
   name: string;
+  /** The name's bytes (FAT: WTF-8 of the long name), base64, when `name` holds escapes. */
+  nameBase64?: string;
   type: FsEntryType;
   size: number;
   /** st_mode: type and permission bits (FAT: synthesised, 0755 directories, 0644 files, 0444 read-only). */
@@ -33,6 +41,8 @@ export interface FsEntry {
   links: number;
   /** Symbolic link target. */
   target?: string;
+  /** Device number of a character or block device (ext4, SquashFS). */
+  rdev?: { major: number; minor: number };
   /** Extended attributes by full name, values base64 (ext4 only, when asked for: readdir/stat with { xattrs: true }). */
   xattrs?: Record<string, string>;
 }
@@ -72,10 +82,19 @@ export function normalizePath(path: string): string {
 
 const baseName = (path: string) => normalizePath(path).split('/').pop() ?? '';
 
-function fatEntry(e: Fat32Entry, name = e.name): FsEntry {
+/** "\\xHH" escapes in a shown path back to the UTF-16 names the FAT volume compares. */
+const fatPath = (p: string) => (p.includes('\\') ? p.split('/').map(nameToUtf16).join('/') : p);
+
+/** The exact bytes beside an escaped name. */
+function withRawName(e: FsEntry): FsEntry {
+  if (nameIsEscaped(e.name)) e.nameBase64 = nameToBytes(e.name).toString('base64');
+  return e;
+}
+
+function fatEntry(e: Fat32Entry, name = nameFromUtf16(e.name)): FsEntry {
   const ro = (e.attr & FAT_ATTR_READ_ONLY) !== 0;
   const perm = e.isDirectory ? (ro ? 0o555 : 0o755) : ro ? 0o444 : 0o644;
-  return {
+  return withRawName({
     name,
     type: e.isDirectory ? 'directory' : 'file',
     size: e.isDirectory ? 0 : e.size,
@@ -84,7 +103,7 @@ function fatEntry(e: Fat32Entry, name = e.name): FsEntry {
     uid: 0,
     gid: 0,
     links: 1,
-  };
+  });
 }
 
 class FatReader implements FsReader {
@@ -95,7 +114,7 @@ class FatReader implements FsReader {
   ) {}
 
   private async need(path: string): Promise<Fat32Entry> {
-    const e = await this.vol.lookup(normalizePath(path));
+    const e = await this.vol.lookup(fatPath(normalizePath(path)));
     if (!e) throw new PathError('ENOENT', `${this.name}:${normalizePath(path)}: no such file or directory`);
     return e;
   }
@@ -104,7 +123,7 @@ class FatReader implements FsReader {
     const p = normalizePath(path);
     const e = await this.need(p);
     if (!e.isDirectory) throw new PathError('ENOTDIR', `${this.name}:${p}: not a directory`);
-    return (await this.vol.readdir(p)).map((x) => fatEntry(x));
+    return (await this.vol.readdir(fatPath(p))).map((x) => fatEntry(x));
   }
 
   async stat(path: string): Promise<FsEntry> {
@@ -120,7 +139,7 @@ class FatReader implements FsReader {
     const p = normalizePath(path);
     const e = await this.need(p);
     if (e.isDirectory) throw new PathError('EISDIR', `${this.name}:${p}: is a directory`);
-    yield* this.vol.readFile(p);
+    yield* this.vol.readFile(fatPath(p));
   }
 
   async readFileBuffer(path: string, maxBytes: number): Promise<Buffer> {
@@ -135,8 +154,9 @@ function b64(m: Map<string, Buffer>): Record<string, string> {
 }
 
 function ext4Entry(s: Ext4Stat, name: string, target?: string): FsEntry {
-  const e: FsEntry = { name, type: s.type, size: s.size, mode: s.mode, mtime: s.mtime, uid: s.uid, gid: s.gid, links: s.links };
+  const e: FsEntry = withRawName({ name, type: s.type, size: s.size, mode: s.mode, mtime: s.mtime, uid: s.uid, gid: s.gid, links: s.links });
   if (target !== undefined) e.target = target;
+  if (s.rdev) e.rdev = { ...s.rdev };
   return e;
 }
 
@@ -162,9 +182,10 @@ class Ext4FsReader implements FsReader {
     try {
       return await op(p);
     } catch (e) {
-      // Restate the reader's path errors with the partition's name, keeping the code.
+      // Restate the reader's path errors with the partition's name, keeping the code;
+      // damage names the path too (the reader only knows inode numbers).
       if (e instanceof PathError) throw new PathError(e.code, `${this.name}:${p}: ${PATH_REASONS[e.code]}`);
-      throw e;
+      throw withPath(e, `${this.name}:${p}`);
     }
   }
 
@@ -175,7 +196,7 @@ class Ext4FsReader implements FsReader {
         if (d.name === '.' || d.name === '..') continue;
         const i = await this.fs.inode(d.ino);
         const st = this.fs.statInode(d.ino, i);
-        const target = st.type === 'symlink' ? (await this.fs.readlinkInode(d.ino, i)).toString('utf8') : undefined;
+        const target = st.type === 'symlink' ? nameFromBytes(await this.fs.readlinkInode(d.ino, i)) : undefined;
         const e = ext4Entry(st, d.name, target);
         if (opts.xattrs) e.xattrs = b64(await this.fs.xattrsInode(d.ino, i));
         out.push(e);
@@ -196,7 +217,7 @@ class Ext4FsReader implements FsReader {
     return await this.at(path, async (p) => {
       const [ino, i] = await this.inodeOf(p, false);
       const st = this.fs.statInode(ino, i);
-      const e = ext4Entry(st, baseName(p), st.type === 'symlink' ? (await this.fs.readlinkInode(ino, i)).toString('utf8') : undefined);
+      const e = ext4Entry(st, baseName(p), st.type === 'symlink' ? nameFromBytes(await this.fs.readlinkInode(ino, i)) : undefined);
       if (opts.xattrs) e.xattrs = b64(await this.fs.xattrsInode(ino, i));
       return e;
     });
@@ -229,8 +250,9 @@ class Ext4FsReader implements FsReader {
 }
 
 function squashfsEntry(s: SquashfsStat, name: string, target?: string): FsEntry {
-  const e: FsEntry = { name, type: s.type, size: s.size, mode: s.mode, mtime: s.mtime, uid: s.uid, gid: s.gid, links: s.links };
+  const e: FsEntry = withRawName({ name, type: s.type, size: s.size, mode: s.mode, mtime: s.mtime, uid: s.uid, gid: s.gid, links: s.links });
   if (target !== undefined) e.target = target;
+  if (s.rdev) e.rdev = { ...s.rdev };
   return e;
 }
 
@@ -252,12 +274,12 @@ export class SquashfsFsReader implements FsReader {
       return await op(p);
     } catch (e) {
       if (e instanceof PathError) throw new PathError(e.code, `${this.name}${p}: ${PATH_REASONS[e.code]}`);
-      throw e;
+      throw withPath(e, `${this.name}${p}`, this.name); // the SquashFS reader's own errors name the image and path
     }
   }
 
   private async entry(i: SquashfsInode, name: string, opts: FsReadOptions): Promise<FsEntry> {
-    const e = squashfsEntry(await this.fs.statInode(i), name, i.symlink?.toString('utf8'));
+    const e = squashfsEntry(await this.fs.statInode(i), name, i.symlink && nameFromBytes(i.symlink));
     if (opts.xattrs) e.xattrs = b64(await this.fs.xattrsInode(i));
     return e;
   }
@@ -354,6 +376,13 @@ export async function resolveNested(fs: FsReader, path: string, shown: string): 
     return await resolveNested(inner, p.slice(k + 1), `${shown}${outer}!`);
   }
   return { fs, path: p };
+}
+
+/** A FormatError restated with the path it was met on in front ("rd:/a/b: ext4 inode 17: …"); others as they are. */
+function withPath(e: unknown, where: string, named = where): unknown {
+  if (!(e instanceof FormatError) || e.message.startsWith(named)) return e;
+  const Err = e instanceof UnsupportedFormatError ? UnsupportedFormatError : FormatError;
+  return new Err(`${where}: ${e.structure}`, e.message.slice(e.structure.length + 2));
 }
 
 /** Yields `chunks`, each step run through `at`, so a path error while reading names the path as the reader does. */

@@ -5,7 +5,7 @@
  * byte counts or a directory index.
  */
 import { FormatError } from '@diskimg/partitions/internal';
-import type { MetaCursor } from './metadata.js';
+import type { MetaCursor, MetaPos } from './metadata.js';
 
 export const SQUASHFS_DIR_TYPE = 1;
 export const SQUASHFS_REG_TYPE = 2;
@@ -67,7 +67,10 @@ export interface SquashfsInode {
   file_size?: number;
   fragment?: number;
   offset?: number;
-  block_list?: number[];
+  /** Number of data blocks (their size words follow the inode: read lazily, a sparse file's list can be large). */
+  block_count?: number;
+  /** Where the block size words start in the inode table. */
+  block_list_at?: MetaPos;
   sparse?: number;
   /** Directories */
   dir_start_block?: number;
@@ -164,13 +167,12 @@ export async function decodeInode(c: MetaCursor, ctx: InodeContext): Promise<Squ
       const size = ino.file_size!;
       const hasFrag = ino.fragment !== SQUASHFS_INVALID_FRAG;
       const nblocks = hasFrag ? Math.floor(size / ctx.blockSize) : Math.ceil(size / ctx.blockSize);
-      // Every block takes at least its 4-byte size word in the inode table: a
-      // count beyond the image is damage, caught before allocating the list.
-      if (nblocks * 4 > ctx.bytesUsed) throw new FormatError(S, `file_size ${size} needs ${nblocks} blocks, more than the image can list`);
       if (hasFrag && ino.offset! + (size % ctx.blockSize) > ctx.blockSize) throw new FormatError(S, `fragment offset ${ino.offset} + tail ${size % ctx.blockSize} exceeds the block size`);
-      const raw = await c.bytes(nblocks * 4);
-      ino.block_list = new Array<number>(nblocks);
-      for (let k = 0; k < nblocks; k++) ino.block_list[k] = raw.readUInt32LE(k * 4);
+      // The size words are compressed with the inode table (a 1 GiB sparse file at
+      // 4 KiB blocks lists 262,144 words in a few bytes): not read here, but in
+      // pieces when the data is, so a lying file_size costs no memory up front.
+      ino.block_count = nblocks;
+      ino.block_list_at = c.pos();
       break;
     }
     case SQUASHFS_SYMLINK_TYPE:

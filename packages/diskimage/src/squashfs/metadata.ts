@@ -86,6 +86,9 @@ export class MetadataReader {
 export class MetaCursor {
   private win: Buffer | undefined;
   private next = 0;
+  /** The block the window ends in (its disk position and data length). */
+  private cur = 0;
+  private curLen = 0;
   constructor(
     private readonly meta: MetadataReader,
     private readonly start: MetaPos,
@@ -97,6 +100,8 @@ export class MetaCursor {
       if (this.start.offset > b.data.length) throw new FormatError(this.structure, `offset ${this.start.offset} past the ${b.data.length}-byte metadata block at ${this.start.block}`);
       this.win = b.data.subarray(this.start.offset);
       this.next = b.next;
+      this.cur = this.start.block;
+      this.curLen = b.data.length;
     }
     if (this.win.length < n) {
       // Collect whole blocks, then join once (a long listing is many blocks).
@@ -107,6 +112,8 @@ export class MetaCursor {
         if (b.data.length === 0) throw new FormatError(this.structure, `empty metadata block at ${this.next}`);
         parts.push(b.data);
         have += b.data.length;
+        this.cur = this.next;
+        this.curLen = b.data.length;
         this.next = b.next;
       }
       this.win = Buffer.concat(parts, have);
@@ -114,6 +121,13 @@ export class MetaCursor {
     const r = this.win.subarray(0, n);
     this.win = this.win.subarray(n);
     return r;
+  }
+
+  /** Where the next read would start (what is left of the window lies in the last block read). */
+  pos(): MetaPos {
+    if (!this.win) return { ...this.start };
+    if (this.win.length === 0) return { block: this.next, offset: 0 };
+    return { block: this.cur, offset: this.curLen - this.win.length };
   }
 }
 

@@ -23,6 +23,7 @@ import { IdTable } from './id.js';
 import { XattrTable } from './xattr.js';
 import { ExportTable } from './export.js';
 import { Lru } from './lru.js';
+import { nameFromBytes, nameToBytes } from '../image/names.js';
 
 /** What stat(2) would say about an inode in a SquashFS image (mtime in seconds since the epoch). */
 export interface SquashfsStat {
@@ -52,6 +53,21 @@ export interface OpenSquashfsOptions {
 
 const MAX_SYMLINK_HOPS = 40;
 const MAX_DEPTH = 4096;
+/** Data blocks per block-list checkpoint (8 KiB of size words: one metadata block's worth). */
+const BLOCK_INDEX_STEP = 2048;
+
+/** Checkpoints into a file's block list: where piece c's words start in the inode table, and its first block on disk. */
+interface BlockIndex {
+  at: MetaPos[];
+  disk: number[];
+}
+interface BlockPiece {
+  c: number;
+  words: Uint32Array;
+  offs: Float64Array;
+  after: MetaPos;
+  end: number;
+}
 
 /**
  * A read-only SquashFS 4.0 image (gzip, xz, lz4, lzo, zstd or uncompressed): list, stat, read
@@ -68,7 +84,8 @@ export class SquashfsReader {
   private xattrTable?: Promise<XattrTable | undefined>;
   private readonly inodeCache = new Lru<number, SquashfsInode>(8192);
   private readonly dataCache = new Lru<number, Buffer>(8);
-  private readonly offsets = new WeakMap<SquashfsInode, number[]>();
+  private readonly blockIndex = new WeakMap<SquashfsInode, BlockIndex>();
+  private readonly pieces = new WeakMap<SquashfsInode, BlockPiece>();
   private readonly ctx: InodeContext;
   /** Data block reads from the device (for the benchmark). */
   dataReads = 0;
@@ -127,9 +144,10 @@ export class SquashfsReader {
   }
 
   async inodeOf(e: SquashfsDirent, dirName: string): Promise<SquashfsInode> {
-    const i = await this.inodeAtPos(e.block, e.offset, `${this.name}: ${dirName}/${e.name.toString()}`);
+    const where = `${this.name}: ${dirName === '/' ? '' : dirName.replace(/\/+$/, '')}/${e.name.toString()}`;
+    const i = await this.inodeAtPos(e.block, e.offset, where);
     const basic = i.inode_type > 7 ? i.inode_type - 7 : i.inode_type;
-    if (basic !== e.type) throw new FormatError(`${this.name}: ${dirName}/${e.name.toString()}`, `directory entry says type ${e.type}, inode says ${i.inode_type}`);
+    if (basic !== e.type) throw new FormatError(where, `directory entry says type ${e.type}, inode says ${i.inode_type}`);
     return i;
   }
 
@@ -155,7 +173,7 @@ export class SquashfsReader {
     const S = `${this.name}: directory ${path}`;
     const ents = await readDirectory(this.meta, this.sb.directory_table_start, dir, S);
     const out: SquashfsEntry[] = [];
-    for (const e of ents) out.push({ name: e.name.toString('utf8'), rawName: e.name, inode: await this.inodeOf(e, path) });
+    for (const e of ents) out.push({ name: nameFromBytes(e.name), rawName: e.name, inode: await this.inodeOf(e, path) });
     return out;
   }
 
@@ -179,14 +197,14 @@ export class SquashfsReader {
           if (stack.length > 1) stack.pop();
           continue;
         }
-        const want = Buffer.from(p, 'utf8');
+        const want = nameToBytes(p);
         if (want.length > 256) throw new PathError('ENOENT', `${this.name}: ${path}: no such file or directory`);
         const c = await this.child(cur, want, path);
         if (!c) throw new PathError('ENOENT', `${this.name}: ${path}: no such file or directory`);
         const last = k === parts.length - 1;
         if (c.type === 'symlink' && (!last || followLast)) {
           if (++hops > MAX_SYMLINK_HOPS) throw new PathError('ELOOP', `${this.name}: ${path}: too many levels of symbolic links`);
-          const target = c.symlink!.toString('utf8');
+          const target = nameFromBytes(c.symlink!);
           const base = target.startsWith('/') ? [this.root] : stack;
           stack = await resolve([...base], target.split('/'), true);
           continue;
@@ -215,7 +233,7 @@ export class SquashfsReader {
   async readlink(path: string): Promise<string> {
     const i = await this.lookup(path, false);
     if (i.type !== 'symlink') throw new InputError(`${this.name}: ${path}: not a symbolic link`);
-    return i.symlink!.toString('utf8');
+    return nameFromBytes(i.symlink!);
   }
 
   /** Extended attributes by full name ("user.x", "security.capability"); empty when none. */
@@ -242,21 +260,51 @@ export class SquashfsReader {
 
   /* ---- file data -------------------------------------------------------- */
 
-  /** Disk offset of each data block of a regular file (prefix sums of the block sizes). */
-  private blockOffsets(i: SquashfsInode, S: string): number[] {
-    let o = this.offsets.get(i);
-    if (o) return o;
-    o = new Array<number>(i.block_list!.length);
-    let pos = i.start_block!;
-    for (let k = 0; k < i.block_list!.length; k++) {
-      o[k] = pos;
-      const size = i.block_list![k]! & ~SQUASHFS_COMPRESSED_BIT_BLOCK;
+  /**
+   * Size word and disk offset of data block `k` of a regular file. The words
+   * are read from the inode table in pieces of BLOCK_INDEX_STEP, and each
+   * piece's start (table position, disk offset) is kept, so memory is one
+   * checkpoint per 2048 blocks however large (or sparse) the file, and a
+   * sequential read decodes each word once.
+   */
+  private async blockAt(i: SquashfsInode, k: number, S: string): Promise<{ word: number; pos: number }> {
+    let idx = this.blockIndex.get(i);
+    if (!idx) {
+      idx = { at: [i.block_list_at!], disk: [i.start_block!] };
+      this.blockIndex.set(i, idx);
+    }
+    const c = Math.floor(k / BLOCK_INDEX_STEP);
+    while (idx.at.length <= c) {
+      const p = await this.blockPiece(i, idx, idx.at.length - 1, S);
+      idx.at.push(p.after);
+      idx.disk.push(p.end);
+    }
+    const p = await this.blockPiece(i, idx, c, S);
+    const j = k - c * BLOCK_INDEX_STEP;
+    return { word: p.words[j]!, pos: p.offs[j]! };
+  }
+
+  private async blockPiece(i: SquashfsInode, idx: BlockIndex, c: number, S: string): Promise<BlockPiece> {
+    const hit = this.pieces.get(i);
+    if (hit?.c === c) return hit;
+    const n = Math.min(BLOCK_INDEX_STEP, i.block_count! - c * BLOCK_INDEX_STEP);
+    const { data, after } = await this.meta.read(idx.at[c]!, n * 4, `${S} block list`);
+    const words = new Uint32Array(n);
+    const offs = new Float64Array(n);
+    let pos = idx.disk[c]!;
+    for (let j = 0; j < n; j++) {
+      const w = data.readUInt32LE(j * 4);
+      const size = w & ~SQUASHFS_COMPRESSED_BIT_BLOCK;
+      const k = c * BLOCK_INDEX_STEP + j;
       if (size > this.blockSize) throw new FormatError(S, `data block ${k} of ${size} bytes exceeds block_size ${this.blockSize}`);
+      words[j] = w;
+      offs[j] = pos;
       pos += size;
       if (pos > this.sb.bytes_used) throw new FormatError(S, `data block ${k} runs past the image end`);
     }
-    this.offsets.set(i, o);
-    return o;
+    const piece = { c, words, offs, after, end: pos };
+    this.pieces.set(i, piece);
+    return piece;
   }
 
   /** Decompressed bytes of one stored block (data or fragment), `expect` bytes long. */
@@ -283,11 +331,10 @@ export class SquashfsReader {
     const size = i.file_size!;
     const bs = this.blockSize;
     const len = Math.min(bs, size - k * bs);
-    const list = i.block_list!;
-    if (k < list.length) {
-      const offs = this.blockOffsets(i, S);
-      const b = await this.dataBlock(offs[k]!, list[k]!, len, S);
-      if (b.length !== len && list[k]! & ~SQUASHFS_COMPRESSED_BIT_BLOCK) throw new FormatError(S, `data block ${k} holds ${b.length} bytes, expected ${len}`);
+    if (k < i.block_count!) {
+      const { word, pos } = await this.blockAt(i, k, S);
+      const b = await this.dataBlock(pos, word, len, S);
+      if (b.length !== len && word & ~SQUASHFS_COMPRESSED_BIT_BLOCK) throw new FormatError(S, `data block ${k} holds ${b.length} bytes, expected ${len}`);
       return b.subarray(0, len);
     }
     if (i.fragment === SQUASHFS_INVALID_FRAG || !this.fragments) throw new FormatError(S, `block ${k} is past the block list and there is no fragment`);
