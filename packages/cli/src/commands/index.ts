@@ -50,3 +50,5 @@ commands.push(selfUpdateCommand);
 import { serveCommand } from './serve.js'; commands.push(serveCommand);
 import { packagesCommand } from './packages.js';
 commands.push(packagesCommand);
+import { markBadCommand } from './mark-bad.js';
+commands.push(markBadCommand);
