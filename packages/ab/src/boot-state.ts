@@ -455,7 +455,7 @@ export async function rollback(disk: Disk, booted?: BootedArg): Promise<BootStat
     if (others.length !== 1) throw new InputError(`rollback: grub.cfg boots ${esp.cfg.slots.map(slotEntryLabel).join(', ')}; cannot tell the other slot from ${from ?? 'none'}`);
     const target = others[0]!;
     if (target !== s.defaultLabel && (target === s.failed || target === s.bad)) {
-      const why = target === s.failed ? 'failed its trial' : 'was never confirmed (its trial was ended, or it was marked bad)';
+      const why = target === s.failed ? 'failed its trial' : 'was never confirmed (it is marked bad: its trial failed or was ended)';
       return done(
         false,
         `nothing to roll back to: ${target} ${why}, and rollback never makes an unproven slot the default; ${s.defaultLabel ?? 'the default'} stays (set-next ${lower(target)} tries ${target}, set-default ${lower(target)} forces it)`,
