@@ -180,6 +180,8 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
       else if (newVersion === previousVersion && state.trial?.label === targetLabel && state.nextBoot.label === targetLabel) upToDate = 'armed';
       else if (newVersion === previousVersion && state.failed === targetLabel && !state.trial) {
         throw new InputError(`${targetLabel} holds ${newVersion}, which failed its trial (GRUB fell back to ${state.defaultLabel ?? 'the default'}); not trying it again: pass --force to, or publish a fixed version`);
+      } else if (newVersion === previousVersion && state.bad === targetLabel && !state.trial) {
+        throw new InputError(`${targetLabel} holds ${newVersion}, which is marked bad (its trial failed or was given up); not trying it again: pass --force to, or publish a fixed version`);
       }
     }
     const result: UpdateResult = {

@@ -247,11 +247,13 @@ export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
             : 'not-default';
   const newer = bootedVersion === null || os.version > bootedVersion;
   const failedHolds = state.failed && state.failed === otherLabel ? otherVersion : null;
+  // The other slot marked bad (a trial given up, or a fallback acknowledged by mark-good) holds the latest: not an update.
+  const badHolds = !state.trial && state.bad && state.bad === otherLabel && otherVersion !== null && !(os.version > otherVersion) ? otherVersion : null;
   const espUpdate = !!esp && (espHave === null || esp.version > espHave);
   let status: CheckStatus;
   if (bootedState === 'trial' || bootedState === 'reboot-pending') status = 'boot-pending';
   else if (bootedState === 'fell-back' && newer && failedHolds !== null && os.version <= failedHolds) status = 'boot-pending';
-  else if (newer) status = 'update-available';
+  else if (newer && badHolds === null) status = 'update-available';
   else if (espUpdate) status = 'esp-update-available';
   else status = 'up-to-date';
 
@@ -270,7 +272,7 @@ export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
             : `boot pending: ${state.failed} failed its trial with ${v(failedHolds)} and the repository has nothing newer`,
       'update-available': `update available: ${os.version} (booted ${v(bootedVersion)})`,
       'esp-update-available': `ESP update available: ${esp?.version}`,
-      'up-to-date': `up to date: ${v(bootedVersion)}${bootedVersion && os.version < bootedVersion ? ` (the repository's latest is older: ${os.version})` : ''}`,
+      'up-to-date': `up to date: ${v(bootedVersion)}${bootedVersion && os.version < bootedVersion ? ` (the repository's latest is older: ${os.version})` : ''}${newer && badHolds !== null ? ` (the repository's latest, ${os.version}, is what ${otherLabel} holds, marked bad: publish a fixed version)` : ''}`,
     }[status],
   ];
   if (espUpdate) warnings.push(espBehindWarning(espHave, esp!.version, o.repo));
