@@ -19,6 +19,7 @@ import { getBootFixtures, needBoot, skipReason } from './helpers/fixtures.js';
 import { needTools } from './helpers/skip.js';
 import { openDisk } from '../packages/diskimage/src/index.js';
 import { parseGrubCfg, predictBoot } from '../packages/grubcfg/src/index.js';
+import { readHealth } from '../packages/ab/src/health.js';
 
 const skip = skipReason({ qemu: false, image: true });
 const work = mkdtempSync(join(tmpdir(), 'rollback-mark-'));
@@ -115,11 +116,14 @@ test('mark-good infers the booted slot on an image like status and update; after
   t.is(early.stderr, 'diskimg: mark-good: psyopsOS-B is armed but GRUB has not booted it yet (1 of 1 tries left): boot it first, or name the booted slot with --booted-label\n');
   t.deepEqual([grubBoots(f.img, f.esp), grubBoots(f.img, f.esp)], [B, A]); // B's one try, then GRUB falls back
   t.is((await runCli(['status', f.img])).code, 1, 'fell back: not ok');
+  const health = () => readHealth({ disk: f.img, bootedLabel: A, startedAt: Date.now(), procUptime: '/nonexistent' });
+  t.like(await health(), { ok: false, state: 'fell-back' }, 'serve answers 503');
   const good = await ok(t, ['mark-good', f.img, '--json']);
   t.like(good.json, { booted: A, changed: true, state: { defaultLabel: A, failed: null, bad: B } });
   t.is(toolsSay(t, f.img, f.esp), `psyopsos_bad=${B}\n`);
   const status = await runCli(['status', f.img]);
   t.is(status.code, 0, status.stdout);
+  t.like(await health(), { ok: true, state: 'confirmed', fellBack: null }, 'serve answers 200');
   t.regex((await ok(t, ['rollback', f.img])).stdout, /^nothing to roll back to: psyopsOS-B was never confirmed/);
   // The same with the label given, as on the node after the fallback.
   t.is((await ok(t, ['mark-good', f.img, '--booted-label', A])).stdout, `${A} is already the confirmed default; nothing to do\n`);
