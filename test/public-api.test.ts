@@ -43,12 +43,12 @@ const PUBLIC: Record<string, { values: string[]; types: string[] }> = {
   ab: {
     values: [
       'CHECK_EXIT', 'MinisignVerifier', 'armTrial', 'bootedLabel', 'buildImage', 'checkRepo', 'decodePublicKey', 'decodeSignature', 'describeDifference', 'diffDisks',
-      'encodeSignature', 'findBootDisk', 'formatTrustedComment', 'inspectDisk', 'keyIdHex', 'markGood', 'parseTrustedComment', 'publish', 'readBootState',
+      'encodeSignature', 'findBootDisk', 'formatTrustedComment', 'inferBooted', 'inspectDisk', 'keyIdHex', 'markBad', 'markGood', 'parseTrustedComment', 'publish', 'readBootState',
       'readPublicKeyFile', 'readSecretKeyFile', 'readSignatureFile', 'resolveRelease', 'rollback', 'selfUpdate', 'setDefault', 'signFile', 'slotStatus', 'updateEsp',
       'updateFromRepo', 'updateSlot', 'verifyFile', 'writeKeyPair',
     ],
     types: [
-      'BootDiskInfo', 'BootState', 'BootStatus', 'BuildImageOptions', 'BuildSummary', 'CheckOptions', 'CheckResult', 'CheckStatus', 'DiffOptions', 'DiskDifference',
+      'BootDiskInfo', 'BootState', 'BootStateChange', 'BootStatus', 'BootedArg', 'BootedSource', 'BuildImageOptions', 'BuildSummary', 'CheckOptions', 'CheckResult', 'CheckStatus', 'DiffOptions', 'DiskDifference',
       'DiskInspection', 'EspInfo', 'EspUpdateOptions', 'EspUpdateResult', 'FileInput', 'GrubCfgInfo', 'InspectedPartition', 'KeygenResult', 'PublicKey', 'PublishOptions',
       'PublishResult', 'Release', 'ReleaseKind', 'RepoUpdateOptions', 'RepoUpdateResult', 'ResolveOptions', 'SecretKey', 'SelfUpdateOptions', 'SelfUpdateResult',
       'SignOptions', 'Signature', 'SignatureInfo', 'SlotInfo', 'SlotSummary', 'UpdateOptions', 'UpdateResult', 'VerifyNames', 'VerifyResult',

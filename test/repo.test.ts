@@ -164,6 +164,24 @@ test.serial('check over nginx: exit 10 with the new version; update --repo http:
   oneLine(t, down.stderr);
 });
 
+test.serial('a release whose trial was given up (rollback, or mark-good after a fallback: the slot marked bad) is not offered again: check exit 0, update --repo refused, nothing written', async (t) => {
+  if (skipped(t, toolSkip)) return;
+  const img = fresh();
+  await ok(['update', img, '--slot', 'inactive', '--repo', repo, '--pubkey', key.pub]);
+  const rb = await ok(['rollback', img]); // B's trial ended, B marked bad
+  t.regex(rb.stdout, /psyopsOS-B's trial ended and it is marked bad/);
+  const c = await cli(['check', img, '--repo', repo, '--pubkey', key.pub, '--json']);
+  t.is(c.code, 0, c.stdout + c.stderr);
+  t.is(c.json.status, 'up-to-date');
+  const human = await cli(['check', img, '--repo', repo, '--pubkey', key.pub]);
+  t.regex(human.stdout, new RegExp(`up to date: ${V1} \\(the repository's latest, ${V3}, is what psyopsOS-B holds, marked bad: publish a fixed version\\)`));
+  const same = digests(img);
+  const u = await cli(['update', img, '--slot', 'inactive', '--repo', repo, '--pubkey', key.pub]);
+  t.is(u.code, 1, u.stdout);
+  t.regex(u.stderr, new RegExp(`^diskimg: psyopsOS-B holds ${V3}, which is marked bad \\(its trial failed or was given up\\); not trying it again: pass --force to, or publish a fixed version\\n$`));
+  t.deepEqual(digests(img), same);
+});
+
 /** A repository whose pointer (signed with `sec`) has the trusted comment `tc`. */
 async function hostileRepo(name: string, tc: string, sec = key.sec): Promise<string> {
   const dir = join(www, name);

@@ -1,5 +1,5 @@
 /**
- * Power cuts in our own writes. Each operation (arm, mark-good, rollback, set-default) runs once
+ * Power cuts in our own writes. Each operation (arm, mark-good, mark-bad, rollback, set-default) runs once
  * cleanly to count its device writes, then again with the power cut after write k (k = 0..n-1),
  * once cleanly at the cut and once tearing the cut write after its first sector. After every cut
  * the disk is read back (grub.cfg + grubenv parsed from the ESP, as GRUB would find them) and
@@ -17,7 +17,7 @@ import { CowDevice } from '../../diskimage/src/fat32/test-util.js';
 import { buildAbImage } from '../../../test/helpers/ab-image.js';
 import { getBootFixtures, needBoot, skipReason } from '../../../test/helpers/fixtures.js';
 import { bootImage, parseInitReport } from '../../../test/helpers/qemu.js';
-import { armTrial, markGood, readBootState, rollback, setDefault, type BootState } from './boot-state.js';
+import { armTrial, markBad, markGood, readBootState, rollback, setDefault, type BootState } from './boot-state.js';
 
 const A = PSYOPS_NAMES.a;
 const B = PSYOPS_NAMES.b;
@@ -65,6 +65,10 @@ interface Scenario {
   name: string;
   setup: (disk: Disk) => Promise<void>;
   op: (disk: Disk) => Promise<unknown>;
+  /** The device writes the operation makes, when that is the point (a no-op writes none). */
+  writes?: number;
+  /** A slot that must stay unproven at every cut (on trial, failed or marked bad), so rollback never makes it the default. */
+  unproven?: string;
 }
 
 const scenarios: Scenario[] = [
@@ -78,7 +82,7 @@ const scenarios: Scenario[] = [
     op: (d) => markGood(d, B),
   },
   { name: 'rollback from confirmed B to A', setup: async (d) => void (await setDefault(d, B)), op: (d) => rollback(d, B) },
-  { name: 'rollback during a trial of B', setup: async (d) => void (await armTrial(d, B)), op: (d) => rollback(d) },
+  { name: 'rollback during a trial of B', setup: async (d) => void (await armTrial(d, B)), op: (d) => rollback(d), unproven: B },
   {
     name: 'set-default B after B failed its trial',
     setup: async (d) => {
@@ -87,6 +91,35 @@ const scenarios: Scenario[] = [
       await grubBoots(d);
     },
     op: (d) => setDefault(d, B),
+  },
+  {
+    name: 'mark-bad B after its first trial boot',
+    setup: async (d) => {
+      await armTrial(d, B);
+      await grubBoots(d);
+    },
+    op: (d) => markBad(d, B),
+    unproven: B,
+  },
+  {
+    name: 'mark-good A acknowledging the fallback from B',
+    setup: async (d) => {
+      await armTrial(d, B, { tries: 1 });
+      await grubBoots(d);
+      await grubBoots(d);
+    },
+    op: (d) => markGood(d, A),
+    unproven: B,
+  },
+  {
+    name: 'rollback again after a rollback ended the trial of B (writes nothing)',
+    setup: async (d) => {
+      await armTrial(d, B);
+      await rollback(d);
+    },
+    op: (d) => rollback(d, A),
+    writes: 0,
+    unproven: B,
   },
 ];
 
@@ -128,6 +161,9 @@ for (const sc of scenarios) {
     const writes = clean.writes;
     const after = (await stateOn(clean)).s;
     const allowed = new Set([before.nextBoot.label, after.nextBoot.label]);
+    if (sc.writes !== undefined) t.is(writes, sc.writes, 'device writes');
+    const unproven = (x: BootState) => !sc.unproven || x.trial?.label === sc.unproven || x.failed === sc.unproven || x.bad === sc.unproven;
+    t.true(unproven(after), `after: ${sc.unproven} must stay unproven`);
     t.log(`${writes} writes; before: ${before.nextBoot.label} (${before.nextBoot.reason}), after: ${after.nextBoot.label} (${after.nextBoot.reason})`);
     const seen: Record<string, number> = {};
     for (let k = 0; k < writes; k++) {
@@ -140,6 +176,7 @@ for (const sc of scenarios) {
         cutPoints++;
         t.true(label !== null && allowed.has(label), `k=${k} torn=${torn}: boots ${label}, allowed ${[...allowed]}`);
         t.true(label !== null && (await complete(disk, label)), `k=${k} torn=${torn}: ${label} incomplete`);
+        t.true(unproven(s), `k=${k} torn=${torn}: ${sc.unproven} lost its record (trial, failed or bad): rollback could make it the default`);
         // Never a trial in grubenv that grub.cfg cannot run (status would say TRIAL while GRUB boots the default).
         t.false(!!s.trial && !s.countingBlock, `k=${k} torn=${torn}: grubenv holds a trial of ${s.trial?.label} but grub.cfg has no counting block`);
         const key = `${label} (${s.nextBoot.reason})`;

@@ -15,7 +15,7 @@ import { encodeGrubenv, parseGrubCfg, predictBoot, ENV_TRIAL } from '@diskimg/gr
 import { ESP_PATHS, InputError, PSYOPS_NAMES, SafetyError } from '@diskimg/partitions/internal';
 import { buildAbImage, VERSION_A, VERSION_B } from '../../../test/helpers/ab-image.js';
 import { buildUpstreamImage, getBootFixtures, needBoot, skipReason } from '../../../test/helpers/fixtures.js';
-import { armTrial, assertEspNotMounted, bootedLabel, markGood, readBootState, rollback, setDefault } from './boot-state.js';
+import { armTrial, assertEspNotMounted, bootedLabel, markBad, markGood, readBootState, rollback, setDefault } from './boot-state.js';
 import { slotStatus } from './status.js';
 
 const A = PSYOPS_NAMES.a;
@@ -80,13 +80,13 @@ test('a fresh image: A confirmed, no trial, no counting block; status "ok"', asy
   if (!ready(t)) return;
   const { disk } = await fresh();
   t.deepEqual(await readBootState(disk), {
-    defaultLabel: A, trial: null, failed: null, nextBoot: { label: A, reason: 'default' }, countingBlock: false,
+    defaultLabel: A, trial: null, failed: null, bad: null, nextBoot: { label: A, reason: 'default' }, countingBlock: false,
   });
   t.like(await slotStatus(disk), { line: `${A} ${VERSION_A} ok`, confirmed: true });
   await disk.close();
 });
 
-test('arm B (3 tries) → B, B, B, then A fell back and stays; status says so; mark-good from A is refused', async (t) => {
+test('arm B (3 tries) → B, B, B, then A fell back and stays; status says so; mark-good from A acknowledges it: status ok, B marked bad', async (t) => {
   if (!ready(t)) return;
   const { img, disk } = await fresh();
   const s = await armTrial(disk, B);
@@ -101,7 +101,20 @@ test('arm B (3 tries) → B, B, B, then A fell back and stays; status says so; m
   const st = await slotStatus(disk, A);
   t.is(st.line, `${A} ${VERSION_A} FELL BACK from B ${VERSION_B}`);
   t.false(st.confirmed);
-  await t.throwsAsync(markGood(disk, A), { instanceOf: InputError, message: /^booted psyopsOS-A, but psyopsOS-B failed its trial and GRUB fell back/ });
+  // Issue 27.5: confirming the slot that runs clears the fallback (the node is healthy again) and
+  // keeps B unproven, so rollback still will not make it the default.
+  const ack = await markGood(disk, A);
+  t.like(ack, { changed: true, booted: A, state: { defaultLabel: A, trial: null, failed: null, bad: B, nextBoot: { label: A, reason: 'default' } } });
+  t.regex(ack.message, /^psyopsOS-A confirmed; psyopsOS-B failed its trial and is marked bad/);
+  t.like(await slotStatus(disk, A), { line: `${A} ${VERSION_A} ok`, confirmed: true });
+  t.like(await rollback(disk, A), { changed: false, state: { defaultLabel: A, bad: B } });
+  t.like(await markGood(disk, A), { changed: false, message: 'psyopsOS-A is already the confirmed default; nothing to do' });
+  t.is(await grubBoots(disk), A);
+  await toolsAccept(t, img, disk);
+  // A new trial of B clears its mark; confirming B makes it the default with nothing recorded.
+  t.like(await armTrial(disk, B), { trial: { label: B, triesLeft: 3 }, bad: null });
+  t.is(await grubBoots(disk), B);
+  t.like(await markGood(disk, B), { changed: true, state: { defaultLabel: B, trial: null, failed: null, bad: null } });
   await toolsAccept(t, img, disk);
   await disk.close();
 });
@@ -112,7 +125,8 @@ test('arm B, boot it once, mark-good B: B is the default, trial ended; again: a 
   await armTrial(disk, 'b', { tries: 2 });
   t.is(await grubBoots(disk), B);
   t.is((await slotStatus(disk, B)).line, `${B} ${VERSION_B} TRIAL 1/2`);
-  await t.throwsAsync(markGood(disk, A), { message: /^booted psyopsOS-A, but psyopsOS-B is on trial \(1 tries left\)/ });
+  // A booted while B is on trial (GRUB fell back in this boot): A is confirmed, B's trial goes on.
+  t.like(await markGood(disk, A), { changed: false, message: 'psyopsOS-A is the confirmed default; psyopsOS-B stays on trial (1 tries left, mark-bad ends it)' });
   const r = await markGood(disk, B);
   t.like(r, { changed: true, state: { defaultLabel: B, trial: null, failed: null, nextBoot: { label: B, reason: 'default' } } });
   t.like(await markGood(disk, B), { changed: false, message: 'psyopsOS-B is already the confirmed default; nothing to do' });
@@ -120,7 +134,7 @@ test('arm B, boot it once, mark-good B: B is the default, trial ended; again: a 
   t.is((await slotStatus(disk, B)).line, `${B} ${VERSION_B} ok`);
   await toolsAccept(t, img, disk);
   // the info line follows the default, so upstream's tool reads the truth
-  t.like(await rollback(disk, B), { defaultLabel: A, trial: null, nextBoot: { label: A, reason: 'default' } });
+  t.like(await rollback(disk, B), { changed: true, state: { defaultLabel: A, trial: null, nextBoot: { label: A, reason: 'default' } } });
   t.is((await slotStatus(disk, A)).line, `${A} ${VERSION_A} ok`);
   await t.throwsAsync(markGood(disk, B), { message: /^booted psyopsOS-B is neither the default \(psyopsOS-A\) nor on trial/ });
   await disk.close();
@@ -130,17 +144,19 @@ test('rollback during a trial ends it; set-default ends a trial; --tries 0 is a 
   if (!ready(t)) return;
   const { disk } = await fresh();
   await armTrial(disk, B);
-  t.like(await rollback(disk), { defaultLabel: A, trial: null, nextBoot: { label: A } });
+  t.like(await rollback(disk), { changed: true, state: { defaultLabel: A, trial: null, bad: B, nextBoot: { label: A } } });
   await armTrial(disk, B);
-  t.like(await setDefault(disk, B), { defaultLabel: B, trial: null, failed: null, nextBoot: { label: B, reason: 'default' } });
+  t.like(await setDefault(disk, B), { defaultLabel: B, trial: null, failed: null, bad: null, nextBoot: { label: B, reason: 'default' } });
   t.like(await armTrial(disk, A, { tries: 0 }), { defaultLabel: A, trial: null, nextBoot: { label: A } });
   await t.throwsAsync(armTrial(disk, B, { tries: 10 }), { instanceOf: InputError, message: /--tries 10: a whole number from 0/ });
   await t.throwsAsync(armTrial(disk, A), { instanceOf: InputError, message: /psyopsOS-A is already the confirmed default/ });
   await t.throwsAsync(armTrial(disk, 'c'), { instanceOf: InputError, message: /slot "c"/ });
-  // after a fallback, rollback to the failed slot is refused (set-default forces it)
+  // after a fallback, rollback to the failed slot changes nothing (set-default forces it)
   await armTrial(disk, B, { tries: 1 });
   for (let i = 0; i < 2; i++) await grubBoots(disk);
-  await t.throwsAsync(rollback(disk, A), { message: /the other slot psyopsOS-B failed its trial/ });
+  const noop = await rollback(disk, A);
+  t.like(noop, { changed: false, state: { defaultLabel: A, failed: B } });
+  t.regex(noop.message, /^nothing to roll back to: psyopsOS-B failed its trial/);
   await disk.close();
 });
 
@@ -215,4 +231,73 @@ test('bootedLabel: --booted-label wins, else psyopsos= on the command line', (t)
   t.is(bootedLabel({ bootedLabel: B, cmdline: 'psyopsos=psyopsOS-A' }), B);
   t.is(bootedLabel({ cmdline: 'BOOT_IMAGE=/kernel ro psyopsos=psyopsOS-A console=ttyS0' }), A);
   t.is(bootedLabel({ cmdline: 'ro xpsyopsos=psyopsOS-A' }), undefined);
+});
+
+test('rollback twice never rolls forward: the first ends B\'s trial, the second changes nothing and says why (issue 27.2)', async (t) => {
+  if (!ready(t)) return;
+  const { img, disk } = await fresh();
+  await armTrial(disk, B);
+  const first = await rollback(disk, A);
+  t.like(first, { changed: true, state: { defaultLabel: A, trial: null, bad: B, nextBoot: { label: A, reason: 'default' } } });
+  await toolsAccept(t, img, disk);
+  const second = await rollback(disk, A);
+  t.like(second, { changed: false, state: { defaultLabel: A, trial: null, bad: B } });
+  t.is(second.message, 'nothing to roll back to: psyopsOS-B was never confirmed (it is marked bad: its trial failed or was ended), and rollback never makes an unproven slot the default; psyopsOS-A stays (set-next b tries psyopsOS-B, set-default b forces it)');
+  // offline (no booted label): the same
+  t.like(await rollback(disk), { changed: false, state: { defaultLabel: A } });
+  t.like(await readBootState(disk), { defaultLabel: A, bad: B, nextBoot: { label: A } });
+  t.like(await slotStatus(disk, A), { line: `${A} ${VERSION_A} ok`, confirmed: true });
+  // After B is tried and confirmed, rollback from B goes back to A, which was confirmed before.
+  await armTrial(disk, B);
+  t.is(await grubBoots(disk), B);
+  await markGood(disk, B);
+  t.like(await rollback(disk, B), { changed: true, state: { defaultLabel: A, bad: null } });
+  await toolsAccept(t, img, disk);
+  await disk.close();
+});
+
+test('mark-good without a booted label infers the slot as update and status do; a trial GRUB never booted is refused (issue 27.5)', async (t) => {
+  if (!ready(t)) return;
+  const { img, disk } = await fresh();
+  t.like(await markGood(disk), { changed: false, booted: A, message: 'psyopsOS-A is already the confirmed default; nothing to do' });
+  await armTrial(disk, B);
+  await t.throwsAsync(markGood(disk), {
+    instanceOf: InputError,
+    message: 'mark-good: psyopsOS-B is armed but GRUB has not booted it yet (3 of 3 tries left): boot it first, or name the booted slot with --booted-label',
+  });
+  t.like(await readBootState(disk), { defaultLabel: A, trial: { label: B, triesLeft: 3 } });
+  t.is(await grubBoots(disk), B);
+  t.like(await markGood(disk), { changed: true, booted: B, state: { defaultLabel: B, trial: null } });
+  await toolsAccept(t, img, disk);
+  await t.throwsAsync(markGood(disk, { bootedLabel: 'psyopsOS-C' }), { instanceOf: InputError, message: /^--booted-label psyopsOS-C: not a slot label/ });
+  await disk.close();
+});
+
+test('mark-bad: the booted trial ends and is marked bad, the next boot is the default; the default itself is refused; one grubenv write', async (t) => {
+  if (!ready(t)) return;
+  const { img, disk } = await fresh();
+  await armTrial(disk, B);
+  t.is(await grubBoots(disk), B);
+  const bad = await markBad(disk, B);
+  t.like(bad, { changed: true, slot: B, state: { defaultLabel: A, trial: null, failed: null, bad: B, nextBoot: { label: A, reason: 'default' } } });
+  t.is(bad.message, 'psyopsOS-B marked bad: its trial ended; the next boot is psyopsOS-A (the confirmed default); rollback will not go to it (set-next b tries it again)');
+  await toolsAccept(t, img, disk);
+  t.is(await grubBoots(disk), A);
+  t.like(await markBad(disk, A, { slot: 'other' }), { changed: false, slot: B, message: 'psyopsOS-B is already marked bad; nothing to do' });
+  await t.throwsAsync(markBad(disk, A), { instanceOf: InputError, message: /^mark-bad: psyopsOS-A is the confirmed default, GRUB would have nothing else to boot/ });
+  t.like(await rollback(disk, A), { changed: false });
+  // offline, inferred: the slot GRUB boots next (the trial), as mark-good infers it
+  await armTrial(disk, 'b', { tries: 2 });
+  t.like(await markBad(disk), { changed: true, slot: B, state: { trial: null, bad: B } });
+  // a fallback from B, marked bad by slot name: acknowledged, so status is ok
+  await armTrial(disk, B, { tries: 1 });
+  for (let i = 0; i < 2; i++) await grubBoots(disk);
+  t.like(await readBootState(disk), { failed: B, bad: null });
+  t.like(await markBad(disk, undefined, { slot: 'b' }), { changed: true, state: { failed: null, bad: B } });
+  t.like(await slotStatus(disk, A), { confirmed: true });
+  // set-default b forces it (and clears the mark); set-default a keeps a mark of B
+  t.like(await setDefault(disk, A), { bad: B });
+  t.like(await setDefault(disk, B), { defaultLabel: B, bad: null });
+  await toolsAccept(t, img, disk);
+  await disk.close();
 });

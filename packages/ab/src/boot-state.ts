@@ -24,6 +24,7 @@ import {
   COUNTING_VARS,
   DEFAULT_TRIES,
   ENV_ARMED,
+  ENV_BAD,
   ENV_FAILED,
   ENV_TRIAL,
   ENV_TRIES,
@@ -62,6 +63,12 @@ export interface BootState {
   trial: { label: string; triesLeft: number; tries?: number } | null;
   /** The trial slot GRUB last gave up on (psyopsos_failed). */
   failed: string | null;
+  /**
+   * A slot known not to be proven (psyopsos_bad): its trial ended without a confirm (rollback,
+   * mark-bad) or mark-good acknowledged its fallback. rollback never makes it the default; a new
+   * trial of it (set-next, update), mark-good of it or set-default to it clears the mark.
+   */
+  bad: string | null;
   /** What GRUB boots next, and why (predictBoot: default, trial, fell-back). */
   nextBoot: { label: string | null; reason: BootReason };
   /** grub.cfg has the counting block (without it a trial in grubenv does nothing). */
@@ -86,6 +93,7 @@ export function bootStateOf(cfg: ParsedGrubCfg, env: Uint8Array | undefined): Bo
     defaultLabel: cfg.defaultLabel ?? null,
     trial: trialLabel ? { label: trialLabel, triesLeft: num(vars!.get(ENV_TRIES)) ?? 0 } : null,
     failed: vars?.get(ENV_FAILED) || null,
+    bad: vars?.get(ENV_BAD) || null,
     nextBoot: { label: d.label ?? null, reason: d.reason },
     countingBlock: cfg.countingBlock,
   };
@@ -119,6 +127,31 @@ export function bootedLabel(o: { bootedLabel?: string; cmdline?: string } = {}):
   }
   const m = new RegExp(`(?:^|\\s)${CMDLINE_SLOT_PARAM}=(\\S+)`).exec(cmdline);
   return m?.[1];
+}
+
+/** Where the booted slot's name came from: --booted-label, the kernel command line, or the disk's own boot state. */
+export type BootedSource = 'option' | 'cmdline' | 'disk';
+
+/**
+ * The slot this system booted, as every command that needs it infers it (update, check,
+ * mark-good, mark-bad, rollback; status and serve without --booted-label): `bootedLabel` when
+ * given (it must be a slot label); else `psyopsos=` on the kernel command line when the disk is
+ * the running system's (`isBlock`, or `cmdline` given: an image file is not what booted); else,
+ * offline, the slot GRUB boots next from this state (source 'disk').
+ */
+export function inferBooted(state: BootState, o: { bootedLabel?: string; cmdline?: string; isBlock?: boolean } = {}): { label: string | null; source: BootedSource } {
+  if (o.bootedLabel) {
+    if (!slotOfLabel(o.bootedLabel)) throw new InputError(`--booted-label ${o.bootedLabel}: not a slot label (${PSYOPS_NAMES.a} or ${PSYOPS_NAMES.b})`);
+    return { label: o.bootedLabel, source: 'option' };
+  }
+  const fromCmdline = o.isBlock || o.cmdline !== undefined ? bootedLabel({ cmdline: o.cmdline }) : undefined;
+  if (fromCmdline && slotOfLabel(fromCmdline)) return { label: fromCmdline, source: 'cmdline' };
+  return { label: state.nextBoot.label, source: 'disk' };
+}
+
+/** Is `disk` a block device (then /proc/cmdline speaks of it)? */
+export function isBlockDisk(disk: Disk): boolean {
+  return disk.device instanceof FileDevice && disk.device.isBlockDevice;
 }
 
 /**
@@ -212,12 +245,20 @@ async function writeEnv(esp: Esp, env: Buffer): Promise<void> {
   esp.env = env;
 }
 
-/** No trial and no failure left in grubenv (other variables kept). */
-async function endTrial(esp: Esp): Promise<void> {
+/**
+ * No trial and no failure left in grubenv (other variables kept); `bad` the slot recorded as not
+ * proven (psyopsos_bad), or none. Nothing is written when grubenv already says exactly that.
+ */
+async function endTrial(esp: Esp, bad?: string | null): Promise<void> {
   const vars = envVars(esp.env);
-  if (esp.env === undefined || (vars && !COUNTING_VARS.some((n) => vars.has(n)))) return;
-  await writeEnv(esp, envWith(esp.env, {}));
+  const want: Partial<Record<(typeof COUNTING_VARS)[number], string>> = bad ? { [ENV_BAD]: bad } : {};
+  if (esp.env === undefined && !bad) return;
+  if (vars && COUNTING_VARS.every((n) => vars.get(n) === want[n])) return;
+  await writeEnv(esp, envWith(esp.env, want));
 }
+
+/** The bad mark that stays when `label` becomes the default or goes on trial: it clears its own. */
+const badAfter = (s: BootState, label: string) => (s.bad && s.bad !== label ? s.bad : null);
 
 /** A slot label from "a", "b" or a label the grub.cfg boots. */
 function resolveLabel(cfg: ParsedGrubCfg, slot: string): string {
@@ -243,8 +284,9 @@ async function withEsp<T>(disk: Disk, fn: (esp: Esp) => Promise<T>): Promise<T> 
 export async function setDefault(disk: Disk, label: string): Promise<BootState> {
   return withEsp(disk, async (esp) => {
     const l = resolveLabel(esp.cfg, label);
+    const s = bootStateOf(esp.cfg, esp.env);
     await writeCfg(esp, setGrubCfgDefault(esp.cfgText, l, esp.cfgName));
-    await endTrial(esp);
+    await endTrial(esp, badAfter(s, l));
     return bootStateOf(esp.cfg, esp.env);
   });
 }
@@ -268,7 +310,8 @@ export async function armTrial(disk: Disk, label: string, opts: { tries?: number
     }
     await findFilesystemPartition(disk, l); // a slot GRUB cannot find would only fall back
     const cfgText = withCountingBlock(esp.cfgText, { name: esp.cfgName });
-    const env = envWith(esp.env, { [ENV_TRIAL]: l, [ENV_TRIES]: String(tries), [ENV_ARMED]: String(tries) });
+    const bad = badAfter(bootStateOf(esp.cfg, esp.env), l);
+    const env = envWith(esp.env, { [ENV_TRIAL]: l, [ENV_TRIES]: String(tries), [ENV_ARMED]: String(tries), ...(bad ? { [ENV_BAD]: bad } : {}) });
     assertTornSafe(parseGrubCfg(cfgText, esp.cfgName), env); // refuse before the first write
     await writeCfg(esp, cfgText);
     await writeEnv(esp, env);
@@ -277,36 +320,104 @@ export async function armTrial(disk: Disk, label: string, opts: { tries?: number
 }
 
 const short = (label: string) => slotOfLabel(label)?.toUpperCase() ?? label;
+const lower = (label: string) => short(label).toLowerCase();
+
+/** What markGood, markBad and rollback did: whether grub.cfg or grubenv changed, one line for the operator, and the state after. */
+export interface BootStateChange {
+  changed: boolean;
+  message: string;
+  state: BootState;
+}
+
+/** Who booted: a label (the caller knows) or the options inferBooted takes (option, cmdline, else the disk's state). */
+export type BootedArg = string | { bootedLabel?: string; cmdline?: string };
+
+function whoBooted(disk: Disk, s: BootState, booted: BootedArg | undefined): { label: string | null; source: BootedSource } {
+  if (typeof booted === 'string') return { label: booted, source: 'option' };
+  return inferBooted(s, { ...booted, isBlock: isBlockDisk(disk) });
+}
 
 /**
- * Confirm the booted slot. On trial: it becomes the default (grub.cfg), then
- * the trial ends (grubenv). Already the confirmed default with nothing
- * recorded: no change. Anything else is refused: the booted slot is not the
- * one on trial, or a trial failed and this is the fallback.
+ * Confirm the booted slot (a label, or inferred as inferBooted does). On trial: it becomes the
+ * default (grub.cfg), then the trial ends (grubenv). The confirmed default after a fallback:
+ * the fallback is acknowledged (psyopsos_failed becomes psyopsos_bad, one grubenv write), so the
+ * node is healthy again and rollback still never goes to the failed slot. The confirmed default
+ * while the other slot is on trial (GRUB fell back in this boot, or the trial boots next): no
+ * change. Refused: a slot that is neither the default nor on trial, and, inferred offline, a
+ * trial GRUB has not booted yet (it is not proven).
  */
-export async function markGood(disk: Disk, booted: string): Promise<{ changed: boolean; message: string; state: BootState }> {
+export async function markGood(disk: Disk, booted?: BootedArg): Promise<BootStateChange & { booted: string }> {
   return withEsp(disk, async (esp) => {
     const s = bootStateOf(esp.cfg, esp.env);
+    const who = whoBooted(disk, s, booted);
+    const b = who.label;
+    if (!b) throw new InputError('mark-good: cannot tell the booted slot (grub.cfg names no default); give --booted-label LABEL');
+    const done = (changed: boolean, message: string) => ({ changed, message, state: bootStateOf(esp.cfg, esp.env), booted: b });
     const confirm = async () => {
-      await writeCfg(esp, setGrubCfgDefault(esp.cfgText, booted, esp.cfgName));
-      await endTrial(esp);
-      return { changed: true, message: `${booted} confirmed: it is the default now`, state: bootStateOf(esp.cfg, esp.env) };
+      await writeCfg(esp, setGrubCfgDefault(esp.cfgText, b, esp.cfgName));
+      await endTrial(esp, badAfter(s, b));
+      return done(true, `${b} confirmed: it is the default now`);
     };
-    if (s.trial?.label === booted) return confirm();
-    // A confirm cut between its two writes: the default moved, GRUB may since have counted the trial out.
-    if (s.defaultLabel === booted && !s.trial && s.failed === booted) return confirm();
-    if (s.defaultLabel === booted && !s.trial && !s.failed) {
-      return { changed: false, message: `${booted} is already the confirmed default; nothing to do`, state: s };
+    if (s.trial?.label === b) {
+      if (who.source === 'disk' && s.trial.tries !== undefined && s.trial.triesLeft >= s.trial.tries) {
+        throw new InputError(
+          `mark-good: ${b} is armed but GRUB has not booted it yet (${s.trial.triesLeft} of ${s.trial.tries} tries left): boot it first, or name the booted slot with --booted-label`,
+        );
+      }
+      return confirm();
     }
-    if (s.failed && !s.trial) {
+    // A confirm cut between its two writes: the default moved, GRUB may since have counted the trial out.
+    if (s.defaultLabel === b && !s.trial && s.failed === b) return confirm();
+    if (s.defaultLabel === b && !s.trial && s.failed) {
+      await endTrial(esp, s.failed);
+      return done(true, `${b} confirmed; ${s.failed} failed its trial and is marked bad: rollback will not go to it (set-next ${lower(s.failed)} tries it again)`);
+    }
+    if (s.defaultLabel === b && s.trial) {
+      return done(false, `${b} is the confirmed default; ${s.trial.label} stays on trial (${s.trial.triesLeft} tries left, mark-bad ends it)`);
+    }
+    if (s.defaultLabel === b) return done(false, `${b} is already the confirmed default; nothing to do`);
+    if (s.trial) {
+      throw new InputError(`booted ${b}, but ${s.trial.label} is on trial (${s.trial.triesLeft} tries left): boot it to confirm it, or set-default to cancel the trial`);
+    }
+    throw new InputError(`booted ${b} is neither the default (${s.defaultLabel ?? 'none'}) nor on trial: set-default makes it the default`);
+  });
+}
+
+/**
+ * Mark a slot bad (RAUC's mark-bad): `slot` is 'booted' (default: the booted slot, as markGood
+ * infers it), 'other' (the slot that is not booted), or a / b / a label. The slot must not be the
+ * confirmed default (GRUB would have nothing else to boot: rollback or set-default first). Its
+ * trial ends, a fallback from it is acknowledged, and psyopsos_bad names it: the next boot is the
+ * confirmed default and rollback never makes it the default, until set-next (or update) tries it
+ * again, or set-default forces it. One grubenv write (crash-safe replace): a cut leaves the old
+ * state or the new one.
+ */
+export async function markBad(disk: Disk, booted?: BootedArg, opts: { slot?: string } = {}): Promise<BootStateChange & { slot: string }> {
+  return withEsp(disk, async (esp) => {
+    const s = bootStateOf(esp.cfg, esp.env);
+    const which = opts.slot ?? 'booted';
+    let target: string;
+    if (which === 'booted' || which === 'other') {
+      const b = whoBooted(disk, s, booted).label;
+      if (!b) throw new InputError('mark-bad: cannot tell the booted slot (grub.cfg names no default); give --booted-label LABEL');
+      if (which === 'booted') target = b;
+      else {
+        const others = esp.cfg.slots.map(slotEntryLabel).filter((l) => l !== b);
+        if (others.length !== 1) throw new InputError(`mark-bad: grub.cfg boots ${esp.cfg.slots.map(slotEntryLabel).join(', ')}; cannot tell the other slot from ${b}`);
+        target = others[0]!;
+      }
+    } else target = resolveLabel(esp.cfg, which);
+    if (target === s.defaultLabel) {
       throw new InputError(
-        `booted ${booted}, but ${s.failed} failed its trial and GRUB fell back: nothing to confirm (set-next ${short(s.failed).toLowerCase()} tries it again, set-default clears this)`,
+        `mark-bad: ${target} is the confirmed default, GRUB would have nothing else to boot: make the other slot the default first (rollback, or set-default)`,
       );
     }
-    if (s.trial) {
-      throw new InputError(`booted ${booted}, but ${s.trial.label} is on trial (${s.trial.triesLeft} tries left): boot it to confirm it, or set-default to cancel the trial`);
-    }
-    throw new InputError(`booted ${booted} is neither the default (${s.defaultLabel ?? 'none'}) nor on trial: set-default makes it the default`);
+    const done = (changed: boolean, message: string) => ({ changed, message, state: bootStateOf(esp.cfg, esp.env), slot: target });
+    if (s.bad === target && s.trial?.label !== target && s.failed !== target) return done(false, `${target} is already marked bad; nothing to do`);
+    // Only ours change; a trial or failure of the default cannot exist (armTrial refuses it).
+    await endTrial(esp, target);
+    const next = esp.cfg.defaultLabel ?? 'the default';
+    return done(true, `${target} marked bad${s.trial?.label === target ? ': its trial ended' : ''}; the next boot is ${next} (the confirmed default); rollback will not go to it (set-next ${lower(target)} tries it again)`);
   });
 }
 
@@ -323,31 +434,39 @@ async function slotComplete(disk: Disk, label: string): Promise<boolean> {
 }
 
 /**
- * Go back to the other slot. With a trial recorded: end it, the confirmed
- * default stays. Otherwise the slot other than the booted one (or than the
- * default, without `bootedLabel`) becomes the default, when it holds a
- * complete slot; then any failure record is cleared.
+ * Go back, never forward. With a trial recorded: end it and mark the trial slot bad (it was never
+ * confirmed); the confirmed default stays. Otherwise the slot other than the booted one (a label,
+ * or inferred as inferBooted does) becomes the default, when it is proven and complete: a slot
+ * that failed its trial or is marked bad is not, so a second rollback after one that ended a
+ * trial changes nothing (changed: false, and the message says why: set-next tries that slot,
+ * set-default forces it). A slot without /psyopsOS.tar.minisig is refused.
  */
-export async function rollback(disk: Disk, bootedLabel?: string): Promise<BootState> {
+export async function rollback(disk: Disk, booted?: BootedArg): Promise<BootStateChange> {
   return withEsp(disk, async (esp) => {
     const s = bootStateOf(esp.cfg, esp.env);
-    let target: string | undefined;
-    if (s.trial) target = s.defaultLabel ?? undefined;
-    else {
-      const from = bootedLabel ?? s.defaultLabel;
-      const others = esp.cfg.slots.map(slotEntryLabel).filter((l) => l !== from);
-      if (others.length !== 1) throw new InputError(`rollback: grub.cfg boots ${esp.cfg.slots.map(slotEntryLabel).join(', ')}; cannot tell the other slot from ${from ?? 'none'}`);
-      target = others[0]!;
-      if (target === s.failed) {
-        throw new InputError(`rollback: the other slot ${target} failed its trial; set-default ${short(target).toLowerCase()} forces it`);
-      }
+    const done = (changed: boolean, message: string) => ({ changed, message, state: bootStateOf(esp.cfg, esp.env) });
+    if (s.trial) {
+      if (!s.defaultLabel) throw new InputError('rollback: grub.cfg names no default slot to go back to');
+      await endTrial(esp, s.trial.label);
+      return done(true, `rolled back: ${s.trial.label}'s trial ended and it is marked bad; ${s.defaultLabel} stays the confirmed default`);
     }
-    if (!target) throw new InputError('rollback: grub.cfg names no default slot to go back to');
+    const from = whoBooted(disk, s, booted).label ?? s.defaultLabel;
+    const others = esp.cfg.slots.map(slotEntryLabel).filter((l) => l !== from);
+    if (others.length !== 1) throw new InputError(`rollback: grub.cfg boots ${esp.cfg.slots.map(slotEntryLabel).join(', ')}; cannot tell the other slot from ${from ?? 'none'}`);
+    const target = others[0]!;
+    if (target !== s.defaultLabel && (target === s.failed || target === s.bad)) {
+      const why = target === s.failed ? 'failed its trial' : 'was never confirmed (it is marked bad: its trial failed or was ended)';
+      return done(
+        false,
+        `nothing to roll back to: ${target} ${why}, and rollback never makes an unproven slot the default; ${s.defaultLabel ?? 'the default'} stays (set-next ${lower(target)} tries ${target}, set-default ${lower(target)} forces it)`,
+      );
+    }
     if (target !== s.defaultLabel && !(await slotComplete(disk, target))) {
       throw new InputError(`rollback: ${target} holds no complete slot (no ${SLOT_PATHS.signature}); nothing to roll back to`);
     }
+    const changed = target !== s.defaultLabel || s.failed !== null;
     await writeCfg(esp, setGrubCfgDefault(esp.cfgText, target, esp.cfgName));
-    await endTrial(esp);
-    return bootStateOf(esp.cfg, esp.env);
+    await endTrial(esp, badAfter(s, target));
+    return done(changed, changed ? `rolled back: ${target} is the default now` : `${target} is already the default; nothing to do`);
   });
 }

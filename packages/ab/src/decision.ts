@@ -33,9 +33,13 @@ export function bootPhase(state: BootState, booted: string | null): BootPhaseInf
  *  armed             already written to the other slot and armed for the next boot
  *  failed-before     newer, but not newer than the version that just failed its trial here
  *  up-to-date        the booted slot runs it
+ *  marked-bad        newer, but not newer than what the other slot holds and that slot is marked
+ *                    bad (a trial given up by rollback/mark-bad, or a fallback acknowledged by
+ *                    mark-good): offering it again would loop; publish a fixed version
+ *  up-to-date        the booted slot runs it
  *  repository-older  older than what runs: the repository was rolled back or is frozen
  */
-export type OsVerdict = 'available' | 'armed' | 'failed-before' | 'up-to-date' | 'repository-older';
+export type OsVerdict = 'available' | 'armed' | 'failed-before' | 'marked-bad' | 'up-to-date' | 'repository-older';
 /** The repository's latest ESP against the disk's: `none` when the repository has no ESP release. */
 export type EspVerdict = 'available' | 'up-to-date' | 'repository-older' | 'none';
 
@@ -89,6 +93,8 @@ export function decideUpdate(f: UpdateFacts): UpdateDecision {
   if (have === null || latest > have) {
     if (p.phase === 'fell-back' && failedVersion !== null && latest <= failedVersion) os = 'failed-before';
     else if (p.armed !== null && p.armed === f.other.label && f.other.version === latest) os = 'armed';
+    else if (!f.state.trial && f.state.bad !== null && f.state.bad === f.other.label && f.other.version !== null && latest <= f.other.version)
+      os = 'marked-bad';
     else os = 'available';
   } else os = latest === have ? 'up-to-date' : 'repository-older';
   const e = f.latest.esp;

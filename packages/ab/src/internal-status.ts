@@ -3,7 +3,7 @@
  * prompt), the same names as "./internal" (index.ts) without update, build, repo, diff, serve and
  * the minisign signer. Start-up (issue 14): ~20 fewer modules (~140 KB) per status.
  */
-export { bootedLabel } from './boot-state.js';
+export { bootedLabel, isBlockDisk } from './boot-state.js';
 export { slotStatus, type BootStatus } from './status.js';
 export { lastUpdatePath, readLastUpdate } from './last-update.js';
 export { findBootDisk } from './boot-disk.js';

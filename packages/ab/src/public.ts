@@ -21,6 +21,7 @@ export { updateEsp, type EspUpdateOptions, type EspUpdateResult } from './esp-up
 export { findBootDisk, type BootDiskInfo } from './boot-disk.js';
 // Boot counting.
 export { readBootState, armTrial, markGood, rollback, setDefault, bootedLabel, type BootState } from './boot-state.js';
+export { markBad, inferBooted, type BootStateChange, type BootedArg, type BootedSource } from './boot-state.js';
 export { slotStatus, type BootStatus } from './status.js';
 // The update repository.
 export { publish, type PublishOptions, type PublishResult } from './repo/publish.js';

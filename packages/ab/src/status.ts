@@ -4,7 +4,7 @@
  */
 import type { Disk } from '@diskimg/diskimage/internal';
 import { slotOfLabel } from '@diskimg/partitions/internal';
-import { readBootState, type BootState } from './boot-state.js';
+import { inferBooted, readBootState, type BootState } from './boot-state.js';
 import { inspectSlot } from './inspect.js';
 import { bootPhase } from './decision.js';
 
@@ -24,8 +24,8 @@ export interface BootStatus {
 const short = (label: string) => slotOfLabel(label)?.toUpperCase() ?? label;
 
 /**
- * The status of `booted` (undefined on an offline image: then the slot the
- * disk stands on: the trial while one is armed, else the default).
+ * The status of `booted` (undefined on an offline image: then the slot GRUB
+ * boots next, as inferBooted says for every command).
  *   `L V ok` | `L V ok, next: B V TRIAL 3/3` | `L V TRIAL 2/3` | `L V FELL BACK from B V` | `L V NOT DEFAULT (default A)`
  */
 export async function slotStatus(disk: Disk, booted?: string): Promise<BootStatus> {
@@ -36,7 +36,7 @@ export async function slotStatus(disk: Disk, booted?: string): Promise<BootStatu
     versions[info.label] = info.version;
   }
   const ver = (l: string) => versions[l] ?? '-';
-  const slot = booted ?? (state.trial && !state.failed ? state.trial.label : state.defaultLabel);
+  const slot = booted ?? inferBooted(state).label;
   if (!slot) return { line: 'no default slot', slot: null, confirmed: false, versions, state };
   const trialText = (t: NonNullable<BootState['trial']>) => `TRIAL ${t.triesLeft}/${t.tries ?? '?'}`;
   // The phase is decision.ts's, shared with check and serve.

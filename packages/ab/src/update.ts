@@ -52,7 +52,7 @@ import { decodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from './min
 import { MinisignVerifier, readPublicKeyFile } from './minisign/verify.js';
 import { parseTrustedComment } from './minisign/trusted.js';
 import { readSignatureInfo } from './inspect.js';
-import { armTrial, bootedLabel, readBootState, type BootState } from './boot-state.js';
+import { armTrial, inferBooted, readBootState, type BootState } from './boot-state.js';
 import { requireOsFiles, writeSlot } from './slot-write.js';
 
 /** Options of `updateSlot` (the flags of `diskimg update`). */
@@ -183,6 +183,8 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
       else if (newVersion === previousVersion && state.trial?.label === targetLabel && state.nextBoot.label === targetLabel) upToDate = 'armed';
       else if (newVersion === previousVersion && state.failed === targetLabel && !state.trial) {
         throw new InputError(`${targetLabel} holds ${newVersion}, which failed its trial (GRUB fell back to ${state.defaultLabel ?? 'the default'}); not trying it again: pass --force to, or publish a fixed version`);
+      } else if (newVersion === previousVersion && state.bad === targetLabel && !state.trial) {
+        throw new InputError(`${targetLabel} holds ${newVersion}, which is marked bad (its trial failed or was given up); not trying it again: pass --force to, or publish a fixed version`);
       }
     }
     const result: UpdateResult = {
@@ -334,16 +336,10 @@ function checkTrustedFields(f: Record<string, string>, sigName: string, arch: st
   }
 }
 
+/** The booted slot as every command infers it (boot-state.ts inferBooted); offline: the slot GRUB boots next. */
 export function whichBooted(o: Pick<UpdateOptions, 'bootedLabel' | 'cmdline'>, isBlock: boolean, state: BootState): UpdateResult['booted'] {
-  if (o.bootedLabel) {
-    if (!slotOfLabel(o.bootedLabel)) throw new InputError(`--booted-label ${o.bootedLabel}: not a slot label (${PSYOPS_NAMES.a} or ${PSYOPS_NAMES.b})`);
-    return { label: o.bootedLabel, source: 'option' };
-  }
-  // /proc/cmdline speaks of the running system's disk: a block device. An image file's "booted"
-  // slot is the one GRUB would boot next.
-  const fromCmdline = isBlock || o.cmdline !== undefined ? bootedLabel({ cmdline: o.cmdline }) : undefined;
-  if (fromCmdline && slotOfLabel(fromCmdline)) return { label: fromCmdline, source: 'cmdline' };
-  return { label: state.nextBoot.label, source: 'next-boot' };
+  const b = inferBooted(state, { bootedLabel: o.bootedLabel, cmdline: o.cmdline, isBlock });
+  return { label: b.label, source: b.source === 'disk' ? 'next-boot' : b.source };
 }
 
 function chooseTarget(slot: UpdateOptions['slot'], booted: string | null, state: BootState): SlotName {

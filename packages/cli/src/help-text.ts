@@ -40,13 +40,17 @@ Commands:
                                      default (adds the boot counting block to grub.cfg if missing,
                                      then writes grubenv); --tries 0 = set-default
   diskimg mark-good [disk]           confirm the booted slot: when it is on trial it becomes the
-                                     default and the trial ends (grub.cfg, then grubenv); already
-                                     the confirmed default: nothing to do; refused after a fallback
-                                     or when another slot is on trial
-  diskimg rollback [disk]            go back: with a trial armed, end it (the confirmed default
-                                     stays); otherwise make the slot other than the booted one (or
-                                     than the default, offline) the default, when it holds a
-                                     complete slot (/psyopsOS.tar.minisig)
+                                     default and the trial ends (grub.cfg, then grubenv); the
+                                     confirmed default after a fallback: the fallback is
+                                     acknowledged (the failed slot stays marked bad); already the
+                                     confirmed default: nothing to do; refused when another slot is
+                                     on trial and this one is not the default
+  diskimg rollback [disk]            go back, never forward: with a trial armed, end it and mark
+                                     that slot bad (the confirmed default stays); otherwise make the
+                                     slot other than the booted one the default, when it is proven
+                                     (did not fail its trial, not marked bad) and complete
+                                     (/psyopsOS.tar.minisig); an unproven slot: nothing changes
+                                     (exit 0, the line says why)
   diskimg status [disk]              one line for a shell prompt: "psyopsOS-B 20261201-000000 ok",
                                      "… TRIAL 2/3" (tries left / armed), "psyopsOS-A … FELL BACK
                                      from B …"; exit 0 when the booted slot (offline: the disk's
@@ -64,10 +68,8 @@ Commands:
   diskimg check [disk]               compare the repository's latest release with the booted slot,
                                      the other slot and the ESP; exit 0 up to date, 10 an OS update
                                      is available, 11 a boot is pending (booted slot on trial,
-                                     another slot armed, or fell back from the latest), 13 the
-                                     repository's latest is older than what runs (rolled back or
-                                     frozen), 12 only an ESP update; 1 on any error (network,
-                                     signature)
+                                     another slot armed, or fell back from the latest), 12 only an
+                                     ESP update; 1 on any error (network, signature)
   diskimg update-esp [disk]          replace the ESP payload (GRUB, memtest, EFI programs) from a
                                      signed psyopsESP tarball or a repository, crash-safely, keeping
                                      grub.cfg's default, trial and boot counting and /grub/grubenv
@@ -84,10 +86,11 @@ Commands:
   diskimg packages <disk> [slot]     the Alpine packages installed in a slot's root filesystem
                                      (/squashfs: /lib/apk/db/installed), with versions; --diff: what
                                      changes from slot A to slot B
-  diskimg releases                   list a repository's releases: versions per kind and platform,
-                                     the latest, each signature checked (exit 1 if one is refused);
-                                     over http(s) from the server's directory listing, else only the
-                                     pointers
+  diskimg mark-bad [disk]            mark a slot bad (default: the booted one; --slot other): its
+                                     trial ends and the next boot is the confirmed default; rollback
+                                     never makes it the default until set-next tries it again or
+                                     set-default forces it; refused for the confirmed default (one
+                                     grubenv write)
 
 Options:
       --json   print one JSON document on stdout                                           [boolean]

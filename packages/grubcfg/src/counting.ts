@@ -14,7 +14,12 @@ export const ENV_TRIES = 'psyopsos_tries';
 export const ENV_FAILED = 'psyopsos_failed';
 /** The number of tries the trial was armed with (for `status`: "TRIAL 2/3"). GRUB never loads it. */
 export const ENV_ARMED = 'psyopsos_armed';
-export const COUNTING_VARS = [ENV_TRIAL, ENV_TRIES, ENV_ARMED, ENV_FAILED] as const;
+/**
+ * A slot known not to be proven (its trial ended without a confirm, or its fallback was
+ * acknowledged): rollback never makes it the default. Ours only; GRUB never loads it.
+ */
+export const ENV_BAD = 'psyopsos_bad';
+export const COUNTING_VARS = [ENV_TRIAL, ENV_TRIES, ENV_ARMED, ENV_FAILED, ENV_BAD] as const;
 
 /** GRUB has no arithmetic: the block counts down with an if/elif ladder, so at most 9 tries. */
 export const MAX_TRIES = 9;

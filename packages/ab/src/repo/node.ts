@@ -277,7 +277,7 @@ export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
           ? `repository older: its latest is ${os.version}, older than the booted ${v(bootedVersion)} (rolled back or frozen?); nothing to apply`
           : `repository older: its latest ESP is ${esp?.version}, older than the ESP's ${v(espHave)} (rolled back or frozen?); nothing to apply`,
       'esp-update-available': `ESP update available: ${esp?.version}`,
-      'up-to-date': `up to date: ${v(bootedVersion)}`,
+      'up-to-date': `up to date: ${v(bootedVersion)}${d.os === 'marked-bad' ? ` (the repository's latest, ${os.version}, is what ${otherLabel} holds, marked bad: publish a fixed version)` : ''}`,
     }[status],
   ];
   if (espUpdate) warnings.push(espBehindWarning(espHave, esp!.version, updateEspCommand(hintDisk, repoArgs)));

@@ -50,6 +50,8 @@ commands.push(selfUpdateCommand);
 import { serveCommand } from './serve.js'; commands.push(serveCommand);
 import { packagesCommand } from './packages.js';
 commands.push(packagesCommand);
+import { markBadCommand } from './mark-bad.js';
+commands.push(markBadCommand);
 import { addCreateRepo } from './create-repo.js';
 addCreateRepo(commands); // create --repo URL|DIR [--version V] [--arch A] [--fwtype T]
 import { releasesCommand } from './releases.js';

@@ -11,17 +11,17 @@ interface Args {
 export const rollbackCommand: CommandModule<object, Args> = {
   command: 'rollback [disk]',
   describe:
-    'go back: with a trial armed, end it (the confirmed default stays); otherwise make the slot other than the booted one ' +
-    '(or than the default, offline) the default, when it holds a complete slot (/psyopsOS.tar.minisig)',
+    'go back, never forward: with a trial armed, end it and mark that slot bad (the confirmed default stays); otherwise make the slot ' +
+    'other than the booted one the default, when it is proven (did not fail its trial, not marked bad) and complete ' +
+    '(/psyopsOS.tar.minisig); an unproven slot: nothing changes (exit 0, the line says why)',
   builder: (y) =>
     y
       .positional('disk', { type: 'string', describe: 'image file or block device (default: the psyopsOS boot disk, found by labels)' })
       .option('booted-label', bootedLabelOption),
   handler: async (argv) => {
-    const { bootedLabel, rollback } = await import('@diskimg/ab/internal');
-    const booted = bootedLabel({ bootedLabel: argv.bootedLabel });
-    const state = await withDisk(argv.disk, true, (disk) => rollback(disk, booted));
-    if (argv.json) printJson({ booted: booted ?? null, state });
-    else process.stdout.write(`rolled back\n${describeBootState(state).join('\n')}\n`);
+    const { rollback } = await import('@diskimg/ab/internal');
+    const r = await withDisk(argv.disk, true, (disk) => rollback(disk, { bootedLabel: argv.bootedLabel }));
+    if (argv.json) printJson(r);
+    else process.stdout.write(`${r.message}\n${describeBootState(r.state).join('\n')}\n`);
   },
 };

@@ -22,9 +22,13 @@ export const statusCommand: CommandModule<object, Args> = {
 
 /** The handler; also called directly, without yargs, by the fast path (../fast.ts). */
 export async function runStatus(argv: Args): Promise<void> {
-  const { bootedLabel, lastUpdatePath, readLastUpdate, slotStatus } = await import('@diskimg/ab/internal/status');
-  const booted = bootedLabel({ bootedLabel: argv.bootedLabel });
-  const s = await withDisk(argv.disk, false, (disk) => slotStatus(disk, booted));
+  const { bootedLabel, isBlockDisk, lastUpdatePath, readLastUpdate, slotStatus } = await import('@diskimg/ab/internal/status');
+  let booted: string | undefined;
+  const s = await withDisk(argv.disk, false, (disk) => {
+    // As inferBooted: /proc/cmdline speaks of the running system's disk, not of an image file.
+    booted = argv.bootedLabel ?? (isBlockDisk(disk) ? bootedLabel() : undefined);
+    return slotStatus(disk, booted);
+  });
   if (argv.json) {
     const record = lastUpdatePath(argv.disk);
     printJson({ booted: booted ?? null, ...s, lastUpdate: record ? readLastUpdate(record) : null });
