@@ -68,8 +68,10 @@ Commands:
   diskimg check [disk]               compare the repository's latest release with the booted slot,
                                      the other slot and the ESP; exit 0 up to date, 10 an OS update
                                      is available, 11 a boot is pending (booted slot on trial,
-                                     another slot armed, or fell back from the latest), 12 only an
-                                     ESP update; 1 on any error (network, signature)
+                                     another slot armed, or fell back from the latest), 13 the
+                                     repository's latest is older than what runs (rolled back or
+                                     frozen), 12 only an ESP update; 1 on any error (network,
+                                     signature)
   diskimg update-esp [disk]          replace the ESP payload (GRUB, memtest, EFI programs) from a
                                      signed psyopsESP tarball or a repository, crash-safely, keeping
                                      grub.cfg's default, trial and boot counting and /grub/grubenv
@@ -91,6 +93,10 @@ Commands:
                                      never makes it the default until set-next tries it again or
                                      set-default forces it; refused for the confirmed default (one
                                      grubenv write)
+  diskimg releases                   list a repository's releases: versions per kind and platform,
+                                     the latest, each signature checked (exit 1 if one is refused);
+                                     over http(s) from the server's directory listing, else only the
+                                     pointers
 
 Options:
       --json   print one JSON document on stdout                                           [boolean]
