@@ -10,7 +10,7 @@ const B = 'psyopsOS-B';
 const V1 = '20251101-000000';
 const V2 = '20251201-000000';
 const V3 = '20260101-000000';
-const st = (o: Partial<BootState> = {}): BootState => ({ defaultLabel: A, trial: null, failed: null, nextBoot: { label: A, reason: 'default' }, countingBlock: true, ...o });
+const st = (o: Partial<BootState> = {}): BootState => ({ defaultLabel: A, trial: null, failed: null, bad: null, nextBoot: { label: A, reason: 'default' }, countingBlock: true, ...o });
 const facts = (o: Partial<UpdateFacts> = {}): UpdateFacts => ({
   state: st(),
   booted: { label: A, version: V2 },
@@ -57,4 +57,12 @@ test('hints: complete commands, quoted for a shell', (t) => {
   t.is(updateEspCommand('/d i.img', { repo: '/r', noVerify: true, fwtype: 'x86_64-uefi' }), `diskimg update-esp '/d i.img' --repo /r --no-verify --fwtype x86_64-uefi`);
   t.is(markGoodCommand(null, { label: B, source: 'cmdline' }), 'diskimg mark-good');
   t.is(markGoodCommand('n.img', { label: B, source: 'next-boot' }), `diskimg mark-good n.img --booted-label ${B}`);
+});
+
+test('decideUpdate: the latest is what the other slot holds, marked bad: not offered again', (t) => {
+  const d = decideUpdate(facts({ state: st({ bad: B }), other: { label: B, version: V3 }, latest: { os: V3, esp: V2 } }));
+  t.is(d.os, 'marked-bad');
+  t.is(d.status, 'up-to-date');
+  const newer = decideUpdate(facts({ state: st({ bad: B }), other: { label: B, version: V2 }, booted: { label: A, version: V1 }, latest: { os: V3, esp: V2 } }));
+  t.is(newer.os, 'available');
 });

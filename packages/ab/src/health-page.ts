@@ -49,6 +49,7 @@ const OS_VERDICT: Record<OsVerdict, string> = {
   available: 'update available',
   armed: 'written to the other slot, boots next',
   'failed-before': 'not newer than the version that failed its trial here',
+  'marked-bad': 'what the other slot holds, marked bad: waiting for a fixed version',
   'up-to-date': 'up to date',
   'repository-older': 'OLDER than the booted version: the repository was rolled back or is frozen',
 };
