@@ -36,6 +36,7 @@ import {
   openUpdateInput,
   readSmallInput,
   readTarTree,
+  validateTree,
   type Device,
   type MountSources,
 } from '@diskimg/diskimage/internal';
@@ -296,7 +297,9 @@ async function readPayload(
   verifier?.finish(); // throws when a byte differs: nothing was written yet
   const files: PayloadFile[] = [];
   let skipped = 0;
-  for await (const e of readTarTree((async function* () { yield Buffer.concat(chunks, n); })(), input.name)) {
+  // The validation every writer shares (case-insensitive duplicates, names, sizes bounded by the ESP before a body is read).
+  const tree = readTarTree((async function* () { yield Buffer.concat(chunks, n); })(), input.name);
+  for await (const e of validateTree(tree, { fs: 'fat32', inputName: input.name, maxFileBytes: limit, maxTotalBytes: limit })) {
     if (e.type === 'directory') continue;
     if (e.type !== 'file') {
       skipped++;
