@@ -44,6 +44,7 @@ import {
   openUpdateInput,
   readSmallInput,
   readTarTree,
+  validateTree,
   type Device,
   type MountSources,
 } from '@diskimg/diskimage/internal';
@@ -331,7 +332,9 @@ async function planPayload(vol: Fat32Volume, input: VerifiedInput, limit: number
   const dirTrie: Trie = new Map();
   let declared = 0;
   let skipped = 0;
-  for await (const e of readTarTree(replay(input), input.name)) {
+  // The validation every writer shares (case-insensitive duplicates, names, sizes bounded by the ESP before a body is read).
+  const tree = readTarTree(replay(input), input.name);
+  for await (const e of validateTree(tree, { fs: 'fat32', inputName: input.name, maxFileBytes: limit, maxTotalBytes: limit })) {
     if (e.type === 'directory') continue;
     if (e.type !== 'file') {
       skipped++;

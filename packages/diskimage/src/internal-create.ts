@@ -11,6 +11,7 @@ export * from './device/counting.js';
 export * from './device/sparse.js';
 export * from './source/tree.js';
 export * from './source/tar.js';
+export * from './source/validate.js';
 export * from './source/dir.js';
 export * from './source/tee.js';
 export * from './source/file-chunks.js';

@@ -1,7 +1,7 @@
 import { InputError, clampTime, type Entropy } from '@diskimg/partitions/internal';
 import type { Device, WriteHint } from '../device/device.js';
 import type { TreeEntry } from '../source/tree.js';
-import { drain } from '../source/tree.js';
+import { validateTree } from '../source/validate.js';
 import { planGeometry, groupHasSuper, BLOCK_SIZE, INODE_SIZE, DESC_SIZE, FIRST_INO, type Geometry } from './geometry.js';
 import { BlockAllocator, type Run } from './alloc.js';
 import { WriteBehind } from './write-behind.js';
@@ -34,6 +34,8 @@ export interface CreateExt4Options {
   now?: number;
   /** Input timestamps are clamped to this. */
   sourceDateEpoch?: number;
+  /** Names the input (the tar file) in validation errors; default `ext4 "LABEL"`. */
+  inputName?: string;
   /** Percentage of blocks reserved for root (mke2fs -m), default 5. */
   reservedRatio?: number;
   /** Small files added after the tree (side files, signatures). */
@@ -115,7 +117,11 @@ class Writer {
   private readonly iblocks = new IblockStore();
   /** Indexed by inode number. */
   private readonly nodes: (Node | undefined)[] = [];
-  private readonly dirs = new Map<string, Dir>();
+  /** By inode number; a path is found by walking names from the root (no full path is kept per directory). */
+  private readonly dirs = new Map<number, Dir>();
+  private root!: Dir;
+  /** The parent directory of the last entry: archives list a directory's files together. */
+  private lastParent: { path: string; dir: Dir } | undefined;
   private nextIno = FIRST_INO + 1;
   private files = 0;
   private readonly zero = Buffer.alloc(CHUNK);
@@ -166,13 +172,16 @@ class Writer {
     await this.createJournal();
     const t = { atime: this.now, mtime: this.now, ctime: this.now };
     const root = this.newDir(EXT4_ROOT_INO, EXT4_ROOT_INO, 0o755, 0, 0, t);
-    this.dirs.set('', root);
+    this.dirs.set(root.ino, root);
+    this.root = root;
     const lpf = this.newDir(FIRST_INO, EXT4_ROOT_INO, 0o700, 0, 0, t);
     lpf.minBlocks = 4;
     this.link(root, 'lost+found', lpf);
-    this.dirs.set('lost+found', lpf);
+    this.dirs.set(lpf.ino, lpf);
 
-    const iter = entries?.[Symbol.asyncIterator]();
+    // One validation layer for every writer (source/validate.ts): names, duplicates, sizes, targets.
+    const checked = entries && validateTree(entries, { fs: 'ext4', inputName: this.opts.inputName ?? `ext4 "${this.opts.label}"`, builtinDirs: ['lost+found'] });
+    const iter = checked?.[Symbol.asyncIterator]();
     this.streaming = true;
     try {
       if (iter) for (let r = await iter.next(); !r.done; r = await iter.next()) await this.add(r.value);
@@ -304,33 +313,58 @@ class Writer {
     else node.links++;
   }
 
+  /** The directory at `path` ("" is the root), if the input made one: a walk from the root, linear in the path. */
+  private dirAt(path: string): Dir | undefined {
+    if (path === '') return this.root;
+    if (this.lastParent?.path === path) return this.lastParent.dir;
+    let d = this.root;
+    for (const name of path.split('/')) {
+      const v = d.entries.get(name);
+      const next = v === undefined ? undefined : this.dirs.get(Math.floor(v / 8));
+      if (!next) return undefined;
+      d = next;
+    }
+    return d;
+  }
+
   /** Inode number at `path` ("" is the root), if the input created it. */
   private lookup(path: string): number | undefined {
     if (path === '') return EXT4_ROOT_INO;
     const slash = path.lastIndexOf('/');
-    const v = this.dirs.get(slash < 0 ? '' : path.slice(0, slash))?.entries.get(path.slice(slash + 1));
+    const v = this.dirAt(slash < 0 ? '' : path.slice(0, slash))?.entries.get(path.slice(slash + 1));
     return v === undefined ? undefined : Math.floor(v / 8);
   }
 
-  /** The directory holding `path`, creating missing parents (mode 0755, root-owned) as tar allows. */
+  /**
+   * The directory holding `path`, creating missing parents (mode 0755,
+   * root-owned) as tar allows. A loop, not recursion: depth is the input's.
+   */
   private parentOf(path: string): { dir: Dir; name: string } {
     const slash = path.lastIndexOf('/');
     const name = path.slice(slash + 1);
     const ppath = slash < 0 ? '' : path.slice(0, slash);
-    let dir = this.dirs.get(ppath);
-    if (!dir) {
-      if (this.lookup(ppath) !== undefined) throw new InputError(`ext4: "${path}": its parent "${ppath}" is not a directory`);
-      const { dir: gp, name: pname } = this.parentOf(ppath);
-      dir = this.newDir(this.newIno(), gp.ino, 0o755, 0, 0, { atime: this.now, mtime: this.now, ctime: this.now });
-      this.link(gp, pname, dir);
-      this.dirs.set(ppath, dir);
+    if (ppath === '') return { dir: this.root, name };
+    if (this.lastParent?.path === ppath) return { dir: this.lastParent.dir, name };
+    let d = this.root;
+    const parts = ppath.split('/');
+    for (let i = 0; i < parts.length; i++) {
+      const v = d.entries.get(parts[i]!);
+      let next = v === undefined ? undefined : this.dirs.get(Math.floor(v / 8));
+      if (v !== undefined && !next) throw new InputError(`ext4: "${path}": its parent "${parts.slice(0, i + 1).join('/')}" is not a directory`);
+      if (!next) {
+        next = this.newDir(this.newIno(), d.ino, 0o755, 0, 0, { atime: this.now, mtime: this.now, ctime: this.now });
+        this.link(d, parts[i]!, next);
+        this.dirs.set(next.ino, next);
+      }
+      d = next;
     }
-    return { dir, name };
+    this.lastParent = { path: ppath, dir: d };
+    return { dir: d, name };
   }
 
   private async add(e: TreeEntry): Promise<void> {
     if (e.type === 'directory') {
-      const existing = this.dirs.get(e.path);
+      const existing = this.dirAt(e.path);
       if (existing) {
         // The root, lost+found, or a parent created implicitly earlier: take the entry's attributes.
         if (existing.xattrBlock) throw new InputError(`ext4: directory "${e.path}" appears twice in the input with extended attributes; remove the duplicate`);
@@ -339,8 +373,8 @@ class Writer {
         return;
       }
     }
+    // No body is drained on a refusal (a sparse one would expand): the source skips what is unread.
     if (this.lookup(e.path) !== undefined) {
-      await drain(e.body);
       throw new InputError(`ext4: "${e.path}" appears twice in the input; remove the duplicate`);
     }
     const { dir, name } = this.parentOf(e.path);
@@ -359,21 +393,17 @@ class Writer {
       const d = this.newDir(ino, dir.ino, perm, e.uid, e.gid, t);
       this.setXattrs(d, e.xattrs, e.path);
       this.link(dir, name, d);
-      this.dirs.set(e.path, d);
+      this.dirs.set(d.ino, d);
       return;
     }
     const node: Node = { ino, mode: 0, uid: e.uid, gid: e.gid, ...t, size: 0, links: 0, flags: 0, sectors: 0 };
     const mode = { file: S_IFREG, symlink: S_IFLNK, char: S_IFCHR, block: S_IFBLK, fifo: S_IFIFO }[e.type];
     node.mode = mode | (e.type === 'symlink' ? 0o777 : perm);
-    try {
-      this.setXattrs(node, e.xattrs, e.path);
-    } catch (err) {
-      await drain(e.body);
-      throw err;
-    }
+    this.setXattrs(node, e.xattrs, e.path);
     switch (e.type) {
       case 'file':
-        await this.writeFile(node, e.size, e.body);
+        if (e.sparse) await this.writeFile(node, e.size, e.sparse.runs(), e.sparse.storedSize);
+        else await this.writeFile(node, e.size, e.body);
         break;
       case 'symlink': {
         const target = Buffer.from(e.linkname ?? '', 'utf8');
@@ -406,16 +436,17 @@ class Writer {
    * the other blocks take the allocator's next free blocks as they arrive,
    * so a file without holes is one contiguous run.
    */
-  private async writeFile(node: Node, size: number, body: AsyncIterable<Buffer> | Iterable<Buffer> | undefined): Promise<void> {
+  private async writeFile(node: Node, size: number, body: AsyncIterable<Buffer | number> | Iterable<Buffer> | undefined, storedSize = size): Promise<void> {
     node.flags = EXT4_EXTENTS_FL;
     node.size = size;
-    const nblocks = Math.ceil(size / BLOCK_SIZE);
+    // A sparse file needs blocks for its stored data only (holes stay holes).
+    const nblocks = Math.ceil(Math.min(size, storedSize) / BLOCK_SIZE);
     if (nblocks > this.alloc.free) {
       this.pendingBlocks = nblocks;
       throw new OutOfSpace();
     }
     const runs: FileRun[] = [];
-    if (nblocks) await this.streamInto(runs, size, body);
+    if (size) await this.streamInto(runs, size, body);
     const tree = await this.extentTree(node.ino, runs);
     this.iblocks.set(node.ino, tree.iblock);
     const used = runs.reduce((a, r) => a + r.len, 0);
@@ -448,7 +479,7 @@ class Writer {
    * buffer); the tail of the last block is zeroed, so nothing of an older
    * filesystem stays inside a file's blocks.
    */
-  private async streamInto(runs: FileRun[], size: number, body: AsyncIterable<Buffer> | Iterable<Buffer> | undefined): Promise<void> {
+  private async streamInto(runs: FileRun[], size: number, body: AsyncIterable<Buffer | number> | Iterable<Buffer> | undefined): Promise<void> {
     let lblk = 0; // logical block of the next whole block
     let carry: Buffer | undefined; // a partial block being filled
     let carryLen = 0;
@@ -462,7 +493,13 @@ class Writer {
         while (j < n && !this.isZeroBlock(buf, j)) j++;
         if (j > i) {
           let at = i;
-          for (const r of this.alloc.alloc(j - i)!) {
+          const got = this.alloc.alloc(j - i);
+          if (!got) {
+            // Only a sparse file's blocks are not reserved up front (its data may straddle more blocks than it stores).
+            this.pendingBlocks = j - i;
+            throw new OutOfSpace();
+          }
+          for (const r of got) {
             // Each block was just probed non-zero: the sparse layer below need not probe it again.
             await this.wb.write(r.start * BLOCK_SIZE, buf.subarray(at * BLOCK_SIZE, (at + r.len) * BLOCK_SIZE), NO_ZERO);
             const prev = runs[runs.length - 1];
@@ -478,7 +515,27 @@ class Writer {
     };
     let got = 0;
     if (body) {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
+      for await (const chunk of body as AsyncIterable<Buffer | number>) {
+        if (typeof chunk === 'number') {
+          // A hole of `chunk` zero bytes: fill the partial block, skip whole blocks, start the next partial one. O(1).
+          if (got + chunk > size) throw new InputError(`ext4: input file is longer than its declared size ${size}`);
+          got += chunk;
+          let n = chunk;
+          if (carry) {
+            const k = Math.min(BLOCK_SIZE - carryLen, n);
+            carryLen += k; // carry is zero-filled
+            n -= k;
+            if (carryLen < BLOCK_SIZE) continue;
+            await blocks(carry);
+            carry = undefined;
+          }
+          lblk += Math.floor(n / BLOCK_SIZE);
+          if (n % BLOCK_SIZE) {
+            carry = Buffer.alloc(BLOCK_SIZE);
+            carryLen = n % BLOCK_SIZE;
+          }
+          continue;
+        }
         if (got + chunk.length > size) throw new InputError(`ext4: input file is longer than its declared size ${size}`);
         got += chunk.length;
         let p = 0;
@@ -525,12 +582,13 @@ class Writer {
     let inodes = this.nextIno - 1;
     let dirBytes = 0;
     if (iter) {
+      // Declared sizes only: no body is read here (the source skips its stored bytes), so a
+      // sparse entry's holes are never expanded and the work stays per input byte.
       for (let r = await iter.next(); !r.done; r = await iter.next()) {
         const x = r.value;
-        await drain(x.body);
         if (x.type !== 'hardlink') inodes++;
         dirBytes += 8 + Buffer.byteLength(x.path) + 4;
-        if (x.type === 'file') blocks += Math.ceil(x.size / BLOCK_SIZE);
+        if (x.type === 'file') blocks += Math.ceil(Math.min(x.size, x.sparse?.storedSize ?? x.size) / BLOCK_SIZE);
         if (x.type === 'symlink' && Buffer.byteLength(x.linkname ?? '') >= 60) blocks++;
       }
     }

@@ -1,6 +1,7 @@
 import { InputError, clampTime, sourceDateEpoch } from '@diskimg/partitions/internal';
 import type { Device } from '../device/device.js';
-import { drain, type TreeEntry } from '../source/tree.js';
+import type { TreeEntry } from '../source/tree.js';
+import { validateTree } from '../source/validate.js';
 import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_VOLUME_ID, DIRENT_SIZE, makeDirent } from './dirent.js';
 import { encodeEntryRun } from './dir.js';
 import { checkLongName, makeShortName } from './shortname.js';
@@ -108,7 +109,8 @@ export async function populateFat32(dev: Device, tree: AsyncIterable<TreeEntry>,
 
   const loss: FatLoss = { xattrs: 0, owners: 0, modes: 0, hardlinks: 0, symlinks: 0, devices: 0, fifos: 0 };
   try {
-    for await (const e of tree) {
+    // One validation layer for every writer (source/validate.ts): names, case-insensitive duplicates, sizes.
+    for await (const e of validateTree(tree, { fs: 'fat32', inputName: input })) {
       loss.xattrs += e.xattrs?.size ?? 0;
       if (e.type !== 'hardlink') {
         if (e.uid !== 0 || e.gid !== 0) loss.owners++;
@@ -130,8 +132,8 @@ export async function populateFat32(dev: Device, tree: AsyncIterable<TreeEntry>,
         else parent.children!.set(name.toUpperCase(), { name, dir: true, mtime, firstCluster: 0, size: 0, children: new Map() });
         continue;
       }
+      // No body is drained on a refusal (a sparse one would expand): the source skips what is unread.
       if (existing) {
-        await drain(e.body);
         throw new InputError(`${input}: "${e.path}" clashes with "${existing.name}"; FAT names are case-insensitive, rename one`);
       }
       if (e.type === 'file' || e.type === 'hardlink') {
@@ -150,7 +152,6 @@ export async function populateFat32(dev: Device, tree: AsyncIterable<TreeEntry>,
         const n = Math.ceil(size / cs);
         const clusters = fat.pick(n);
         if (!clusters) {
-          await drain(e.body);
           throw full(e.path, n);
         }
         if (e.type === 'file' && e.open && size > 0) {
@@ -218,9 +219,14 @@ export async function populateFat32(dev: Device, tree: AsyncIterable<TreeEntry>,
     let off = 0;
     for (const r of runsOut) off += r.copy(buf, off);
     enc.set(n, { buf, kids: kids.map((x) => x.k), patch });
-    for (const k of n.children!.values()) if (k.dir) encodeDir(k);
   };
-  encodeDir(root);
+  // Preorder without recursion (depth is the input's): a stack, children pushed last-first.
+  for (const stack = [root]; stack.length; ) {
+    const n = stack.pop()!;
+    encodeDir(n);
+    const sub = [...n.children!.values()].filter((k) => k.dir);
+    for (let i = sub.length - 1; i >= 0; i--) stack.push(sub[i]!);
+  }
   let dirClusters = 0;
   for (const [n, { buf }] of enc) dirClusters += buf.length / cs - (n === root ? 1 : 0);
   if (dirClusters > fat.freeCount) throw full('directories', dirClusters);
@@ -255,9 +261,13 @@ export async function populateFat32(dev: Device, tree: AsyncIterable<TreeEntry>,
       i += len;
     }
     enc.delete(n);
-    for (const k of kids) if (k.dir) await writeDir(k, n === root ? 0 : n.firstCluster);
   };
-  await writeDir(root, 0);
+  for (const stack: [Node, number][] = [[root, 0]]; stack.length; ) {
+    const [n, parentCluster] = stack.pop()!;
+    const kids = enc.get(n)!.kids.filter((k) => k.dir);
+    await writeDir(n, parentCluster);
+    for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i]!, n === root ? 0 : n.firstCluster]);
+  }
   await fat.flush(dev, true);
   await vol.writeFsInfo();
   await dev.flush();

@@ -36,7 +36,7 @@ export async function* readDirTree(root: string, opts: ReadDirOptions = {}): Asy
   const xattrs = await readTreeXattrs(root, opts);
   const seen = new Map<string, string>();
   yield withXattrs(statEntry('', st), xattrs);
-  yield* walk(root, '', seen, xattrs);
+  yield* walk(root, seen, xattrs);
 }
 
 function withXattrs(e: TreeEntry, all: Map<string, Map<string, Buffer>>): TreeEntry {
@@ -117,18 +117,34 @@ function statEntry(path: string, st: BigIntStats): TreeEntry {
   };
 }
 
-async function* walk(abs: string, rel: string, seen: Map<string, string>, xattrs: Map<string, Map<string, Buffer>>): AsyncGenerator<TreeEntry> {
-  const names: string[] = [];
-  for await (const d of await opendir(abs)) names.push(d.name);
-  names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-  for (const name of names) {
+/**
+ * Depth first, parents before children, names sorted: with an explicit stack
+ * of open directories, not recursion (nested generators overflow the stack
+ * and cost a hop per level for every entry).
+ */
+async function* walk(root: string, seen: Map<string, string>, xattrs: Map<string, Map<string, Buffer>>): AsyncGenerator<TreeEntry> {
+  const list = async (abs: string, rel: string) => {
+    const names: string[] = [];
+    for await (const d of await opendir(abs)) names.push(d.name);
+    names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    return { abs, rel, names, i: 0 };
+  };
+  const stack = [await list(root, '')];
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    if (top.i >= top.names.length) {
+      stack.pop();
+      continue;
+    }
+    const name = top.names[top.i++]!;
+    const { abs, rel } = top;
     const a = join(abs, name);
     const r = rel ? `${rel}/${name}` : name;
     const st = lstatSync(a, { bigint: true }); // see openSourceFile
     const e = withXattrs(statEntry(r, st), xattrs);
     if (st.isDirectory()) {
       yield e;
-      yield* walk(a, r, seen, xattrs);
+      stack.push(await list(a, r));
       continue;
     }
     const key = `${st.dev}:${st.ino}`;

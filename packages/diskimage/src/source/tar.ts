@@ -2,7 +2,7 @@ import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { InputError } from '@diskimg/partitions/internal';
 import { readFileChunks, type FileChunksOptions } from './file-chunks.js';
-import { normalizeEntryPath, type TreeEntry, type EntryType } from './tree.js';
+import { expandHoles, normalizeEntryPath, type TreeEntry, type EntryType } from './tree.js';
 import { aclIsMinimal, decodeAclXattr, parseAclText, encodeAclXattr, XATTR_ACL_ACCESS, XATTR_ACL_DEFAULT } from './acl.js';
 
 /**
@@ -22,15 +22,29 @@ import { aclIsMinimal, decodeAclXattr, parseAclText, encodeAclXattr, XATTR_ACL_A
  * Ignored as information only: comment, charset, hdrcharset, SCHILY.dev,
  * SCHILY.ino, SCHILY.nlink, LIBARCHIVE.creationtime, LIBARCHIVE.symlinktype,
  * GNU.volume.*.
- * GNU sparse files in pax format 1.0 and 0.1 (GNU tar --sparse, bsdtar) are
- * expanded, holes as zeros (the ext4 writer leaves zero blocks unallocated).
+ * GNU sparse files in pax format 1.0 and 0.1 (GNU tar --sparse, bsdtar): the
+ * entry's `sparse.runs` gives data and holes (the ext4 writer keeps the holes
+ * without ever expanding them), `body` the whole file with zeros (FAT).
+ * Bounds (work per input byte): metadata records ≤ MAX_META, sparse maps ≤
+ * MAX_SPARSE_REGIONS, 64 global pax records, no negative sizes.
  * Refused with an InputError naming the entry: sparse format 0.0 and old GNU
  * type S, multi-volume parts (M), NFSv4 ACLs (SCHILY.acl.ace), file
  * flags (SCHILY.fflags), and any other typeflag.
  */
 
 const BLOCK = 512;
-const MAX_META = 16 << 20; // pax / long-name payloads are metadata; a bigger one is a broken archive
+/**
+ * pax / long-name payloads are metadata: paths (PATH_MAX), link targets and
+ * xattrs (ext4 keeps one 4 KiB block of them). A bigger one is a broken or
+ * hostile archive, refused before its bytes are read.
+ */
+export const MAX_META = 1 << 20;
+/** Global pax records apply to every later entry (each entry's work grows with them): a few are plenty. */
+const MAX_GLOBAL_RECORDS = 64;
+/** A GNU sparse map line is one decimal number (at most 16 digits for a safe integer). */
+const MAX_SPARSE_LINE = 32;
+/** Data regions of one sparse file (each becomes at least one extent). */
+export const MAX_SPARSE_REGIONS = 65536;
 
 /** Peek the first bytes; gunzip when they are gzip's magic (1f 8b). */
 async function* maybeGunzip(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
@@ -70,9 +84,23 @@ class ByteReader {
     return true;
   }
 
-  /** Exactly n bytes; fewer only at the end of the stream. */
+  /** Exactly n bytes; fewer only at the end of the stream. Pieces are joined once (no re-copy per chunk). */
   async read(n: number): Promise<Buffer> {
-    while (this.buf.length < n && (await this.fill()));
+    if (this.buf.length < n && !this.done) {
+      const parts = [this.buf];
+      let have = this.buf.length;
+      while (have < n) {
+        const r = await this.it.next();
+        if (r.done) {
+          this.done = true;
+          break;
+        }
+        const c = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
+        parts.push(c);
+        have += c.length;
+      }
+      this.buf = Buffer.concat(parts, have);
+    }
     const out = this.buf.subarray(0, Math.min(n, this.buf.length));
     this.buf = this.buf.subarray(out.length);
     return out;
@@ -179,6 +207,7 @@ export async function* readTarTree(input: Readable | AsyncIterable<Buffer>, inpu
       count++;
       const flag = String.fromCharCode(h[156]!);
       const size = parseNumeric(h.subarray(124, 136), 'size');
+      if (size < 0) throw new Error(`invalid tar header: negative size ${size}`);
       const where = () => `${inputName}: entry "${(longName ? cstr(longName) : cstr(h.subarray(0, 100))).toString('utf8')}"`;
       const meta = async () => {
         if (size > MAX_META) throw new InputError(`${where()}: ${size}-byte metadata record; the archive is damaged`);
@@ -193,6 +222,7 @@ export async function* readTarTree(input: Readable | AsyncIterable<Buffer>, inpu
       }
       if (flag === 'g') {
         global = new Map([...global, ...parsePaxRecords(await meta(), `${inputName}: global pax header`)]);
+        if (global.size > MAX_GLOBAL_RECORDS) throw new InputError(`${inputName}: more than ${MAX_GLOBAL_RECORDS} global pax records; the archive is damaged`);
         continue;
       }
       if (flag === 'L') {
@@ -222,6 +252,7 @@ export async function* readTarTree(input: Readable | AsyncIterable<Buffer>, inpu
       const rawLink = str('linkpath') ?? (longLink ?? cstr(h.subarray(157, 257))).toString('utf8');
       pax = longName = longLink = undefined;
       const bodySize = rec.has('size') ? num(str('size')!, 'size') : size;
+      if (rawName.length > MAX_META || rawLink.length > MAX_META) throw new InputError(`${where()}: name or link target over ${MAX_META} bytes; the archive is damaged`);
       const path = normalizeEntryPath(rawName, inputName);
       const label = `${inputName}: "${path || '/'}"`;
       const sparse = sparseFormat(rec, label);
@@ -267,18 +298,23 @@ export async function* readTarTree(input: Readable | AsyncIterable<Buffer>, inpu
             yield c;
           }
         };
-        const body = (async function* () {
-          try {
-            if (sparse) yield* expandSparse(stored(), sparse, label);
-            else yield* stored();
-          } catch (err) {
-            throw tarError(err, inputName);
-          }
-        })();
+        const mapped = <T>(src: () => AsyncGenerator<T>) =>
+          (async function* () {
+            try {
+              yield* src();
+            } catch (err) {
+              throw tarError(err, inputName);
+            }
+          })();
+        // Lazy: only the one the writer iterates reads the stored bytes.
+        const body = mapped(() => (sparse ? expandHoles(sparseRuns(stored(), sparse, label)) : stored()));
         e.body = body;
+        let runs: AsyncGenerator<Buffer | number> | undefined;
+        if (sparse) e.sparse = { storedSize: bodySize, runs: () => (runs ??= mapped(() => sparseRuns(stored(), sparse, label))) };
         yield e;
         // Skip what the consumer left unread, then the padding.
         await body.return(undefined);
+        await runs?.return(undefined);
         await r.skip(bodySize - consumed + pad(bodySize));
       } else {
         await r.skip(dataSize + pad(dataSize));
@@ -313,17 +349,33 @@ function sparseFormat(rec: Map<string, Buffer>, label: string): Sparse | undefin
   if (s('GNU.sparse.major') === '1' && s('GNU.sparse.minor') === '0') return { realSize: size };
   const map = s('GNU.sparse.map');
   if (map !== undefined) {
-    const n = map.split(',').map((x) => num(x, 'GNU.sparse.map'));
-    if (n.length % 2) throw new InputError(`${label}: odd GNU.sparse.map`);
     const pairs: [number, number][] = [];
-    for (let i = 0; i < n.length; i += 2) pairs.push([n[i]!, n[i + 1]!]);
+    let pending: number | undefined;
+    for (let o = 0; o <= map.length; ) {
+      const comma = map.indexOf(',', o);
+      const end = comma < 0 ? map.length : comma;
+      if (end - o > MAX_SPARSE_LINE) throw new InputError(`${label}: damaged GNU.sparse.map`);
+      const v = num(map.slice(o, end), 'GNU.sparse.map');
+      if (pending === undefined) pending = v;
+      else {
+        pairs.push([pending, v]);
+        pending = undefined;
+        if (pairs.length > MAX_SPARSE_REGIONS) throw new InputError(`${label}: GNU sparse map of more than ${MAX_SPARSE_REGIONS} regions; diskimg does not write such a file`);
+      }
+      o = end + 1;
+    }
+    if (pending !== undefined) throw new InputError(`${label}: odd GNU.sparse.map`);
     return { realSize: size, map: pairs };
   }
   throw new InputError(`${label} is a GNU sparse file in format 0.0, which diskimg does not read; re-create it with --sparse-version=1.0 or without --sparse`);
 }
 
-/** The stored data of a sparse file → the whole file, holes as zeros (the ext4 writer turns zero blocks back into holes). */
-async function* expandSparse(data: AsyncGenerator<Buffer>, sp: Sparse, label: string): AsyncGenerator<Buffer> {
+/**
+ * The stored data of a sparse file → its content as data chunks and holes
+ * (a number: that many zero bytes). Work is per stored byte and per map
+ * entry, never per byte of a hole.
+ */
+async function* sparseRuns(data: AsyncGenerator<Buffer>, sp: Sparse, label: string): AsyncGenerator<Buffer | number> {
   let pending: Buffer = Buffer.alloc(0);
   const next = async (): Promise<boolean> => {
     const r = await data.next();
@@ -332,39 +384,43 @@ async function* expandSparse(data: AsyncGenerator<Buffer>, sp: Sparse, label: st
     return true;
   };
   let map = sp.map;
-  let header = 0;
   if (!map) {
     // 1.0: decimal lines "count\n", then offset\n size\n pairs, padded to 512 bytes.
-    const lines: number[] = [];
-    let want = 1;
-    let pos = 0;
-    while (lines.length < want) {
-      const nl = pending.indexOf(0x0a, pos);
+    map = [];
+    let count = -1;
+    let first: number | undefined;
+    let used = 0; // bytes of the map read so far
+    while (count < 0 || map.length < count) {
+      const nl = pending.indexOf(0x0a);
       if (nl < 0) {
-        if (pending.length > MAX_META || !(await next())) throw new InputError(`${label}: truncated GNU sparse map`);
+        // A line is one number: a long one is damage, and keeping only the unread part bounds the copying.
+        if (pending.length > MAX_SPARSE_LINE || !(await next())) throw new InputError(`${label}: truncated or damaged GNU sparse map`);
         continue;
       }
-      lines.push(num(pending.toString('latin1', pos, nl), 'sparse map'));
-      pos = nl + 1;
-      if (lines.length === 1) want = 1 + 2 * lines[0]!;
+      const v = num(pending.toString('latin1', 0, nl), 'sparse map');
+      pending = pending.subarray(nl + 1);
+      used += nl + 1;
+      if (count < 0) {
+        count = v;
+        if (count > MAX_SPARSE_REGIONS) throw new InputError(`${label}: GNU sparse map of ${count} regions; diskimg reads at most ${MAX_SPARSE_REGIONS}`);
+      } else if (first === undefined) first = v;
+      else {
+        map.push([first, v]);
+        first = undefined;
+      }
     }
-    header = pos + pad(pos);
-    while (pending.length < header) if (!(await next())) throw new InputError(`${label}: truncated GNU sparse map`);
-    pending = pending.subarray(header);
-    map = [];
-    for (let i = 1; i < lines.length; i += 2) map.push([lines[i]!, lines[i + 1]!]);
+    let skip = pad(used);
+    while (skip > 0) {
+      if (!pending.length && !(await next())) throw new InputError(`${label}: truncated GNU sparse map`);
+      const k = Math.min(skip, pending.length);
+      pending = pending.subarray(k);
+      skip -= k;
+    }
   }
   let at = 0;
-  const zeros = function* (n: number) {
-    while (n > 0) {
-      const k = Math.min(n, 1 << 20);
-      yield Buffer.alloc(k);
-      n -= k;
-    }
-  };
   for (const [off, len] of map) {
     if (off < at || off + len > sp.realSize) throw new InputError(`${label}: GNU sparse map out of order or past the file's size`);
-    yield* zeros(off - at);
+    if (off > at) yield off - at;
     let left = len;
     while (left > 0) {
       if (!pending.length && !(await next())) throw new InputError(`${label}: sparse data shorter than its map`);
@@ -375,7 +431,7 @@ async function* expandSparse(data: AsyncGenerator<Buffer>, sp: Sparse, label: st
     }
     at = off + len;
   }
-  yield* zeros(sp.realSize - at);
+  if (sp.realSize > at) yield sp.realSize - at;
   while (await next()) pending = Buffer.alloc(0); // stored padding past the last region
 }
 

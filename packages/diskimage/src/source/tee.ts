@@ -1,4 +1,4 @@
-import type { TreeEntry } from './tree.js';
+import { expandHoles, type TreeEntry } from './tree.js';
 
 /**
  * A view's pull rejects with this when another view of the same tee stopped
@@ -19,7 +19,7 @@ export interface TeeOptions {
 }
 
 /** The upstream sequence flattened: an entry, then its body's chunks and an end mark. */
-type Item = { kind: 'entry'; entry: TreeEntry } | { kind: 'chunk'; chunk: Buffer } | { kind: 'end' } | { kind: 'eof' };
+type Item = { kind: 'entry'; entry: TreeEntry } | { kind: 'chunk'; chunk: Buffer | number } | { kind: 'end' } | { kind: 'eof' };
 
 /**
  * Split one TreeEntry stream into `n` views that each see the same entries and
@@ -43,7 +43,7 @@ export function teeTree(src: AsyncIterable<TreeEntry>, n: number, opts: TeeOptio
   if (!Number.isInteger(maxAhead) || maxAhead < 1) throw new RangeError(`teeTree: maxAhead must be a positive integer, not ${maxAhead}`);
 
   const upstream = src[Symbol.asyncIterator]();
-  let body: AsyncIterator<Buffer> | undefined; // upstream body being read
+  let body: AsyncIterator<Buffer | number> | undefined; // upstream body being read (a sparse file's runs: holes stay numbers)
   const buf: Item[] = [];
   let base = 0; // global index of buf[0]
   const cursor = new Array<number>(n).fill(0);
@@ -103,7 +103,8 @@ export function teeTree(src: AsyncIterable<TreeEntry>, n: number, opts: TeeOptio
         const r = await upstream.next();
         if (r.done) item = { kind: 'eof' };
         else {
-          if (r.value.body) body = r.value.body[Symbol.asyncIterator]();
+          if (r.value.sparse) body = r.value.sparse.runs()[Symbol.asyncIterator]();
+          else if (r.value.body) body = r.value.body[Symbol.asyncIterator]();
           item = { kind: 'entry', entry: r.value };
         }
       }
@@ -133,7 +134,7 @@ export function teeTree(src: AsyncIterable<TreeEntry>, n: number, opts: TeeOptio
     let finished = false;
     let bodyToken = 0; // which entry's body this view may read
 
-    async function* bodyView(token: number): AsyncGenerator<Buffer> {
+    async function* bodyView(token: number): AsyncGenerator<Buffer | number> {
       for (;;) {
         if (token !== bodyToken || finished) return; // the consumer moved on
         const item = await itemAt(cursor[v]);
@@ -164,7 +165,12 @@ export function teeTree(src: AsyncIterable<TreeEntry>, n: number, opts: TeeOptio
       }
       advance(v);
       const e = item.entry;
-      return { done: false, value: e.body ? { ...e, body: bodyView(bodyToken) } : { ...e } };
+      if (e.sparse) {
+        // Holes travel as numbers; `body` expands them only for a consumer that reads it.
+        const token = bodyToken;
+        return { done: false, value: { ...e, body: expandHoles(bodyView(token)), sparse: { storedSize: e.sparse.storedSize, runs: () => bodyView(token) } } };
+      }
+      return { done: false, value: e.body ? { ...e, body: bodyView(bodyToken) as AsyncGenerator<Buffer> } : { ...e } };
     };
 
     const it: AsyncIterableIterator<TreeEntry> = {

@@ -49,6 +49,13 @@ export interface TreeEntry {
    */
   body?: AsyncIterable<Buffer>;
   /**
+   * Sparse files (tar GNU sparse) only: the content as data chunks and holes
+   * (a number: that many zero bytes), for writers that keep holes; it reads
+   * the same stored bytes as `body`, so use one or the other. `storedSize`
+   * bounds the data bytes (what the file can need on disk).
+   */
+  sparse?: { storedSize: number; runs: () => AsyncIterable<Buffer | number> };
+  /**
    * Directory sources only: the file opened for positional reads, so a writer
    * that copies whole files can read straight into its own buffers instead
    * of iterating `body` (no chunk buffers, one copy less). Use one or the
@@ -88,5 +95,13 @@ export async function drain(body: AsyncIterable<Buffer> | undefined): Promise<vo
   if (!body) return;
   for await (const _ of body) {
     /* discard */
+  }
+}
+
+/** Data chunks and holes (numbers of zero bytes) → plain chunks, holes as zeros: for writers without holes (FAT), whose size checks bound the expansion. */
+export async function* expandHoles(runs: AsyncIterable<Buffer | number>): AsyncGenerator<Buffer> {
+  for await (const r of runs) {
+    if (typeof r !== 'number') yield r;
+    else for (let n = r; n > 0; n -= 1 << 20) yield Buffer.alloc(Math.min(n, 1 << 20)); // fresh pieces: consumers may keep them
   }
 }
