@@ -54,6 +54,7 @@ import { decodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from './min
 import { parseTrustedComment } from './minisign/trusted.js';
 import { MinisignVerifier, readPublicKeyFile } from './minisign/verify.js';
 import { resolveRelease } from './repo/client.js';
+import { checkRelease, type Installed } from './policy.js';
 
 /** What update-esp installed, one path per line: the next update-esp removes what the new payload drops. */
 export const ESP_FILES_LIST = '/psyopsESP.files';
@@ -74,6 +75,8 @@ export interface EspUpdateOptions {
   fwtype?: string;
   pubkey?: string;
   noVerify?: boolean;
+  /** Install a version older than the ESP's (or over an ESP whose version is unknown). */
+  allowDowngrade?: boolean;
   dryRun?: boolean;
   stdin?: NodeJS.ReadableStream;
   mountSources?: MountSources;
@@ -138,13 +141,15 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
     sig = decodeSignature(raw, sigSpec);
   }
   const verifier = o.noVerify ? undefined : new MinisignVerifier(sig!, await readPublicKeyFile(o.pubkey!), { file: espTar, sig: sigSpec, pubkey: o.pubkey });
-  const fields = sig ? parseTrustedComment(sig.trustedComment) : {};
-  if (sig && fields.type !== 'psyopsESP') {
-    throw new InputError(`${sigSpec}: the trusted comment says type=${fields.type ?? '(none)'}, not type=psyopsESP: this is not an ESP update`);
-  }
+  const fields = sig ? parseTrustedComment(sig.trustedComment) : undefined;
+  const sigName = sig && sigSpec ? sigSpec : `${espTar} (no signature)`;
+  // type= now; the version against the ESP's once the disk is open (policy.ts).
+  checkRelease({ kind: 'esp', source: sigName, fields, installed: 'nothing', installedName: 'the ESP', allowDowngrade: true });
   for (const [k, v] of Object.entries(expect)) {
-    if (fields[k] !== v) throw new InputError(`${sigSpec}: the trusted comment says ${k}=${fields[k] ?? '(none)'}, expected ${k}=${v}; refused`);
+    if (fields?.[k] !== v) throw new InputError(`${sigSpec}: the trusted comment says ${k}=${fields?.[k] ?? '(none)'}, expected ${k}=${v}; refused`);
   }
+  // Only a verified signature goes on the ESP: an ESP without one reads as unverified (show: MISSING).
+  const storeSig = verifier ? sigText : undefined;
 
   const disk = await openDisk(o.disk, { writable: !o.dryRun });
   try {
@@ -174,7 +179,9 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
     const cfg = parseGrubCfg(cfgText, `${PSYOPS_NAMES.esp}:${ESP_PATHS.grubCfg}`);
     const oldSigEntry = await vol.lookup(ESP_PATHS.signature);
     const oldSig = oldSigEntry && !oldSigEntry.isDirectory ? (await vol.readFileBuffer(ESP_PATHS.signature)).toString('utf8') : undefined;
-    const previousVersion = oldSig ? (parseTrustedComment(decodeSignature(oldSig, ESP_PATHS.signature).trustedComment).version ?? null) : null;
+    const installed = installedEspVersion(oldSig);
+    const previousVersion = installed.version;
+    checkRelease({ kind: 'esp', source: sigName, fields, installed, installedName: `the ESP (${PSYOPS_NAMES.esp}:${ESP_PATHS.signature})`, allowDowngrade: o.allowDowngrade });
     const listEntry = await vol.lookup(ESP_FILES_LIST);
     const oldList = listEntry && !listEntry.isDirectory ? (await vol.readFileBuffer(ESP_FILES_LIST)).toString('utf8').split('\n').filter(Boolean) : undefined;
 
@@ -194,18 +201,18 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
 
     const newCfg = renderCfg(cfg, extra, cfgText);
     const newList = payload.map((f) => f.path).join('\n') + '\n';
-    const upToDate = added.length === 0 && changed.length === 0 && removed.length === 0 && (sigText === undefined || sigText === oldSig) && oldList?.join('\n') + '\n' === newList;
+    const upToDate = added.length === 0 && changed.length === 0 && removed.length === 0 && storeSig === oldSig && oldList?.join('\n') + '\n' === newList;
     const cs = vol.geometry.clusterSize;
     const clusters = (n: number) => Math.ceil(n / cs);
     const needClusters =
-      [...added, ...changed].reduce((s, f) => s + clusters(f.data.length), 0) + clusters(newCfg.length) + clusters(sigText?.length ?? 0) + clusters(newList.length) + 16;
+      [...added, ...changed].reduce((s, f) => s + clusters(f.data.length), 0) + clusters(newCfg.length) + clusters(storeSig?.length ?? 0) + clusters(newList.length) + 16;
     const freeClusters = vol.fat.freeCount;
     const result: EspUpdateResult = {
       disk: disk.path ?? 'disk',
       dryRun: !!o.dryRun,
       upToDate,
       previousVersion,
-      newVersion: fields.version ?? null,
+      newVersion: fields?.version ?? null,
       verified: !!verifier,
       added: added.map((f) => f.path),
       changed: changed.map((f) => f.path),
@@ -239,10 +246,13 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
     for (const f of [...added, ...changed]) if (isBoot(f)) await put(f, changed.includes(f));
     if (newCfg !== cfgText) await vol.replaceFile(ESP_PATHS.grubCfg, Buffer.from(newCfg, 'utf8'), { mtime: now });
     step(ESP_PATHS.grubCfg);
-    if (sigText !== undefined && sigText !== oldSig) {
-      if (oldSig !== undefined) await vol.replaceFile(ESP_PATHS.signature, Buffer.from(sigText), { mtime: now });
-      else await vol.writeFile(ESP_PATHS.signature, Buffer.from(sigText), { mtime: now });
+    if (storeSig !== undefined && storeSig !== oldSig) {
+      if (oldSig !== undefined) await vol.replaceFile(ESP_PATHS.signature, Buffer.from(storeSig), { mtime: now });
+      else await vol.writeFile(ESP_PATHS.signature, Buffer.from(storeSig), { mtime: now });
       step(ESP_PATHS.signature);
+    } else if (storeSig === undefined && oldSig !== undefined) {
+      await vol.unlink(ESP_PATHS.signature); // the old signature does not vouch for an unverified payload
+      step(`-${ESP_PATHS.signature}`);
     }
     if (oldList) await vol.replaceFile(ESP_FILES_LIST, Buffer.from(newList), { mtime: now });
     else await vol.writeFile(ESP_FILES_LIST, Buffer.from(newList), { mtime: now });
@@ -257,6 +267,17 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
     return result;
   } finally {
     await disk.close();
+  }
+}
+
+/** The ESP's installed version for the policy: from its signature, or why it is unknown. */
+function installedEspVersion(sigText: string | undefined): Installed & object {
+  if (sigText === undefined) return { version: null, why: `no ${ESP_PATHS.signature}: written unverified or by another tool` };
+  try {
+    const v = parseTrustedComment(decodeSignature(sigText, ESP_PATHS.signature).trustedComment).version;
+    return v === undefined ? { version: null, why: `${ESP_PATHS.signature} has no version=` } : { version: v };
+  } catch (e) {
+    return { version: null, why: (e as Error).message };
   }
 }
 

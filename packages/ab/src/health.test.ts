@@ -121,8 +121,8 @@ const health = (o: Partial<Health> = {}): Health => ({
   state: 'confirmed',
   line: 'psyopsOS-A 20251101-000000 ok',
   disk: '/dev/sda',
-  booted: { label: 'psyopsOS-A', source: 'cmdline', version: '20251101-000000' },
-  other: { label: 'psyopsOS-B', version: null },
+  booted: { label: 'psyopsOS-A', source: 'cmdline', version: '20251101-000000', unverified: false },
+  other: { label: 'psyopsOS-B', version: null, unverified: false },
   defaultLabel: 'psyopsOS-A',
   trial: null,
   fellBack: null,
@@ -141,7 +141,7 @@ test('the page: every value escaped, no script or external asset; colour by stat
   const html = renderHealthPage(
     health({
       line: evil,
-      booted: { label: evil, source: 'option', version: `"><img src=x>` },
+      booted: { label: evil, source: 'option', version: `"><img src=x>`, unverified: false },
       lastUpdate: rec({ outcome: 'failed', error: evil }),
       repo: { repo: evil, checkedAt: null, os: { latest: null, updateAvailable: null }, esp: { version: null, latest: null, stale: null }, error: evil },
     }),

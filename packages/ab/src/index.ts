@@ -15,3 +15,4 @@ export * from './health.js';
 export * from './health-page.js';
 export * from './health-server.js';
 export * from './os-info.js';
+export * from './policy.js';

@@ -16,6 +16,7 @@ import type { CommandModule } from 'yargs';
 import { createReadStream, statSync } from 'node:fs';
 import { DiskimgError, UsageError, fmtBytes } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
+import { parseTries, triesOption } from './tries.js';
 import { createProgress, progressWanted } from '../progress.js';
 
 interface Args {
@@ -29,7 +30,7 @@ interface Args {
   pubkey?: string;
   'remote-cmd': string;
   'booted-label'?: string;
-  tries?: number;
+  tries?: string;
   reboot?: boolean;
   'reboot-cmd': string;
   json?: boolean;
@@ -101,7 +102,7 @@ export const pushCommand: CommandModule<object, Args> = {
       .option('pubkey', { type: 'string', describe: "public key to verify with on the node (copied over; default: the node's own)" })
       .option('remote-cmd', { type: 'string', default: 'diskimg', describe: "how to run diskimg on the node, a shell command, e.g. 'node /root/diskimg.mjs'" })
       .option('booted-label', { type: 'string', describe: "passed to the node's update (tests, image files)" })
-      .option('tries', { type: 'number', describe: "passed to the node's update" })
+      .option('tries', triesOption("passed to the node's update (0 to 9, checked here first)"))
       .option('reboot', { type: 'boolean', describe: 'reboot the node after the update succeeded' })
       .option('reboot-cmd', { type: 'string', default: 'reboot', describe: 'the command --reboot runs on the node' })
       .check((a) => {
@@ -112,6 +113,7 @@ export const pushCommand: CommandModule<object, Args> = {
         return true;
       }),
   handler: async (a) => {
+    const tries = parseTries(a.tries); // before ssh is started: the node would only refuse it after the whole stream
     // What to send: a file and its signature's text.
     let tar: string;
     let sigText: Buffer;
@@ -154,7 +156,7 @@ export const pushCommand: CommandModule<object, Args> = {
     }
 
     // 3. The tarball streamed into update on the node.
-    const extra = [a['booted-label'] !== undefined ? ` --booted-label ${q(a['booted-label'])}` : '', a.tries !== undefined ? ` --tries ${Number(a.tries)}` : ''].join('');
+    const extra = [a['booted-label'] !== undefined ? ` --booted-label ${q(a['booted-label'])}` : '', tries !== undefined ? ` --tries ${tries}` : ''].join('');
     const cmd =
       `${remote} update ${q(disk)} --slot inactive --os-tar - --os-sig ${q(`${tmp}/os.tar.minisig`)}${pubArg}${extra} --json --quiet; ` +
       `rc=$?; rm -rf ${q(tmp)}; exit $rc`;

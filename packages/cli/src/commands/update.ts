@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
+import { parseTries, triesOption } from './tries.js';
 import { createProgress, progressWanted, type Progress } from '../progress.js';
 import type { UpdateResult } from '@diskimg/ab/internal';
 import { fmtBytes } from '@diskimg/partitions/internal';
@@ -15,7 +16,7 @@ interface Args {
   'allow-downgrade'?: boolean;
   force?: boolean;
   switch?: boolean;
-  tries?: number;
+  tries?: string;
   'dry-run'?: boolean;
   'skip-unchanged'?: boolean;
   json?: boolean;
@@ -37,15 +38,16 @@ export const updateCommand: CommandModule<object, Args> = {
       .option('allow-downgrade', { type: 'boolean', describe: 'install a version older than the booted one' })
       .option('force', { type: 'boolean', describe: 'write the running version again; overwrite the last good slot while the booted one is on trial' })
       .option('switch', { type: 'boolean', default: true, describe: 'arm the new slot for the next boot (--no-switch leaves the boot configuration alone)' })
-      .option('tries', { type: 'number', describe: 'boots the new slot gets before GRUB falls back (default 3; 0 = switch the default for good)' })
+      .option('tries', triesOption('boots the new slot gets before GRUB falls back (default 3; 0 = switch the default for good)'))
       .option('dry-run', { type: 'boolean', describe: 'check everything, write nothing, print what would happen' })
       .option('skip-unchanged', { type: 'boolean', describe: 'read each block first and write only changed ones (default: on for block devices)' }),
   handler: async (argv) => {
     const { findBootDisk, lastUpdatePath, updateSlot, withLastUpdate } = await import('@diskimg/ab/internal');
+    const options = updateOptionsFrom(argv); // every option checked before the disk is even looked for
     const disk = argv.disk ?? (await findBootDisk()).disk;
     const r = await withUpdateProgress(argv, (onProgress) =>
       withLastUpdate(lastUpdatePath(disk), { disk, dryRun: argv['dry-run'] }, () =>
-        updateSlot({ disk, osTar: argv['os-tar'], osSig: argv['os-sig'], ...updateOptionsFrom(argv), onProgress }),
+        updateSlot({ disk, osTar: argv['os-tar'], osSig: argv['os-sig'], ...options, onProgress }),
       ),
     );
     if (argv.json) printJson(r);
@@ -63,7 +65,7 @@ export function updateOptionsFrom(argv: Omit<Args, 'os-tar'>) {
     allowDowngrade: argv['allow-downgrade'],
     force: argv.force,
     noSwitch: argv.switch === false,
-    tries: argv.tries,
+    tries: parseTries(argv.tries),
     dryRun: argv['dry-run'],
     skipUnchanged: argv['skip-unchanged'],
   };
