@@ -15,7 +15,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readHealth, renderHealthPage } from '../packages/ab/src/index.js';
@@ -219,6 +219,14 @@ test('26.9: update --no-verify: the payload\'s own signature is dropped, and sho
   t.true(h.booted.unverified);
   t.false(h.other.unverified);
   t.regex(renderHealthPage(h), /UNVERIFIED \(written with --no-verify\)/);
+  // check: the same word, and --json says so.
+  const repo = join(work, 'repo9');
+  mkdirSync(repo);
+  await ok(['publish', '--repo', repo, '--os-tar', osV2, '--seckey', key.sec, '--version', V2]);
+  const c = await cli(['check', img, '--repo', repo, '--pubkey', key.pub, '--booted-label', 'psyopsOS-B', '--json']);
+  t.is(c.json?.booted.unverified, true, c.stderr);
+  t.is(c.json.booted.version, null);
+  t.true(c.json.lines.some((l: string) => l.startsWith('booted: psyopsOS-B UNVERIFIED')), c.json.lines.join('\n'));
 });
 
 test('26.12: --tries and the trial are checked before the first byte is written (update, --dry-run, set-next, push)', async (t) => {
@@ -242,6 +250,14 @@ test('26.12: --tries and the trial are checked before the first byte is written 
   const before = fileSha(img);
   await t.throwsAsync(updateSlot({ disk: img, slot: 'inactive', osTar: osV2, pubkey: key.pub, tries: Number.NaN }), { message: /--tries NaN: a whole number/ });
   t.is(fileSha(img), before);
+  // The same class: numbers parsed late or named as NaN (publish --keep, create --sector-size).
+  const repo = join(work, 'repo12');
+  mkdirSync(repo);
+  await refused(t, undefined, ['publish', '--repo', repo, '--os-tar', osV2, '--seckey', key.sec, '--keep', 'abc'], /--keep "abc": a whole number from 1/, 2);
+  await refused(t, undefined, ['publish', '--repo', repo, '--os-tar', osV2, '--seckey', key.sec, '--keep', '0'], /--keep "0"/, 2);
+  t.deepEqual(readdirSync(repo), []);
+  await refused(t, undefined, ['create', join(work, 'ss.img'), '--os-tar', osV1, '--no-verify', '--no-bootloader', '--sector-size', 'abc', ...SMALL], /sector-size.*"abc"/, 2);
+  t.false(existsSync(join(work, 'ss.img')));
   // A good value still works.
   const r = await ok([...args, '--tries', '5', '--json']);
   t.is(r.json.armed.trial.triesLeft, 5);

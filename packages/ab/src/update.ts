@@ -365,11 +365,14 @@ export async function slotVersion(disk: Disk, label: string, warnings: string[])
 }
 
 /** What the policy compares with: a slot's verified version, or why it is unknown. */
-export async function installedSlotVersion(disk: Disk, label: string): Promise<{ version: string; why?: undefined; unreadable?: undefined } | { version: null; why: string; unreadable?: boolean }> {
+export async function installedSlotVersion(
+  disk: Disk,
+  label: string,
+): Promise<{ version: string; why?: undefined; unreadable?: undefined; unverified?: undefined } | { version: null; why: string; unreadable?: boolean; unverified?: boolean }> {
   try {
     const fs = await openFilesystem(await findFilesystemPartition(disk, label));
     const trust = await readSlotTrust(fs);
-    if (trust.unverified) return { version: null, why: `${label} was written without a signature check (${SLOT_PATHS.unverified})` };
+    if (trust.unverified) return { version: null, why: `${label} was written without a signature check (${SLOT_PATHS.unverified})`, unverified: true };
     const sig = trust.signature;
     if (!sig) return { version: null, why: `${label} has no ${SLOT_PATHS.signature}` };
     if (sig.metadata.version === undefined) return { version: null, why: `${label}:${SLOT_PATHS.signature} has no version=` };

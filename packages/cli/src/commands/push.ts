@@ -16,7 +16,7 @@ import type { CommandModule } from 'yargs';
 import { createReadStream, statSync } from 'node:fs';
 import { DiskimgError, UsageError, fmtBytes } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
-import { parseTries, triesOption } from './tries.js';
+import { parseTries, triesOption } from './numeric.js';
 import { createProgress, progressWanted } from '../progress.js';
 
 interface Args {

@@ -2,7 +2,7 @@ import { printJson } from '../output.js';
 import type { CommandModule } from 'yargs';
 import { DEFAULT_TRIES, MAX_TRIES } from '@diskimg/grubcfg/internal';
 import { describeBootState, withDisk } from './boot-common.js';
-import { parseTries, triesOption } from './tries.js';
+import { parseTries, triesOption } from './numeric.js';
 
 interface Args {
   disk: string;

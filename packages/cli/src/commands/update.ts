@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { printJson } from '../output.js';
-import { parseTries, triesOption } from './tries.js';
+import { parseTries, triesOption } from './numeric.js';
 import { createProgress, progressWanted, type Progress } from '../progress.js';
 import type { UpdateResult } from '@diskimg/ab/internal';
 import { fmtBytes } from '@diskimg/partitions/internal';

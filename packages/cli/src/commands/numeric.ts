@@ -19,3 +19,14 @@ export function parseTries(v: string | undefined): number | undefined {
   }
   return n;
 }
+
+/**
+ * A whole-number option given as a string (`--keep`): a UsageError naming what was typed
+ * (yargs' `type: 'number'` turns `abc` into NaN, and the error would then say NaN).
+ */
+export function parseWhole(option: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (v === undefined) return undefined;
+  const n = /^\d{1,15}$/.test(String(v)) ? Number(v) : NaN;
+  if (!(n >= min && n <= max)) throw new UsageError(`${option} ${JSON.stringify(String(v))}: a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ' up'}`);
+  return n;
+}
