@@ -183,6 +183,15 @@ test('26.8: no version=, an unreadable booted signature, a slot written --no-ver
   t.is((await cli(['update-esp', unv, '--esp-tar', espV2, '--pubkey', key.pub, '--allow-downgrade'])).code, 0);
   // Now verified: an ordinary update needs no flag.
   t.is((await cli(['update-esp', unv, '--esp-tar', espV2, '--pubkey', key.pub])).code, 0);
+
+  // publish: a pointer without version= is not moved blindly.
+  const repo = join(work, 'repo8');
+  mkdirSync(repo);
+  await sign(osV1, { type: 'psyopsOS', filename: `psyopsOS.x86_64.${V1}.tar` }, join(repo, 'psyopsOS.x86_64.latest.tar.minisig'));
+  const listing = readdirSync(repo).sort();
+  await refused(t, undefined, ['publish', '--repo', repo, '--os-tar', osV2, '--seckey', key.sec, '--version', V2], /the release psyopsOS\.x86_64\.latest\.tar\.minisig names is unknown \(its trusted comment has no version=\).*--allow-downgrade/);
+  t.deepEqual(readdirSync(repo).sort(), listing);
+  t.is((await cli(['publish', '--repo', repo, '--os-tar', osV2, '--seckey', key.sec, '--version', V2, '--allow-downgrade'])).code, 0);
 });
 
 test('26.9: update --no-verify: the payload\'s own signature is dropped, and show, status and serve say UNVERIFIED', async (t) => {
