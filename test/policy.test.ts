@@ -15,7 +15,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readHealth, renderHealthPage } from '../packages/ab/src/index.js';
@@ -199,7 +199,7 @@ test('26.9: update --no-verify: the payload\'s own signature is dropped, and sho
   const img = fresh();
   // The payload carries a signature claiming a far-future version, and the sidecar claims V2.
   const fake = await sign(osV1, osFields('29991231-000000'), join(work, 'fake.minisig'));
-  const evil = osTar('evil', 'evil', { 'psyopsOS.tar.minisig': await import('node:fs').then((f) => f.readFileSync(fake)) });
+  const evil = osTar('evil', 'evil', { 'psyopsOS.tar.minisig': readFileSync(fake) });
   const u = await ok(['update', img, '--slot', 'b', '--booted-label', 'psyopsOS-A', '--os-tar', evil, '--no-verify', '--allow-downgrade', '--json']);
   t.false(u.json.verified);
   t.true(u.json.warnings.some((w: string) => /holds \/psyopsOS\.tar\.minisig; dropped/.test(w)), u.json.warnings.join('\n'));
@@ -216,7 +216,11 @@ test('26.9: update --no-verify: the payload\'s own signature is dropped, and sho
   t.notRegex(text.stdout, /29991231/);
   // With a sidecar signature (not checked): kept as a claim, shown as one.
   const img2 = fresh();
-  await ok(['update', img2, '--slot', 'b', '--booted-label', 'psyopsOS-A', '--os-tar', osV2, '--no-verify', '--no-switch']);
+  const record = join(work, 'last-update.json');
+  const u2 = await runCli(['update', img2, '--slot', 'b', '--booted-label', 'psyopsOS-A', '--os-tar', osV2, '--no-verify', '--no-switch'], { env: { ...ENV, DISKIMG_LAST_UPDATE: record } });
+  t.is(u2.code, 0, u2.stderr);
+  // The last-update record (serve shows it) does not present the claim as the version written.
+  t.like(JSON.parse(readFileSync(record, 'utf8')), { outcome: 'ok', version: null, slot: 'psyopsOS-B' });
   const s2 = await ok(['show', img2]);
   t.regex(s2.stdout, new RegExp(`B psyopsOS-B \\(partition 4\\): UNVERIFIED \\(written with --no-verify; its signature file claims: version=${V2}`));
   // status (prompt line) and serve's health: UNVERIFIED, never the claimed version.
