@@ -100,7 +100,7 @@ test('last-update.json: written by rename (no partial left), read back; missing 
   t.is(lastUpdatePath(undefined, {}), DEFAULT_LAST_UPDATE_PATH, 'the boot disk: the default record');
 
   const q = join(dir, 'w', 'r.json');
-  const result = { disk: '/x.img', dryRun: false, newVersion: 'V', previousVersion: 'P', target: { label: 'psyopsOS-A' }, armed: { trial: { label: 'psyopsOS-A' } }, warnings: [] } as unknown as UpdateResult;
+  const result = { disk: '/x.img', dryRun: false, newVersion: 'V', verified: true, previousVersion: 'P', target: { label: 'psyopsOS-A' }, armed: { trial: { label: 'psyopsOS-A' } }, warnings: [] } as unknown as UpdateResult;
   const now = () => new Date('2026-11-30T13:00:00Z');
   await withLastUpdate(q, { disk: '/x.img', now }, async () => result);
   t.like(JSON.parse(readFileSync(q, 'utf8')), { outcome: 'ok', version: 'V', slot: 'psyopsOS-A', armed: 'psyopsOS-A', time: '2026-11-30T13:00:00.000Z' });
