@@ -56,8 +56,8 @@ async function makeKeys(t: import('ava').ExecutionContext): Promise<Keys> {
   const signedEsp = join(work, 'signed-esp.tar');
   execFileSync('cp', [osTar, signedOs]);
   execFileSync('cp', [espTar, signedEsp]);
-  for (const f of [signedOs, signedEsp]) {
-    const s = await runCli(['sign', f, '--seckey', `${prefix}.key`, '--trusted', 'type=psyopsOS', '--trusted', 'version=20251129-000000']);
+  for (const [f, type] of [[signedOs, 'psyopsOS'], [signedEsp, 'psyopsESP']] as const) {
+    const s = await runCli(['sign', f, '--seckey', `${prefix}.key`, '--trusted', `type=${type}`, '--trusted', 'version=20251129-000000']);
     t.is(s.code, 0, s.stderr);
   }
   return { pub: `${prefix}.pub`, key: `${prefix}.key`, signedOs, signedEsp };

@@ -8,12 +8,12 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { closeSync, cpSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { diffDisks, diffLines, summarizeDifferences, type DiskDifference, type FileDifference } from '../packages/ab/src/index.js';
+import { diffDisks, diffLines, readSecretKeyFile, signFile, summarizeDifferences, type DiskDifference, type FileDifference } from '../packages/ab/src/index.js';
 import { openDisk } from '../packages/diskimage/src/index.js';
 import { runCli } from './helpers/cli.js';
 import { needTools, skipOrFail } from './helpers/skip.js';
 import { buildUpstreamImage } from './helpers/fixtures.js';
-import { buildGoldenImages, CACHE_DIR, diskimg, GOLDEN_DIR, makeGoldenInputs, PUBKEY, SIZES, sparseCopy, tarTree, type GoldenInputs } from './helpers/golden.js';
+import { buildGoldenImages, CACHE_DIR, diskimg, GOLDEN_DIR, makeGoldenInputs, osComment, PUBKEY, SECKEY, SIZES, sparseCopy, tarTree, VERSION_1, type GoldenInputs } from './helpers/golden.js';
 import { grubCfg, missingTools } from './helpers/inspect-image.js';
 
 let work = '';
@@ -130,8 +130,9 @@ test('after set-default b: only grub.cfg\'s default line (and the neuralupgrade-
 });
 
 test('one file changed inside slot A: exactly that file is named', async (t) => {
-  // The same OS tree with /config changed (same size), its signature taken from v1 (--no-verify
-  // still copies it in), and only slot A of that image copied into a copy of the default image.
+  // The same OS tree with /config changed (same size), signed by the golden key with v1's trusted
+  // comment (so the slot is verified, and its signature file differs only in its signature bytes),
+  // and only slot A of that image copied into a copy of the default image.
   const tree = join(work, 'os-changed');
   cpSync(join(GOLDEN_DIR, 'os-v1'), tree, { recursive: true, verbatimSymlinks: true });
   const cfg = readFileSync(join(tree, 'config'), 'utf8');
@@ -139,16 +140,18 @@ test('one file changed inside slot A: exactly that file is named', async (t) => 
   const tar = join(work, 'os-changed.tar');
   await tarTree(tree, tar);
   const other = join(work, 'changed-full.img');
-  await diskimg(['create', other, '--os-tar', tar, '--os-sig', `${inputs.osV1}.minisig`, '--no-verify', '--esp-tar', inputs.esp, '--secret-tar', inputs.secret, ...SIZES, '--seed', 'golden']);
+  writeFileSync(`${tar}.minisig`, await signFile(tar, await readSecretKeyFile(SECKEY), osComment(VERSION_1)));
+  await diskimg(['create', other, '--os-tar', tar, '--pubkey', PUBKEY, '--esp-tar', inputs.esp, '--secret-tar', inputs.secret, ...SIZES, '--seed', 'golden']);
   const changed = join(work, 'changed-a.img');
   sparseCopy(img['default-512']!, changed);
   await copyPartition(other, changed, 'psyopsOS-A');
   const d = await diffDisks(img['default-512']!, changed);
-  t.is(d.length, 1, JSON.stringify(d));
+  t.is(d.length, 2, JSON.stringify(d));
   t.like(d[0], { kind: 'file', group: '3 psyopsOS-A', path: '/config', change: 'content', a: 34, b: 34 });
+  t.like(d[1], { kind: 'file', group: '3 psyopsOS-A', path: '/psyopsOS.tar.minisig', change: 'content' });
   const r = await runCli(['diff', img['default-512']!, changed]);
   t.is(r.code, 1);
-  t.regex(r.stdout, /^3 psyopsOS-A: M \/config: content 34 bytes, sha256 [0-9a-f]{12} -> [0-9a-f]{12}\n1 difference \(content 1\): contents differ\n$/);
+  t.regex(r.stdout, /^3 psyopsOS-A: M \/config: content 34 bytes, sha256 [0-9a-f]{12} -> [0-9a-f]{12}\n3 psyopsOS-A: M \/psyopsOS\.tar\.minisig: content \d+ bytes, sha256 [0-9a-f]{12} -> [0-9a-f]{12}\n2 differences \(content 2\): contents differ\n$/);
 });
 
 test('another --seed: only identifiers (GUIDs, UUIDs, serials, hash seeds) and checksums over them', async (t) => {

@@ -88,9 +88,10 @@ for (const shell of ['bash', 'ash'] as const) {
     const { bundle, img } = bundleAndImage();
     // A generous timeout: this machine is shared; on a node status takes a fraction of a second.
     const env = { DISKIMG_PS1_CMD: `${process.execPath} ${bundle} status ${img} --booted-label psyopsOS-A`, DISKIMG_PS1_TIMEOUT: '120' };
-    t.deepEqual(prompts(shell, env, ['true']), ['psyopsOS-A - ok', 'psyopsOS-A - ok']);
+    // create --no-verify: the slots' versions are unverified, and the line says so.
+    t.deepEqual(prompts(shell, env, ['true']), ['psyopsOS-A UNVERIFIED ok', 'psyopsOS-A UNVERIFIED ok']);
     t.deepEqual(prompts(shell, { ...env, DISKIMG_PS1_CMD: `${process.execPath} ${bundle} status ${img} --booted-label psyopsOS-B` }), [
-      'psyopsOS-B - NOT DEFAULT (default A)',
+      'psyopsOS-B UNVERIFIED NOT DEFAULT (default A)',
     ]);
   });
 

@@ -184,7 +184,7 @@ test('self-update from a repository directory, and a downgrade only with --allow
   const { exe } = alone(t, b2);
   const down = run(exe, 'self-update', '--repo', url('old'), '--pubkey', `${key}.pub`);
   t.is(down.status, 1);
-  t.regex(down.stderr, new RegExp(`names ${V1}, older than the running ${V2}; pass --allow-downgrade`));
+  t.regex(down.stderr, new RegExp(`version ${V1} is older than the running diskimg \\(.*\\) \\(${V2}\\); pass --allow-downgrade`));
   t.true(readFileSync(exe).equals(readFileSync(b2)));
   const forced = run(exe, 'self-update', '--repo', join(www, 'old'), '--pubkey', `${key}.pub`, '--allow-downgrade');
   t.is(forced.status, 0, forced.stderr);
@@ -197,7 +197,7 @@ const refusals: Array<[string, string, RegExp]> = [
   ['truncated', 'a truncated file', /signature verification failed/],
   ['missing', 'a pointer naming a missing file', /HTTP 404|not found|no such file/i],
   ['hostile', 'a file name outside the repository', /not a file name in the repository; refused/],
-  ['other-type', 'another release type', /type=psyopsOS, expected type=diskimg/],
+  ['other-type', 'another release type', /type=psyopsOS, not type=diskimg/],
 ];
 for (const [repo, what, why] of refusals) {
   test(`self-update refuses ${what}: the old file stays byte-identical`, (t) => {

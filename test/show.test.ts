@@ -61,7 +61,7 @@ test('show --json: labels and UUIDs as blkid -p reports them; slot versions from
   sh('debugfs', ['-R', `dump /psyopsOS.tar.minisig ${dumped}`, `${r.img}?offset=${r.layout.a.offset}`]);
   t.is(`trusted comment: ${a.signature.trustedComment}`, readFileSync(dumped, 'utf8').split('\n')[2]);
   // The slot holds no /squashfs (an upstream-recipe tree): show says so instead of failing.
-  t.deepEqual(b, { slot: 'b', label: 'psyopsOS-B', partition: 4, signature: null, version: null, os: { rootfs: 'missing', prettyName: null, versionId: null, packages: null } });
+  t.deepEqual(b, { slot: 'b', label: 'psyopsOS-B', partition: 4, signature: null, version: null, unverified: false, os: { rootfs: 'missing', prettyName: null, versionId: null, packages: null } });
   // ESP: its signature, grub.cfg, grubenv.
   const e = j.esp;
   t.is(e.partition, 1);

@@ -52,7 +52,7 @@ async function twoSlots(t: ExecutionContext, w: string, tarA: string, tarB: stri
   const sizes = ['--esp-size', '40M', '--secret-size', '8M', '--slot-size', '48M'];
   const c = await runCli(['create', img, '--os-tar', tarA, '--no-verify', '--no-bootloader', '--quiet', ...sizes]);
   t.is(c.code, 0, c.stderr);
-  const u = await runCli(['update', img, '--slot', 'b', '--os-tar', tarB, '--no-verify', '--quiet', '--no-switch']);
+  const u = await runCli(['update', img, '--slot', 'b', '--os-tar', tarB, '--no-verify', '--allow-downgrade', '--quiet', '--no-switch']);
   t.is(u.code, 0, u.stderr);
   return img;
 }

@@ -86,7 +86,7 @@ test('bundle: --version and status load neither yargs nor the modules they do no
   t.is(v.status, 0);
   t.deepEqual([...never, 'zlib', 'fs/promises'].filter((m) => v.modules.has(m)), [], '--version');
   const s = loaded(['status', img, '--booted-label', 'psyopsOS-A']);
-  t.is(s.stdout, 'psyopsOS-A - ok\n');
+  t.is(s.stdout, 'psyopsOS-A UNVERIFIED ok\n');
   t.deepEqual(never.filter((m) => s.modules.has(m)), [], 'status');
   // --help has its own fast path (no yargs either).
   const h = loaded(['--help']);

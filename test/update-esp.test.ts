@@ -99,7 +99,14 @@ test.before(async () => {
   key = { pub: join(work, 'k.pub'), sec: join(work, 'k.key') };
   bootEfi = readFileSync(join(f.espDir, 'EFI/BOOT/BOOTX64.EFI'));
   base = join(work, 'base.img');
-  await ok(['create', base, '--os-tar', f.osTarA, '--esp-tar', f.espTar, '--no-verify', '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '48M', '--seed', 'esp']);
+  // A verified base (ESP 20251101-000000): update-esp orders releases against the ESP's own signature.
+  const os0 = join(work, 'os0.tar');
+  copyFileSync(f.osTarA, os0);
+  await ok(['sign', os0, '--seckey', key.sec, '--trusted', 'type=psyopsOS', 'filename=psyopsOS.x86_64.20251101-000000.tar', 'version=20251101-000000']);
+  const esp0 = join(work, 'esp0.tar');
+  copyFileSync(f.espTar, esp0);
+  await signEsp(esp0, '20251101-000000');
+  await ok(['create', base, '--os-tar', os0, '--esp-tar', esp0, '--pubkey', key.pub, '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '48M', '--seed', 'esp']);
   await ok(['set-next', base, 'b']); // counting block + trial in grubenv: update-esp must keep both
   const memtest = randomBytes(700_000);
   esp1 = await signEsp(payload('esp1', { 'EFI/BOOT/BOOTX64.EFI': bootEfi, 'tools/memtest.efi': memtest, 'manifest.json': '{"extra_programs": {"/tools/memtest.efi": "memtest86+"}}\n' }), '20251201-000000');

@@ -247,7 +247,13 @@ test.serial('an image made by upstream\'s recipe (sgdisk + mkfs.fat + mkfs.ext4 
   copyFileSync(join(import.meta.dirname ?? '.', '../packages/grubcfg/src/testdata/upstream-neuralupgrade.grub.cfg'), cfg);
   buildUpstreamImage(img, { osTarA: tarV1, espTar, grubCfg: cfg });
   const before = digests(img);
-  const r = await ok(['update', img, '--slot', 'b', '--booted-label', 'psyopsOS-A', '--os-tar', tarV2, '--pubkey', key.pub, '--json']);
+  // The recipe's slots carry no /psyopsOS.tar.minisig: the booted version is unknown, so the
+  // policy asks for the explicit flag (and refuses without writing).
+  const unknown = await cli(['update', img, '--slot', 'b', '--booted-label', 'psyopsOS-A', '--os-tar', tarV2, '--pubkey', key.pub]);
+  t.is(unknown.code, 1);
+  t.regex(unknown.stderr, /the version of the booted psyopsOS-A is unknown \(psyopsOS-A has no \/psyopsOS\.tar\.minisig\).*--allow-downgrade/);
+  t.deepEqual(digests(img), before);
+  const r = await ok(['update', img, '--slot', 'b', '--booted-label', 'psyopsOS-A', '--os-tar', tarV2, '--pubkey', key.pub, '--allow-downgrade', '--json']);
   t.is(r.json.target.label, 'psyopsOS-B');
   checkSlot(t, img, 'psyopsOS-B', tarV2);
   const after = digests(img);

@@ -6,7 +6,7 @@
  */
 import { closeSync, copyFileSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildImage, generateKeyPair, signFile } from '../../packages/ab/src/index.js';
+import { buildImage, encodePublicKey, generateKeyPair, signFile } from '../../packages/ab/src/index.js';
 import { openDisk } from '../../packages/diskimage/src/index.js';
 import { PSYOPS_NAMES } from '../../packages/partitions/src/index.js';
 
@@ -43,12 +43,15 @@ async function copyPartition(from: string, to: string, label: string): Promise<v
 
 /** Build DIR/NAME: slot A = osTarA as VERSION_A (the default), slot B = osTarB as VERSION_B. */
 export async function buildAbImage(dir: string, name: string, f: { osTarA: string; osTarB: string; espTar: string }): Promise<string> {
-  const { secretKey } = generateKeyPair();
+  const { secretKey, publicKey } = generateKeyPair();
   const osA = await signedCopy(dir, f.osTarA, 'osA.tar', VERSION_A, secretKey);
   const osB = await signedCopy(dir, f.osTarB, 'osB.tar', VERSION_B, secretKey);
   const img = join(dir, name);
   const tmpB = join(dir, `${name}.b`);
-  const common = { espTar: f.espTar, noVerify: true, seed: 'ab-image', ...SIZES };
+  // Verified slots (a --no-verify slot has no version: policy.ts); the fixture ESP is unsigned.
+  const pubkey = join(dir, `${name}.pub`);
+  writeFileSync(pubkey, encodePublicKey(publicKey));
+  const common = { espTar: f.espTar, pubkey, noVerifyEsp: true, seed: 'ab-image', ...SIZES };
   const prev = process.env.SOURCE_DATE_EPOCH;
   process.env.SOURCE_DATE_EPOCH = '1764374400';
   try {

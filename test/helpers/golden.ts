@@ -30,7 +30,7 @@ export const SEED = 'golden';
 export const VERSION_1 = '20251101-000000';
 export const VERSION_2 = '20251201-000000';
 export const PUBKEY = join(GOLDEN_DIR, 'key', 'golden-test-only.pub');
-const SECKEY = join(GOLDEN_DIR, 'key', 'golden-test-only.key');
+export const SECKEY = join(GOLDEN_DIR, 'key', 'golden-test-only.key');
 
 /** Small sizes keep a build to about a second; 4096-byte sectors need a 260M ESP for FAT32. */
 export const SIZES = ['--esp-size', '40M', '--secret-size', '8M', '--slot-size', '32M'];
@@ -73,7 +73,7 @@ export interface GoldenInputs {
   secret: string;
 }
 
-const osComment = (v: string) => `type=psyopsOS filename=psyopsOS.x86_64.${v}.tar version=${v} kernel=golden alpine=3.20 architecture=x86_64`;
+export const osComment = (v: string) => `type=psyopsOS filename=psyopsOS.x86_64.${v}.tar version=${v} kernel=golden alpine=3.20 architecture=x86_64`;
 
 /** Make the signed tarballs in `dir` from fixtures/golden/. */
 export async function makeGoldenInputs(dir: string): Promise<GoldenInputs> {

@@ -298,25 +298,49 @@ export async function setDefault(disk: Disk, label: string): Promise<BootState> 
  * grubenv the trial. `tries: 0` is a plain setDefault (upstream's switch).
  */
 export async function armTrial(disk: Disk, label: string, opts: { tries?: number } = {}): Promise<BootState> {
-  const tries = opts.tries ?? DEFAULT_TRIES;
-  if (!Number.isInteger(tries) || tries < 0 || tries > MAX_TRIES) {
-    throw new InputError(`--tries ${tries}: a whole number from 0 (switch the default, no trial) to ${MAX_TRIES} (GRUB counts with an if/elif ladder)`);
-  }
+  const tries = checkTrialTries(opts.tries);
   if (tries === 0) return setDefault(disk, label);
   return withEsp(disk, async (esp) => {
-    const l = resolveLabel(esp.cfg, label);
-    if (esp.cfg.defaultLabel === l) {
-      throw new InputError(`${l} is already the confirmed default: there is nothing to try (set-default switches without a trial)`);
-    }
+    const { l, cfgText, env } = trialPlan(esp, label, tries);
     await findFilesystemPartition(disk, l); // a slot GRUB cannot find would only fall back
-    const cfgText = withCountingBlock(esp.cfgText, { name: esp.cfgName });
-    const bad = badAfter(bootStateOf(esp.cfg, esp.env), l);
-    const env = envWith(esp.env, { [ENV_TRIAL]: l, [ENV_TRIES]: String(tries), [ENV_ARMED]: String(tries), ...(bad ? { [ENV_BAD]: bad } : {}) });
-    assertTornSafe(parseGrubCfg(cfgText, esp.cfgName), env); // refuse before the first write
     await writeCfg(esp, cfgText);
     await writeEnv(esp, env);
     return bootStateOf(esp.cfg, esp.env);
   });
+}
+
+/**
+ * Everything armTrial would refuse, checked read-only (`update` runs it before it writes the
+ * slot, so a bad --tries or a boot configuration that cannot take the trial costs no write).
+ * `label` need not be findable yet: update's target is hidden behind its pending marker.
+ */
+export async function planTrial(disk: Disk, label: string, opts: { tries?: number } = {}): Promise<void> {
+  const tries = checkTrialTries(opts.tries);
+  const esp = await openEsp(disk, false);
+  if (tries === 0) resolveLabel(esp.cfg, label);
+  else trialPlan(esp, label, tries);
+}
+
+/** --tries: a whole number 0..MAX_TRIES (default DEFAULT_TRIES); an InputError naming the value otherwise. */
+export function checkTrialTries(t: number | undefined): number {
+  const tries = t ?? DEFAULT_TRIES;
+  if (!Number.isInteger(tries) || tries < 0 || tries > MAX_TRIES) {
+    throw new InputError(`--tries ${tries}: a whole number from 0 (switch the default, no trial) to ${MAX_TRIES} (GRUB counts with an if/elif ladder)`);
+  }
+  return tries;
+}
+
+function trialPlan(esp: Esp, label: string, tries: number): { l: string; cfgText: string; env: Buffer } {
+  const l = resolveLabel(esp.cfg, label);
+  if (esp.cfg.defaultLabel === l) {
+    throw new InputError(`${l} is already the confirmed default: there is nothing to try (set-default switches without a trial)`);
+  }
+  const cfgText = withCountingBlock(esp.cfgText, { name: esp.cfgName });
+  // A new trial of the slot marked bad clears the mark (it is being tried again).
+  const bad = badAfter(bootStateOf(esp.cfg, esp.env), l);
+  const env = envWith(esp.env, { [ENV_TRIAL]: l, [ENV_TRIES]: String(tries), [ENV_ARMED]: String(tries), ...(bad ? { [ENV_BAD]: bad } : {}) });
+  assertTornSafe(parseGrubCfg(cfgText, esp.cfgName), env); // refuse before the first write
+  return { l, cfgText, env };
 }
 
 const short = (label: string) => slotOfLabel(label)?.toUpperCase() ?? label;

@@ -27,6 +27,7 @@ import {
 import { encodeGrubenv, extraProgramsFromManifest, renderGrubCfg, DEFAULT_KERNEL_PARAMS } from '@diskimg/grubcfg/internal';
 import { requireOsFiles, writeSlot } from './slot-write.js';
 import { writeEspFilesList } from './esp-files.js';
+import { checkRelease } from './policy.js';
 import { decodeSignature, MinisignVerifier, parseTrustedComment, readPublicKeyFile, verifyFile, type VerifyResult } from './minisign/index.js';
 
 /** What `diskimg create` builds: DESIGN.md §2's four partitions, filled. */
@@ -113,6 +114,12 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
   // OUTPUT is an image file: it appears under its name only after the check (createImage renames
   // it last; a failure removes it). A block device is checked first, as before: a failure inside
   // fill would leave it wiped.
+  // The policy (policy.ts) on what the signatures say, verified or not: the right type= and a
+  // release version; a fresh image has nothing installed to compare with.
+  const policy = (kind: 'os' | 'esp', s: SigInput | undefined) =>
+    s && checkRelease({ kind, source: s.path, fields: parseTrustedComment(s.sig.trustedComment), installed: 'nothing', installedName: 'a new image' });
+  policy('os', inputs.osSig);
+  policy('esp', inputs.espSig);
   let osVerifier: MinisignVerifier | undefined;
   if (!o.noVerify) {
     const pub = await readPublicKeyFile(o.pubkey!);
@@ -189,7 +196,8 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
     await vol.mkdir('/grub', { recursive: true, mtime: now });
     await vol.writeFile(ESP_PATHS.grubCfg, Buffer.from(grubCfg), { mtime: now });
     await vol.writeFile(ESP_PATHS.grubenv, encodeGrubenv({}), { mtime: now });
-    if (inputs.espSig) await vol.writeFile(ESP_PATHS.signature, Buffer.from(inputs.espSig.text), { mtime: now });
+    // Only a verified signature: an ESP without one reads as unverified (show: MISSING), never as signed.
+    if (inputs.espSig && verified.esp) await vol.writeFile(ESP_PATHS.signature, Buffer.from(inputs.espSig.text), { mtime: now });
     await writeEspFilesList(vol, installed, now);
     done(o, PSYOPS_NAMES.esp, esp);
 
@@ -209,7 +217,16 @@ export async function buildImage(o: BuildImageOptions): Promise<BuildSummary> {
     const results = await teeEach(
       requireOsFiles(tap ? readTarTree(tap.chunks(), o.osTar) : openTarFile(o.osTar), o.osTar),
       labels.map((label, i) => (tree: AsyncIterable<TreeEntry>) =>
-        writeSlot(slots[i], tree, { label, signatureText: inputs.osSig?.text, entropy, now, sourceDateEpoch: epoch, regionIsZeroed: fresh }),
+        writeSlot(slots[i], tree, {
+          label,
+          signatureText: inputs.osSig?.text,
+          verified: !o.noVerify,
+          onWarning: i === 0 ? o.onWarning : undefined,
+          entropy,
+          now,
+          sourceDateEpoch: epoch,
+          regionIsZeroed: fresh,
+        }),
       ),
     ).catch(async (e: unknown) => {
       // An altered tarball is reported as such, not as whatever its damage broke first.

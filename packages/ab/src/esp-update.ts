@@ -64,6 +64,7 @@ import { parseTrustedComment } from './minisign/trusted.js';
 import { MinisignVerifier, readPublicKeyFile } from './minisign/verify.js';
 import { resolveRelease } from './repo/client.js';
 import { ESP_FILES_LIST, isManagedEspPath, MAX_ESP_FILES_LIST_BYTES, parseEspFilesList, renderEspFilesList, writeEspFilesList } from './esp-files.js';
+import { checkRelease, type Installed } from './policy.js';
 
 export { ESP_FILES_LIST } from './esp-files.js';
 export const ESP_BOOT_PROGRAM = '/EFI/BOOT/BOOTX64.EFI';
@@ -84,6 +85,8 @@ export interface EspUpdateOptions {
   fwtype?: string;
   pubkey?: string;
   noVerify?: boolean;
+  /** Install a version older than the ESP's (or over an ESP whose version is unknown). */
+  allowDowngrade?: boolean;
   dryRun?: boolean;
   stdin?: NodeJS.ReadableStream;
   mountSources?: MountSources;
@@ -148,13 +151,15 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
     sig = decodeSignature(raw, sigSpec);
   }
   const verifier = o.noVerify ? undefined : new MinisignVerifier(sig!, await readPublicKeyFile(o.pubkey!), { file: espTar, sig: sigSpec, pubkey: o.pubkey });
-  const fields = sig ? parseTrustedComment(sig.trustedComment) : {};
-  if (sig && fields.type !== 'psyopsESP') {
-    throw new InputError(`${sigSpec}: the trusted comment says type=${fields.type ?? '(none)'}, not type=psyopsESP: this is not an ESP update`);
-  }
+  const fields = sig ? parseTrustedComment(sig.trustedComment) : undefined;
+  const sigName = sig && sigSpec ? sigSpec : `${espTar} (no signature)`;
+  // type= now; the version against the ESP's once the disk is open (policy.ts).
+  checkRelease({ kind: 'esp', source: sigName, fields, installed: 'nothing', installedName: 'the ESP', allowDowngrade: true });
   for (const [k, v] of Object.entries(expect)) {
-    if (fields[k] !== v) throw new InputError(`${sigSpec}: the trusted comment says ${k}=${fields[k] ?? '(none)'}, expected ${k}=${v}; refused`);
+    if (fields?.[k] !== v) throw new InputError(`${sigSpec}: the trusted comment says ${k}=${fields?.[k] ?? '(none)'}, expected ${k}=${v}; refused`);
   }
+  // Only a verified signature goes on the ESP: an ESP without one reads as unverified (show: MISSING).
+  const storeSig = verifier ? sigText : undefined;
 
   const disk = await openDisk(o.disk, { writable: !o.dryRun });
   try {
@@ -164,17 +169,21 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
     // Opened for editing even for --dry-run (that loads the FAT to count free clusters; nothing is written then).
     const vol = await Fat32Volume.open(part.region());
 
-    // ---- the tarball as it arrived, verified (bounded by the partition) ----
-    const input = await readVerified(espTar!, part.size, verifier, o.stdin);
-
-    // ---- the plan: a first pass that writes nothing ----
+    // ---- the ESP as it is, and the version policy (before a byte of the payload is read) ----
     const cfgEntry = await vol.lookup(ESP_PATHS.grubCfg);
     if (!cfgEntry || cfgEntry.isDirectory) throw new InputError(`${disk.path ?? 'disk'}: ${PSYOPS_NAMES.esp}:${ESP_PATHS.grubCfg} not found; this ESP was not made by diskimg create or neuralupgrade`);
     const cfgText = (await vol.readFileBuffer(ESP_PATHS.grubCfg, MAX_GRUB_CFG_BYTES)).toString('utf8');
     const cfg = parseGrubCfg(cfgText, `${PSYOPS_NAMES.esp}:${ESP_PATHS.grubCfg}`);
     const oldSigEntry = await vol.lookup(ESP_PATHS.signature);
     const oldSig = oldSigEntry && !oldSigEntry.isDirectory ? (await vol.readFileBuffer(ESP_PATHS.signature, MAX_SIGNATURE_FILE_BYTES)).toString('utf8') : undefined;
-    const previousVersion = oldSig ? (parseTrustedComment(decodeSignature(oldSig, ESP_PATHS.signature).trustedComment).version ?? null) : null;
+    const installed = installedEspVersion(oldSig);
+    const previousVersion = installed.version;
+    checkRelease({ kind: 'esp', source: sigName, fields, installed, installedName: `the ESP (${PSYOPS_NAMES.esp}:${ESP_PATHS.signature})`, allowDowngrade: o.allowDowngrade });
+
+    // ---- the tarball as it arrived, verified (bounded by the partition) ----
+    const input = await readVerified(espTar!, part.size, verifier, o.stdin);
+
+    // ---- the plan: a first pass that writes nothing ----
     const listEntry = await vol.lookup(ESP_FILES_LIST);
     const oldList = listEntry && !listEntry.isDirectory ? parseEspFilesList((await vol.readFileBuffer(ESP_FILES_LIST, MAX_ESP_FILES_LIST_BYTES)).toString('utf8')) : undefined;
 
@@ -196,18 +205,18 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
     const newCfg = renderCfg(cfg, extra, cfgText);
     const newList = renderEspFilesList(payload.map((f) => f.path));
     const upToDate =
-      added.length === 0 && changed.length === 0 && removed.length === 0 && (sigText === undefined || sigText === oldSig) && oldList !== undefined && renderEspFilesList(oldList) === newList;
+      added.length === 0 && changed.length === 0 && removed.length === 0 && storeSig === oldSig && oldList !== undefined && renderEspFilesList(oldList) === newList;
     const cs = vol.geometry.clusterSize;
     const clusters = (n: number) => Math.ceil(n / cs);
     const needClusters =
-      [...added, ...changed].reduce((s, f) => s + clusters(f.size), 0) + clusters(newCfg.length) + clusters(sigText?.length ?? 0) + clusters(newList.length) + plan.newDirs + 16;
+      [...added, ...changed].reduce((s, f) => s + clusters(f.size), 0) + clusters(newCfg.length) + clusters(storeSig?.length ?? 0) + clusters(newList.length) + plan.newDirs + 16;
     const freeClusters = vol.fat.freeCount;
     const result: EspUpdateResult = {
       disk: disk.path ?? 'disk',
       dryRun: !!o.dryRun,
       upToDate,
       previousVersion,
-      newVersion: fields.version ?? null,
+      newVersion: fields?.version ?? null,
       verified: !!verifier,
       added: added.map((f) => f.path),
       changed: changed.map((f) => f.path),
@@ -247,9 +256,13 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
     for (const f of [...added, ...changed]) if (isBoot(f)) await put(f);
     if (newCfg !== cfgText) await vol.replaceFile(ESP_PATHS.grubCfg, Buffer.from(newCfg, 'utf8'), { mtime: now });
     step(ESP_PATHS.grubCfg);
-    if (sigText !== undefined && sigText !== oldSig) {
-      await vol.writeFile(ESP_PATHS.signature, Buffer.from(sigText), { mtime: now });
+    if (storeSig !== undefined && storeSig !== oldSig) {
+      if (oldSig !== undefined) await vol.replaceFile(ESP_PATHS.signature, Buffer.from(storeSig), { mtime: now });
+      else await vol.writeFile(ESP_PATHS.signature, Buffer.from(storeSig), { mtime: now });
       step(ESP_PATHS.signature);
+    } else if (storeSig === undefined && oldSig !== undefined) {
+      await vol.unlink(ESP_PATHS.signature); // the old signature does not vouch for an unverified payload
+      step(`-${ESP_PATHS.signature}`);
     }
     await writeEspFilesList(vol, payload.map((f) => f.path), now);
     step(ESP_FILES_LIST);
@@ -265,6 +278,17 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
     return result;
   } finally {
     await disk.close();
+  }
+}
+
+/** The ESP's installed version for the policy: from its signature, or why it is unknown. */
+function installedEspVersion(sigText: string | undefined): Installed & object {
+  if (sigText === undefined) return { version: null, why: `no ${ESP_PATHS.signature}: written unverified or by another tool` };
+  try {
+    const v = parseTrustedComment(decodeSignature(sigText, ESP_PATHS.signature).trustedComment).version;
+    return v === undefined ? { version: null, why: `${ESP_PATHS.signature} has no version=` } : { version: v };
+  } catch (e) {
+    return { version: null, why: (e as Error).message };
   }
 }
 

@@ -62,10 +62,12 @@ const ESP_VERDICT: Record<Exclude<EspVerdict, 'none'>, string> = {
 export function renderHealthPage(h: Health): string {
   const colour = healthColour(h.state);
   const v = (x: string | null | undefined) => x ?? 'unknown';
+  // A slot written with --no-verify has no version we believe: say so instead of "unknown".
+  const sv = (s: { version: string | null; unverified: boolean }) => (s.unverified ? 'UNVERIFIED (written with --no-verify)' : v(s.version));
   const rows: [string, string][] = [
     ['Booted slot', `${v(h.booted.label)} (${h.booted.source === 'disk' ? 'the disk\u2019s current slot' : h.booted.source === 'option' ? '--booted-label' : '/proc/cmdline'})`],
-    ['Version', v(h.booted.version)],
-    ['Other slot', `${v(h.other.label)} ${v(h.other.version)}`],
+    ['Version', sv(h.booted)],
+    ['Other slot', `${v(h.other.label)} ${sv(h.other)}`],
     ['Confirmed default', v(h.defaultLabel)],
     ['Trial', h.trial ? `${h.trial.label}: ${h.trial.triesLeft}${h.trial.tries !== null ? ` of ${h.trial.tries}` : ''} tries left` : 'none'],
     ['Fell back', h.fellBack ? `yes: ${h.fellBack.from} ${v(h.fellBack.version)} failed its trial` : 'no'],
@@ -85,7 +87,7 @@ export function renderHealthPage(h: Health): string {
   }
   rows.push(['Node uptime', fmtDuration(h.uptime.nodeSeconds)], ['Server uptime', fmtDuration(h.uptime.serverSeconds)], ['Disk', h.disk], ['As of', h.time]);
   if (h.error) rows.push(['Error', h.error]);
-  const title = `${v(h.booted.label)} ${v(h.booted.version)} ${HEADLINE[h.state]}`;
+  const title = `${v(h.booted.label)} ${h.booted.unverified ? 'UNVERIFIED' : v(h.booted.version)} ${HEADLINE[h.state]}`;
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -97,7 +97,7 @@ test('last-update.json: written by rename (no partial left), read back; missing 
   t.is(lastUpdatePath(undefined, {}), DEFAULT_LAST_UPDATE_PATH, 'the boot disk: the default record');
 
   const q = join(dir, 'w', 'r.json');
-  const result = { disk: '/x.img', dryRun: false, newVersion: 'V', previousVersion: 'P', target: { label: 'psyopsOS-A' }, armed: { trial: { label: 'psyopsOS-A' } }, warnings: [] } as unknown as UpdateResult;
+  const result = { disk: '/x.img', dryRun: false, newVersion: 'V', verified: true, previousVersion: 'P', target: { label: 'psyopsOS-A' }, armed: { trial: { label: 'psyopsOS-A' } }, warnings: [] } as unknown as UpdateResult;
   const now = () => new Date('2026-11-30T13:00:00Z');
   await withLastUpdate(q, { disk: '/x.img', now }, async () => result);
   t.like(JSON.parse(readFileSync(q, 'utf8')), { outcome: 'ok', version: 'V', slot: 'psyopsOS-A', armed: 'psyopsOS-A', time: '2026-11-30T13:00:00.000Z' });
@@ -118,8 +118,8 @@ const health = (o: Partial<Health> = {}): Health => ({
   state: 'confirmed',
   line: 'psyopsOS-A 20251101-000000 ok',
   disk: '/dev/sda',
-  booted: { label: 'psyopsOS-A', source: 'cmdline', version: '20251101-000000' },
-  other: { label: 'psyopsOS-B', version: null },
+  booted: { label: 'psyopsOS-A', source: 'cmdline', version: '20251101-000000', unverified: false },
+  other: { label: 'psyopsOS-B', version: null, unverified: false },
   defaultLabel: 'psyopsOS-A',
   trial: null,
   fellBack: null,
@@ -138,7 +138,7 @@ test('the page: every value escaped, no script or external asset; colour by stat
   const html = renderHealthPage(
     health({
       line: evil,
-      booted: { label: evil, source: 'option', version: `"><img src=x>` },
+      booted: { label: evil, source: 'option', version: `"><img src=x>`, unverified: false },
       lastUpdate: rec({ outcome: 'failed', error: evil }),
       repo: { repo: evil, checkedAt: null, ageSeconds: null, status: null, os: { latest: null, updateAvailable: null, decision: null }, esp: { version: null, latest: null, stale: null, decision: null }, repositoryOlder: null, error: evil },
     }),

@@ -49,8 +49,9 @@ export interface Health {
   /** `diskimg status`'s line. */
   line: string;
   disk: string;
-  booted: { label: string | null; source: 'option' | 'cmdline' | 'disk'; version: string | null };
-  other: { label: string | null; version: string | null };
+  /** `unverified`: the slot was written with --no-verify (its version is then null). */
+  booted: { label: string | null; source: 'option' | 'cmdline' | 'disk'; version: string | null; unverified: boolean };
+  other: { label: string | null; version: string | null; unverified: boolean };
   /** grub.cfg's confirmed default. */
   defaultLabel: string | null;
   /** A trial in grubenv (of the booted slot, or armed for the next boot). */
@@ -123,8 +124,8 @@ export async function readHealth(o: HealthOptions): Promise<Health> {
         state,
         line: s.line,
         disk: o.disk,
-        booted: { label: slot, source: o.bootedLabel ? 'option' : booted ? 'cmdline' : 'disk', version: slot ? (s.versions[slot] ?? null) : null },
-        other: { label: other, version: other ? (s.versions[other] ?? null) : null },
+        booted: { label: slot, source: o.bootedLabel ? 'option' : booted ? 'cmdline' : 'disk', version: slot ? (s.versions[slot] ?? null) : null, unverified: !!slot && s.unverified.includes(slot) },
+        other: { label: other, version: other ? (s.versions[other] ?? null) : null, unverified: !!other && s.unverified.includes(other) },
         defaultLabel: st.defaultLabel,
         trial: st.trial ? { label: st.trial.label, triesLeft: st.trial.triesLeft, tries: st.trial.tries ?? null } : null,
         fellBack: st.failed && st.failed !== slot ? { from: st.failed, version: s.versions[st.failed] ?? null } : null,
@@ -141,8 +142,8 @@ export async function readHealth(o: HealthOptions): Promise<Health> {
       state: 'error',
       line: `cannot read ${o.disk}: ${error}`,
       disk: o.disk,
-      booted: { label: booted ?? null, source: o.bootedLabel ? 'option' : booted ? 'cmdline' : 'disk', version: null },
-      other: { label: null, version: null },
+      booted: { label: booted ?? null, source: o.bootedLabel ? 'option' : booted ? 'cmdline' : 'disk', version: null, unverified: false },
+      other: { label: null, version: null, unverified: false },
       defaultLabel: null,
       trial: null,
       fellBack: null,

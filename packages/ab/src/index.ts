@@ -17,3 +17,4 @@ export * from './health-server.js';
 export * from './os-info.js';
 export * from './decision.js';
 export * from './hints.js';
+export * from './policy.js';

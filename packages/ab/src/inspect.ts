@@ -52,8 +52,13 @@ export interface SlotInfo {
   partition: number | null;
   /** null: no signature file in the slot ("no signature"). */
   signature: SignatureInfo | null;
-  /** Shortcuts into signature.metadata. */
+  /** signature.metadata.version, when the slot was verified when written; null otherwise. */
   version: string | null;
+  /**
+   * The slot was written without a signature check (its SLOT_PATHS.unverified marker): its
+   * signature, if any, is only a claim, so `version` is null and readers say UNVERIFIED.
+   */
+  unverified: boolean;
   /** What the slot's root filesystem (/squashfs) says it is; only when asked for ({ os: true }: show). */
   os?: SlotOs;
   /** Set when the slot's filesystem or its signature could not be read. */
@@ -131,6 +136,12 @@ export async function readSignatureInfo(fs: FsReader, path: string): Promise<Sig
   };
 }
 
+/** A slot's signature and whether it was verified when written (no SLOT_PATHS.unverified marker). */
+export async function readSlotTrust(fs: FsReader): Promise<{ signature: SignatureInfo | null; unverified: boolean }> {
+  const unverified = await exists(fs, SLOT_PATHS.unverified);
+  return { signature: await readSignatureInfo(fs, OS_SIGNATURE_PATH), unverified };
+}
+
 async function locate(disk: Disk, label: string): Promise<DiskPartition | undefined> {
   try {
     return await findFilesystemPartition(disk, label);
@@ -154,14 +165,16 @@ async function openLabelled(disk: Disk, label: string, out: { partition: number 
 /** A slot's partition and signed metadata (version); errors are reported in the result. */
 export async function inspectSlot(disk: Disk, slot: 'a' | 'b', opts: InspectOptions = {}): Promise<SlotInfo> {
   const label = PSYOPS_NAMES[slot];
-  const out: SlotInfo = { slot, label, partition: null, signature: null, version: null };
+  const out: SlotInfo = { slot, label, partition: null, signature: null, version: null, unverified: false };
   try {
     const fs = await openLabelled(disk, label, out);
     if (!fs) return out;
     // readSlotOs reports its own errors: a damaged root image does not hide the signature.
     if (opts.os) out.os = await readSlotOs(fs);
-    out.signature = await readSignatureInfo(fs, OS_SIGNATURE_PATH);
-    out.version = out.signature?.metadata.version ?? null;
+    const trust = await readSlotTrust(fs);
+    out.signature = trust.signature;
+    out.unverified = trust.unverified;
+    out.version = trust.unverified ? null : (out.signature?.metadata.version ?? null);
   } catch (e) {
     out.error = errMsg(e);
   }

@@ -26,7 +26,7 @@ export interface LastUpdate {
   time: string;
   /** The disk written (image file or block device). */
   disk: string;
-  /** The version written (ok), null when a failure came before it was known. */
+  /** The version written (ok), null when a failure came before it was known or the write was not verified (--no-verify). */
   version: string | null;
   /** The slot label written (ok), null on failure. */
   slot: string | null;
@@ -120,7 +120,7 @@ export async function withLastUpdate<R extends UpdateResult>(
       outcome: 'ok',
       time: time(),
       disk: r.disk,
-      version: r.newVersion,
+      version: r.verified ? r.newVersion : null, // --no-verify: the signature's version is only a claim (26.9)
       slot: r.target.label,
       previousVersion: r.previousVersion,
       armed: r.armed?.trial?.label ?? (r.armed ? r.armed.defaultLabel : null),

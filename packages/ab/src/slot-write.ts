@@ -5,12 +5,20 @@
  * holding the label, and the tarball's signature at /psyopsOS.tar.minisig.
  */
 import { InputError, SLOT_PATHS, type Entropy } from '@diskimg/partitions/internal';
-import { createExt4, type CreateExt4Summary, type Device, type ExtraFile, type TreeEntry } from '@diskimg/diskimage/internal/create';
+import { createExt4, drain, type CreateExt4Summary, type Device, type ExtraFile, type TreeEntry } from '@diskimg/diskimage/internal/create';
 
 export interface WriteSlotOptions {
   label: string;
   /** The .minisig text to store in the slot (absent with --no-verify and no signature). */
   signatureText?: string;
+  /**
+   * The tarball's bytes were checked against the signature. False (--no-verify): the slot gets
+   * the marker SLOT_PATHS.unverified, so show/status/check never present its signature's
+   * version as a verified one.
+   */
+  verified: boolean;
+  /** Files of the payload that diskimg writes itself and drops (the signature, the marker). */
+  onWarning?: (msg: string) => void;
   entropy: Entropy;
   now: number;
   sourceDateEpoch?: number;
@@ -25,7 +33,8 @@ export interface WriteSlotOptions {
 export function writeSlot(dev: Device, tree: AsyncIterable<TreeEntry>, o: WriteSlotOptions): Promise<CreateExt4Summary> {
   const extraFiles: ExtraFile[] = [{ path: SLOT_PATHS.sideFile(o.label).slice(1), data: o.label }];
   if (o.signatureText !== undefined) extraFiles.push({ path: SLOT_PATHS.signature.slice(1), data: o.signatureText });
-  return createExt4(dev, tree, {
+  if (!o.verified) extraFiles.push({ path: SLOT_PATHS.unverified.slice(1), data: UNVERIFIED_TEXT });
+  return createExt4(dev, withoutManaged(tree, o.onWarning), {
     label: o.label,
     entropy: o.entropy,
     now: o.now,
@@ -35,6 +44,23 @@ export function writeSlot(dev: Device, tree: AsyncIterable<TreeEntry>, o: WriteS
     uuid: o.uuid,
     hashSeed: o.hashSeed,
   });
+}
+
+/** The marker's content (one line; its presence is what counts). */
+export const UNVERIFIED_TEXT = 'written by diskimg without checking the signature (--no-verify): the version in psyopsOS.tar.minisig is unverified\n';
+
+/** Slot files only diskimg writes: a payload's own copies are dropped, never trusted (a payload must not vouch for itself). */
+const MANAGED = new Set([SLOT_PATHS.signature.slice(1), SLOT_PATHS.unverified.slice(1)]);
+
+async function* withoutManaged(tree: AsyncIterable<TreeEntry>, onWarning?: (msg: string) => void): AsyncGenerator<TreeEntry> {
+  for await (const e of tree) {
+    if (MANAGED.has(e.path)) {
+      await drain(e.body);
+      onWarning?.(`the OS tarball holds /${e.path}; dropped (diskimg writes it)`);
+      continue;
+    }
+    yield e;
+  }
 }
 
 /** The OS tarball must hold /kernel and /initramfs at its top: pass entries through, check at the end. */

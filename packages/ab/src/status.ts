@@ -16,8 +16,10 @@ export interface BootStatus {
   slot: string | null;
   /** True when that slot is the confirmed default and no trial failed: exit 0. */
   confirmed: boolean;
-  /** Slot label → version (null: unsigned or unreadable). */
+  /** Slot label → version (null: unsigned, unreadable or unverified). */
   versions: Record<string, string | null>;
+  /** Labels of slots written without a signature check (--no-verify): their versions are null. */
+  unverified: string[];
   state: BootState;
 }
 
@@ -31,13 +33,16 @@ const short = (label: string) => slotOfLabel(label)?.toUpperCase() ?? label;
 export async function slotStatus(disk: Disk, booted?: string): Promise<BootStatus> {
   const state = await readBootState(disk);
   const versions: Record<string, string | null> = {};
+  const unverified: string[] = [];
   for (const s of ['a', 'b'] as const) {
     const info = await inspectSlot(disk, s);
     versions[info.label] = info.version;
+    if (info.unverified) unverified.push(info.label);
   }
-  const ver = (l: string) => versions[l] ?? '-';
+  // An unverified slot shows no version (its signature is only a claim), but says so.
+  const ver = (l: string) => versions[l] ?? (unverified.includes(l) ? 'UNVERIFIED' : '-');
   const slot = booted ?? inferBooted(state).label;
-  if (!slot) return { line: 'no default slot', slot: null, confirmed: false, versions, state };
+  if (!slot) return { line: 'no default slot', slot: null, confirmed: false, versions, unverified, state };
   const trialText = (t: NonNullable<BootState['trial']>) => `TRIAL ${t.triesLeft}/${t.tries ?? '?'}`;
   // The phase is decision.ts's, shared with check and serve.
   const phase = bootPhase(state, slot).phase;
@@ -48,5 +53,5 @@ export async function slotStatus(disk: Disk, booted?: string): Promise<BootStatu
     line = `${slot} ${ver(slot)} ok`;
     if (state.trial) line += `, next: ${short(state.trial.label)} ${ver(state.trial.label)} ${trialText(state.trial)}`;
   } else line = `${slot} ${ver(slot)} NOT DEFAULT (default ${state.defaultLabel ? short(state.defaultLabel) : 'none'})`;
-  return { line, slot, confirmed: phase === 'confirmed', versions, state };
+  return { line, slot, confirmed: phase === 'confirmed', versions, unverified, state };
 }

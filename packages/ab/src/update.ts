@@ -51,8 +51,9 @@ import {
 import { decodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from './minisign/signature.js';
 import { MinisignVerifier, readPublicKeyFile } from './minisign/verify.js';
 import { parseTrustedComment } from './minisign/trusted.js';
-import { readSignatureInfo } from './inspect.js';
-import { armTrial, inferBooted, readBootState, type BootState } from './boot-state.js';
+import { readSignatureInfo, readSlotTrust } from './inspect.js';
+import { armTrial, checkTrialTries, inferBooted, planTrial, readBootState, type BootState } from './boot-state.js';
+import { checkRelease, type Installed } from './policy.js';
 import { requireOsFiles, writeSlot } from './slot-write.js';
 
 /** Options of `updateSlot` (the flags of `diskimg update`). */
@@ -134,7 +135,8 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
   const warnings: string[] = [];
   const diskName = typeof o.disk === 'string' ? o.disk : 'disk';
 
-  // ---- inputs that need no disk: signature, key, trusted comment ----
+  // ---- inputs that need no disk: options, signature, key, trusted comment ----
+  const tries = checkTrialTries(o.tries);
   const sigSpec = o.osSig ?? (o.osTar === '-' ? undefined : `${o.osTar}.minisig`);
   if (!sigSpec && !o.noVerify) throw new InputError('--os-tar -: give --os-sig FILE|URL (the signature cannot follow the tarball on standard input)');
   if (!o.noVerify && !o.pubkey) throw new InputError('no --pubkey: give the minisign public key that signs your OS updates, or --no-verify');
@@ -154,12 +156,15 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
   }
   // The constructor checks the key id and the trusted comment's own signature now, before any write.
   const verifier = o.noVerify ? undefined : new MinisignVerifier(sig!, await readPublicKeyFile(o.pubkey!), { file: o.osTar, sig: sigSpec, pubkey: o.pubkey });
-  const fields = sig ? parseTrustedComment(sig.trustedComment) : {};
-  if (sig) checkTrustedFields(fields, sigSpec!, o.arch ?? ARCH_NAMES[process.arch] ?? process.arch);
+  const fields = sig ? parseTrustedComment(sig.trustedComment) : undefined;
+  const arch = o.arch ?? ARCH_NAMES[process.arch] ?? process.arch;
+  const sigName = sig && sigSpec ? sigSpec : `${o.osTar} (no signature)`;
+  // type= and architecture= now; the version once the booted slot's is known (policy.ts).
+  checkRelease({ kind: 'os', source: sigName, fields, installed: 'nothing', installedName: 'the booted slot', allowDowngrade: true, arch });
   for (const [k, v] of Object.entries(o.expectTrusted ?? {})) {
-    if (fields[k] !== v) throw new InputError(`${sigSpec ?? 'signature'}: the trusted comment says ${k}=${fields[k] ?? '(none)'}, expected ${k}=${v}; refused`);
+    if (fields?.[k] !== v) throw new InputError(`${sigSpec ?? 'signature'}: the trusted comment says ${k}=${fields?.[k] ?? '(none)'}, expected ${k}=${v}; refused`);
   }
-  const newVersion = fields.version ?? null;
+  const newVersion = fields?.version ?? null;
 
   // ---- the disk: booted slot, target, safety rules ----
   const disk = await openDisk(o.disk, { writable: !o.dryRun });
@@ -175,7 +180,8 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
     const part = await findFilesystemPartition(disk, targetLabel);
     if (disk.path && isBlock) assertPartitionNotMounted(disk.path, part.number, o.mountSources);
 
-    const bootedVersion = booted.label ? await slotVersion(disk, booted.label, warnings) : null;
+    const bootedInstalled: Installed = booted.label ? await installedSlotVersion(disk, booted.label) : { version: null, why: 'no booted slot' };
+    const bootedVersion = bootedInstalled.version;
     const previousVersion = await slotVersion(disk, targetLabel, warnings);
     let upToDate: UpdateResult['upToDate'];
     if (o.sameVersion === 'up-to-date' && newVersion && !o.force) {
@@ -214,14 +220,21 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
         `${diskName}: the booted slot ${booted.label} is on trial and ${targetLabel} is the last known-good slot; confirm the running slot with "${markGoodCommand(hintDiskOf(o), booted)}" first (or --force)`,
       );
     }
-    if (newVersion && bootedVersion) {
-      if (newVersion < bootedVersion && !o.allowDowngrade) {
-        throw new InputError(`${sigSpec}: version ${newVersion} is older than the booted ${booted.label} (${bootedVersion}); pass --allow-downgrade to install it anyway`);
-      }
-      if (newVersion === bootedVersion && !o.force) {
-        throw new InputError(`${sigSpec}: version ${newVersion} is already running in ${booted.label}; pass --force to write it again`);
-      }
+    const decision = checkRelease({
+      kind: 'os',
+      source: sigName,
+      fields,
+      installed: bootedInstalled,
+      installedName: `the booted ${booted.label ?? 'slot'}`,
+      allowDowngrade: o.allowDowngrade,
+      arch,
+    });
+    if (decision.relation === 'same' && !o.force) {
+      throw new InputError(`${sigName}: version ${newVersion} is already running in ${booted.label}; pass --force to write it again`);
     }
+    // The trial is part of the plan: whatever armTrial would refuse is refused before the slot is written.
+    const arming = !o.noSwitch && !(state.defaultLabel === targetLabel && state.trial);
+    if (arming) await planTrial(disk, targetLabel, { tries });
 
     if (o.dryRun) {
       if (!isUrl(o.osTar) && o.osTar !== '-' && !(await isFile(o.osTar))) throw new InputError(`--os-tar ${o.osTar}: no such file`);
@@ -232,7 +245,7 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
     // ---- write: pending marker, filesystem, verify, superblock last ----
     // Reused read buffers: HashTap hashes each chunk at once and the ext4 writer holds few (file-chunks.ts).
     const input = await openUpdateInput(o.osTar, { stdin: o.stdin, reuseBuffers: true });
-    const written = await writeVerifiedSlot(part, targetLabel, input, verifier, sigText, {
+    const written = await writeVerifiedSlot(part, targetLabel, input, verifier, sigText, warnings, {
       skipUnchanged: o.skipUnchanged ?? isBlock,
       now: sourceDateEpoch() ?? versionTime(newVersion) ?? Math.floor(Date.now() / 1000),
       onProgress: o.onProgress,
@@ -246,7 +259,7 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
       // Only with --force over rule 2: the slot rewritten is the confirmed default, and the
       // booted slot's trial goes on; GRUB falls back to the new bytes here if that trial fails.
       warnings.push(`${targetLabel} is the confirmed default; the trial of ${state.trial.label} continues (confirm it with "${markGoodCommand(hintDiskOf(o), { label: state.trial.label, source: booted.source })}" once it runs)`);
-    } else result.armed = await armTrial(disk, targetLabel, { tries: o.tries });
+    } else result.armed = await armTrial(disk, targetLabel, { tries });
     result.durationMs = Date.now() - t0;
     return result;
   } finally {
@@ -265,6 +278,7 @@ async function writeVerifiedSlot(
   input: Awaited<ReturnType<typeof openUpdateInput>>,
   verifier: MinisignVerifier | undefined,
   sigText: string | undefined,
+  warnings: string[],
   o: { skipUnchanged: boolean; now: number; onProgress?: UpdateOptions['onProgress'] },
 ): Promise<Pick<UpdateResult, 'inputBytes' | 'bytesWritten' | 'bytesSkipped'>> {
   const region = part.region();
@@ -279,6 +293,8 @@ async function writeVerifiedSlot(
     await writeSlot(dev, requireOsFiles(readTarTree(hashed.chunks(), input.name), input.name), {
       label,
       signatureText: sigText,
+      verified: !!verifier,
+      onWarning: (w) => warnings.push(w),
       entropy: makeEntropy(),
       now: o.now,
       sourceDateEpoch: sourceDateEpoch(),
@@ -327,15 +343,6 @@ class HashTap {
   }
 }
 
-function checkTrustedFields(f: Record<string, string>, sigName: string, arch: string): void {
-  if (f.type !== 'psyopsOS') {
-    throw new InputError(`${sigName}: the trusted comment says type=${f.type ?? '(none)'}, not type=psyopsOS: this is not an OS update`);
-  }
-  if (f.architecture && f.architecture !== arch) {
-    throw new InputError(`${sigName}: built for architecture=${f.architecture}, this node is ${arch}; get the ${arch} build`);
-  }
-}
-
 /** The booted slot as every command infers it (boot-state.ts inferBooted); offline: the slot GRUB boots next. */
 export function whichBooted(o: Pick<UpdateOptions, 'bootedLabel' | 'cmdline'>, isBlock: boolean, state: BootState): UpdateResult['booted'] {
   const b = inferBooted(state, { bootedLabel: o.bootedLabel, cmdline: o.cmdline, isBlock });
@@ -349,16 +356,31 @@ function chooseTarget(slot: UpdateOptions['slot'], booted: string | null, state:
   return otherSlot(b);
 }
 
-/** A slot's version from its /psyopsOS.tar.minisig; null when absent or unreadable (noted). */
+/** A slot's version from its /psyopsOS.tar.minisig; null when absent, unreadable or unverified (noted). */
 export async function slotVersion(disk: Disk, label: string, warnings: string[]): Promise<string | null> {
+  const v = await installedSlotVersion(disk, label);
+  if (v.version === null && v.unreadable) warnings.push(`${label}: version unknown (${v.why})`);
+  return v.version;
+}
+
+/** What the policy compares with: a slot's verified version, or why it is unknown. */
+export async function installedSlotVersion(
+  disk: Disk,
+  label: string,
+): Promise<{ version: string; why?: undefined; unreadable?: undefined; unverified?: undefined } | { version: null; why: string; unreadable?: boolean; unverified?: boolean }> {
   try {
     const fs = await openFilesystem(await findFilesystemPartition(disk, label));
-    return (await readSignatureInfo(fs, SLOT_PATHS.signature))?.metadata.version ?? null;
+    const trust = await readSlotTrust(fs);
+    if (trust.unverified) return { version: null, why: `${label} was written without a signature check (${SLOT_PATHS.unverified})`, unverified: true };
+    const sig = trust.signature;
+    if (!sig) return { version: null, why: `${label} has no ${SLOT_PATHS.signature}` };
+    if (sig.metadata.version === undefined) return { version: null, why: `${label}:${SLOT_PATHS.signature} has no version=` };
+    return { version: sig.metadata.version };
   } catch (e) {
-    warnings.push(`${label}: version unknown (${(e as Error).message})`);
-    return null;
+    return { version: null, why: `${label}: ${(e as Error).message}`, unreadable: true };
   }
 }
+
 
 /** `YYYYMMDD-HHMMSS` (UTC) → seconds, so a release's files get the same times wherever it is written. */
 export function versionTime(v: string | null | undefined): number | undefined {

@@ -31,6 +31,11 @@ export const ESP_PATHS = {
 /** Files in each slot: the OS tarball's signature, and the side file named after the slot's label. */
 export const SLOT_PATHS = {
   signature: '/psyopsOS.tar.minisig',
+  /**
+   * Present when the slot was written without a signature check (update/create --no-verify):
+   * its signature, if any, is a claim, and readers report the slot's version as unknown.
+   */
+  unverified: '/psyopsOS.unverified',
   /** The side file `/psyopsOS-A` (resp. -B), holding the label, no newline. */
   sideFile: (label: string) => `/${label}`,
   /** What the OS tarball must hold at its top: GRUB boots these. */

@@ -11,6 +11,7 @@ import { decodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from '../mi
 import { parseTrustedComment } from '../minisign/trusted.js';
 import { MinisignVerifier, readPublicKeyFile } from '../minisign/verify.js';
 import { keyIdHex, type PublicKey } from '../minisign/keys.js';
+import { checkRelease } from '../policy.js';
 import { artifactName, DEFAULT_PLATFORM, KIND_TYPE, LATEST, parseArtifactName, pointerName, SIG_SUFFIX, type ReleaseKind } from './layout.js';
 
 /** Which release `resolveRelease` reads: repository, kind, platform, version, and the key to verify with. */
@@ -86,9 +87,8 @@ export async function resolveRelease(o: ResolveOptions): Promise<Release> {
     verified = true;
   }
   const fields = parseTrustedComment(sig.trustedComment);
-  if (fields.type !== type) {
-    throw new InputError(`${source}: the trusted comment says type=${fields.type ?? '(none)'}, expected type=${type}`);
-  }
+  // type= by the one policy; the version is the caller's to compare.
+  checkRelease({ kind: o.kind, source, fields, installed: 'nothing', installedName: '', allowDowngrade: true });
   const filename = fields.filename;
   if (!filename) throw new InputError(`${source}: the trusted comment has no filename=; cannot tell which tarball it signs`);
   if (/[/\\]/.test(filename) || filename === '.' || filename === '..' || filename.includes('\0')) {

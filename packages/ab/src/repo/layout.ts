@@ -42,6 +42,11 @@ export function checkPlatform(kind: ReleaseKind, platform: string): string {
   return platform;
 }
 
+/** True for a version a release may carry (what checkVersion accepts). */
+export function isReleaseVersion(version: string): boolean {
+  return version !== LATEST && VERSION_RE.test(version);
+}
+
 export function checkVersion(version: string): string {
   if (version === LATEST || !VERSION_RE.test(version)) {
     throw new InputError(`--version ${JSON.stringify(version)}: a release version is YYYYMMDD-HHMMSS (letters, digits, "_", "+", "-"; not "latest")`);

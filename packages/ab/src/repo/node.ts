@@ -15,7 +15,7 @@ import {
 import { ESP_PATHS, InputError, otherSlot, slotOfLabel } from '@diskimg/partitions/internal';
 import { readBootState, type BootState } from '../boot-state.js';
 import { readSignatureInfo } from '../inspect.js';
-import { slotVersion, updateSlot, whichBooted, type UpdateOptions, type UpdateResult } from '../update.js';
+import { installedSlotVersion, slotVersion, updateSlot, whichBooted, type UpdateOptions, type UpdateResult } from '../update.js';
 import { nodeArch, resolveRelease, type Release } from './client.js';
 import { DEFAULT_PLATFORM } from './layout.js';
 import { decideUpdate, type CheckStatus, type EspVerdict, type OsVerdict } from '../decision.js';
@@ -185,8 +185,9 @@ export interface CheckResult {
   status: CheckStatus;
   exitCode: number;
   disk: string;
-  booted: { label: string | null; source: string; version: string | null; state: 'confirmed' | 'trial' | 'fell-back' | 'reboot-pending' | 'not-default' | 'no-slot' };
-  other: { label: string | null; version: string | null };
+  /** `unverified`: the slot was written with --no-verify (its version is then null). */
+  booted: { label: string | null; source: string; version: string | null; unverified: boolean; state: 'confirmed' | 'trial' | 'fell-back' | 'reboot-pending' | 'not-default' | 'no-slot' };
+  other: { label: string | null; version: string | null; unverified: boolean };
   boot: BootState;
   repo: { os: ReleaseSummary; esp: ReleaseSummary | null };
   esp: { version: string | null; updateAvailable: boolean };
@@ -227,6 +228,7 @@ export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
   let otherVersion: string | null = null;
   let espHave: string | null = null;
   const warnings: string[] = [];
+  const unverified = new Set<string>();
   try {
     const isBlock = disk.device instanceof FileDevice && disk.device.isBlockDevice;
     state = await readBootState(disk);
@@ -237,6 +239,7 @@ export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
       otherLabel = PSYOPS_NAMES[otherSlot(b)];
       otherVersion = await slotVersion(disk, otherLabel, warnings);
     }
+    for (const l of [booted.label, otherLabel]) if (l && (await installedSlotVersion(disk, l)).unverified) unverified.add(l);
     espHave = await espVersion(disk).catch(() => null);
   } finally {
     await disk.close();
@@ -257,9 +260,10 @@ export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
   const repoArgs = { repo: o.repo, pubkey: o.pubkey, noVerify: o.noVerify, fwtype: o.fwtype };
 
   const v = (x: string | null) => x ?? 'unknown';
+  const sv = (label: string | null, x: string | null) => (label && unverified.has(label) ? 'UNVERIFIED' : v(x)); // --no-verify slots
   const lines = [
-    `booted: ${booted.label ?? 'unknown'} ${v(bootedVersion)} (${bootedState}${state.trial ? `, ${state.trial.label} on trial, ${state.trial.triesLeft} tries left` : ''}${state.failed ? `, ${state.failed} failed its trial` : ''})`,
-    `other: ${otherLabel ?? 'unknown'} ${v(otherVersion)}`,
+    `booted: ${booted.label ?? 'unknown'} ${sv(booted.label, bootedVersion)} (${bootedState}${state.trial ? `, ${state.trial.label} on trial, ${state.trial.triesLeft} tries left` : ''}${state.failed ? `, ${state.failed} failed its trial` : ''})`,
+    `other: ${otherLabel ?? 'unknown'} ${sv(otherLabel, otherVersion)}`,
     `repository: ${os.filename}${os.verified ? '' : ' (signature NOT verified)'}`,
     esp
       ? `esp: ${v(espHave)}, repository ${esp.version}${espUpdate ? ': update-esp available' : d.esp === 'repository-older' ? ": the repository's is OLDER" : ': up to date'}`
@@ -286,8 +290,8 @@ export async function checkRepo(o: CheckOptions): Promise<CheckResult> {
     status,
     exitCode: d.exitCode,
     disk: typeof o.disk === 'string' ? o.disk : 'disk',
-    booted: { ...booted, version: bootedVersion, state: bootedState },
-    other: { label: otherLabel, version: otherVersion },
+    booted: { ...booted, version: bootedVersion, unverified: !!booted.label && unverified.has(booted.label), state: bootedState },
+    other: { label: otherLabel, version: otherVersion, unverified: !!otherLabel && unverified.has(otherLabel) },
     boot: state,
     repo: { os: summary(os), esp: esp ? summary(esp) : null },
     esp: { version: espHave, updateAvailable: espUpdate },

@@ -23,6 +23,7 @@ import { readSecretKeyFile, signToSignature } from '../minisign/sign.js';
 import { keyIdHex } from '../minisign/keys.js';
 import { readPublicKeyFile, verifyFile } from '../minisign/verify.js';
 import { BUNDLE_RELEASE_MARK, readBundleRelease } from './bundle-release.js';
+import { checkRelease } from '../policy.js';
 import {
   artifactName,
   checkPlatform,
@@ -165,10 +166,19 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   }
   const current = await readPointer(at(ptrName));
   const previous = current?.version ?? null;
-  const movePointer = !previous || version > previous || !!o.allowDowngrade;
   if (previous && version < previous && !o.allowDowngrade) {
     throw new InputError(`${at(ptrName)} names ${previous}, newer than ${version}; pass --allow-downgrade to move it back`);
   }
+  // The rest by the one policy: a pointer whose version is missing or unparsable is not moved blindly.
+  checkRelease({
+    kind,
+    source: `${at(ptrName)} -> ${version}`,
+    fields: parseTrustedComment(sig.trustedComment),
+    installed: !current ? 'nothing' : previous === null ? { version: null, why: 'its trusted comment has no version=' } : { version: previous },
+    installedName: `the release ${ptrName} names`,
+    allowDowngrade: o.allowDowngrade,
+  });
+  const movePointer = !previous || version > previous || !!o.allowDowngrade;
   if (current && !current.sig.keyId.equals(sig.keyId)) {
     warnings.push(`key ${keyIdHex(sig.keyId)} differs from the one that signed ${previous} (${keyIdHex(current.sig.keyId)}): nodes need the new public key`);
   }

@@ -23,6 +23,7 @@ import { openUpdateInput, pidFilePattern, removeDeadPidFiles } from '@diskimg/di
 import { MinisignVerifier, readPublicKeyFile } from '../minisign/verify.js';
 import { parseBundleRelease, readBundleRelease } from './bundle-release.js';
 import { resolveRelease } from './client.js';
+import { checkRelease } from '../policy.js';
 import { syncDir } from './publish.js';
 
 /** A bundle is about a megabyte; anything far larger is not one. */
@@ -95,15 +96,19 @@ export async function selfUpdate(o: SelfUpdateOptions): Promise<SelfUpdateResult
     filename: rel.filename,
     source: rel.source,
     keyId: rel.keyId,
-    upToDate: rel.version === previous,
+    upToDate: checkRelease({
+      kind: 'bundle',
+      source: rel.source,
+      fields: rel.fields,
+      installed: { version: previous },
+      installedName: `the running diskimg (${basename(target)})`,
+      allowDowngrade: o.allowDowngrade,
+    }).relation === 'same',
     dryRun: !!o.dryRun,
     replaced: false,
     bytes: 0,
     versionLine: null,
   };
-  if (rel.version < previous && !o.allowDowngrade) {
-    throw new InputError(`${rel.source}: names ${rel.version}, older than the running ${previous}; pass --allow-downgrade to install it`);
-  }
   if (result.upToDate || o.dryRun) return result;
 
   const max = o.maxBytes ?? MAX_BUNDLE_BYTES;

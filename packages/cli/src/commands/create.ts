@@ -26,7 +26,7 @@ interface CreateArgs {
   'slot-size'?: string;
   'default-slot'?: 'a' | 'b';
   'kernel-params'?: string;
-  'sector-size'?: number;
+  'sector-size'?: '512' | '4096';
   seed?: string;
   'layout-only'?: boolean;
   json?: boolean;
@@ -62,7 +62,7 @@ export const createCommand: CommandModule<object, CreateArgs> = {
       .option('slot-size', { type: 'string', describe: 'size of each OS slot A and B (default 1536M)' })
       .option('default-slot', { type: 'string', choices: ['a', 'b'] as const, coerce: (v: string) => v.toLowerCase() as 'a' | 'b', describe: 'slot GRUB boots by default (a or b, any case; default a)' })
       .option('kernel-params', { type: 'string', describe: 'kernel parameters after "ro psyopsos=LABEL" (default: earlyprintk=dbgp console=tty0 console=ttyS0,115200)' })
-      .option('sector-size', { type: 'number', choices: [512, 4096], describe: 'logical sector size of the image (default 512)' })
+      .option('sector-size', { type: 'string', choices: ['512', '4096'] as const, describe: 'logical sector size of the image (default 512)' })
       .option('seed', { type: 'string', describe: 'derive every GUID, UUID and serial from this seed (with SOURCE_DATE_EPOCH: byte-identical output)' })
       .option('layout-only', { type: 'boolean', describe: 'write only the partition table, no filesystems' })
       .example('$0 create disk.img --os-tar psyopsOS.tar --esp-tar psyopsESP.tar --pubkey release.pub', 'signed inputs (FILE.minisig beside each), verified before anything is written')
@@ -73,13 +73,13 @@ export const createCommand: CommandModule<object, CreateArgs> = {
     // The narrow entries: create loads neither the readers (SquashFS, xz) nor update/repo/serve.
     const { buildImage } = await import('@diskimg/ab/internal/build');
     const { createImage, partialPath } = await import('@diskimg/diskimage/internal/create');
-    const ss = argv['sector-size'] ?? 512;
+    const ss = Number(argv['sector-size'] ?? 512); // a string option: a bad value is named as typed, not as NaN
     const common = {
       output: argv.output,
       espSize: sizeOption(argv, 'esp-size', ss),
       secretSize: sizeOption(argv, 'secret-size', ss),
       slotSize: sizeOption(argv, 'slot-size', ss),
-      sectorSize: argv['sector-size'],
+      sectorSize: argv['sector-size'] === undefined ? undefined : ss,
       seed: argv.seed,
       force: argv.force,
     };

@@ -3,6 +3,7 @@ import type { PublishResult } from '@diskimg/ab/internal';
 import { fmtBytes, UsageError } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
 import { readPasswordFile } from './sign.js';
+import { parseWhole } from './numeric.js';
 
 interface Args {
   repo: string;
@@ -17,7 +18,7 @@ interface Args {
   arch?: string;
   fwtype?: string;
   trusted?: string[];
-  keep?: number;
+  keep?: string;
   'allow-downgrade'?: boolean;
   json?: boolean;
   quiet?: boolean;
@@ -40,7 +41,7 @@ export const publishCommand: CommandModule<object, Args> = {
       .option('arch', { type: 'string', describe: 'OS architecture (default x86_64)' })
       .option('fwtype', { type: 'string', describe: 'ESP firmware type (default x86_64-uefi)' })
       .option('trusted', { type: 'string', array: true, describe: 'extra KEY=VALUE for the trusted comment (kernel=, alpine=, …)' })
-      .option('keep', { type: 'number', describe: 'keep the newest N versions of this kind (never the one the pointer names); remove the rest' })
+      .option('keep', { type: 'string', describe: 'keep the newest N versions of this kind (never the one the pointer names); remove the rest' })
       .option('allow-downgrade', { type: 'boolean', describe: 'move the pointer to a version older than the one it names' })
       .check((a) => {
         if ([a['os-tar'], a['esp-tar'], a.bundle].filter(Boolean).length !== 1) throw new UsageError('give one of --os-tar FILE, --esp-tar FILE, --bundle FILE');
@@ -52,6 +53,7 @@ export const publishCommand: CommandModule<object, Args> = {
         return true;
       }),
   handler: async (argv) => {
+    parseWhole('--keep', argv.keep, 1); // checked before the key, the file or the repository is read
     const { parseAssignments, publish } = await import('@diskimg/ab/internal');
     const r = await publish({
       repo: argv.repo,
@@ -65,7 +67,7 @@ export const publishCommand: CommandModule<object, Args> = {
       version: argv.version,
       platform: argv.arch ?? argv.fwtype,
       trusted: argv.trusted ? parseAssignments(argv.trusted) : undefined,
-      keep: argv.keep,
+      keep: parseWhole('--keep', argv.keep, 1),
       allowDowngrade: argv['allow-downgrade'],
     });
     if (!argv.quiet) for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);

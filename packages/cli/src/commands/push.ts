@@ -17,6 +17,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { DiskimgError, UsageError, fmtBytes } from '@diskimg/partitions/internal';
 import { printJson } from '../output.js';
 import { retryWithDisk } from './boot-common.js';
+import { parseTries, triesOption } from './numeric.js';
 import { createProgress, progressWanted } from '../progress.js';
 
 interface Args {
@@ -30,7 +31,7 @@ interface Args {
   pubkey?: string;
   'remote-cmd': string;
   'booted-label'?: string;
-  tries?: number;
+  tries?: string;
   reboot?: boolean;
   'reboot-cmd': string;
   json?: boolean;
@@ -108,7 +109,7 @@ export const pushCommand: CommandModule<object, Args> = {
       .option('pubkey', { type: 'string', describe: 'required: minisign public key that signs the release; the builder checks --repo\'s pointer with it and the node verifies the tarball with it (copied over)' })
       .option('remote-cmd', { type: 'string', default: 'diskimg', describe: "how to run diskimg on the node, a shell command, e.g. 'node /root/diskimg.mjs'" })
       .option('booted-label', { type: 'string', describe: "passed to the node's update (tests, image files)" })
-      .option('tries', { type: 'number', describe: "passed to the node's update" })
+      .option('tries', triesOption("passed to the node's update (0 to 9, checked here first)"))
       .option('reboot', { type: 'boolean', describe: 'reboot the node after the update succeeded' })
       .option('reboot-cmd', { type: 'string', default: 'reboot', describe: 'the command --reboot runs on the node' })
       .check((a) => {
@@ -123,6 +124,7 @@ export const pushCommand: CommandModule<object, Args> = {
         return true;
       }),
   handler: async (a) => {
+    const tries = parseTries(a.tries); // before ssh is started: the node would only refuse it after the whole stream
     // The key first: a missing or malformed one is refused before anything goes over ssh.
     const { readPublicKeyFile } = await import('@diskimg/ab/internal');
     await readPublicKeyFile(a.pubkey!);
@@ -172,7 +174,7 @@ export const pushCommand: CommandModule<object, Args> = {
     }
 
     // 3. The tarball streamed into update on the node.
-    const extra = [a['booted-label'] !== undefined ? ` --booted-label ${q(a['booted-label'])}` : '', a.tries !== undefined ? ` --tries ${Number(a.tries)}` : ''].join('');
+    const extra = [a['booted-label'] !== undefined ? ` --booted-label ${q(a['booted-label'])}` : '', tries !== undefined ? ` --tries ${tries}` : ''].join('');
     const cmd =
       `${remote} update ${q(disk)} --slot inactive --os-tar - --os-sig ${q(`${tmp}/os.tar.minisig`)}${pubArg}${extra} --json --quiet; ` +
       `rc=$?; rm -rf ${q(tmp)}; exit $rc`;

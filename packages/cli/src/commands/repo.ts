@@ -37,10 +37,11 @@ export function withRepo(update: CommandModule<any, any>): CommandModule<any, an
     handler: async (argv: any) => {
       if (argv.repo === undefined) return update.handler(argv);
       const { lastUpdatePath, markGoodCommand, updateFromRepo, withLastUpdate } = await import('@diskimg/ab/internal');
+      const options = updateOptionsFrom(argv); // every option checked before the disk or the repository is read
       const disk = argv.disk ?? (await bootDisk());
       const r = await withUpdateProgress(argv, (onProgress) =>
         withLastUpdate(lastUpdatePath(disk), { disk, dryRun: argv['dry-run'] }, () =>
-          updateFromRepo({ disk, repo: argv.repo, version: argv.version, ...updateOptionsFrom(argv), onProgress }),
+          updateFromRepo({ disk, repo: argv.repo, version: argv.version, ...options, onProgress }),
         ),
       );
       if (argv.json) {

@@ -56,7 +56,8 @@ export function printInspection(s: DiskInspection): void {
   out.push('slots:');
   for (const sl of s.slots) {
     const where = sl.partition === null ? 'missing' : `partition ${sl.partition}`;
-    const what = sl.error ? `ERROR ${sl.error}` : sl.signature ? meta(sl.signature.metadata) || sl.signature.trustedComment : 'no signature';
+    const signed = sl.signature ? meta(sl.signature.metadata) || sl.signature.trustedComment : 'no signature';
+    const what = sl.error ? `ERROR ${sl.error}` : sl.unverified ? `UNVERIFIED (written with --no-verify; its signature file claims: ${signed})` : signed;
     out.push(`  ${sl.slot.toUpperCase()} ${sl.label} (${where}): ${what}`);
     if (sl.os) out.push(`    os: ${describeOs(sl.os)}`);
   }

@@ -13,6 +13,7 @@ interface Args {
   fwtype?: string;
   pubkey?: string;
   verify?: boolean;
+  'allow-downgrade'?: boolean;
   'dry-run'?: boolean;
   json?: boolean;
   quiet?: boolean;
@@ -33,6 +34,7 @@ export const updateEspCommand: CommandModule<object, Args> = {
       .option('fwtype', { type: 'string', describe: 'with --repo: firmware type (default x86_64-uefi)' })
       .option('pubkey', { type: 'string', describe: 'minisign public key that signs ESP releases' })
       .option('verify', { type: 'boolean', default: true, describe: 'check the signature (--no-verify installs an unsigned payload)' })
+      .option('allow-downgrade', { type: 'boolean', describe: "install a version older than the ESP's, or over an ESP whose version is unknown (no verified /psyopsESP.tar.minisig)" })
       .option('dry-run', { type: 'boolean', describe: 'check everything, write nothing, print what would change' })
       .check((a) => {
         if (!!a['esp-tar'] === !!a.repo) throw new UsageError('give --esp-tar FILE|URL|- or --repo URL');
@@ -52,6 +54,7 @@ export const updateEspCommand: CommandModule<object, Args> = {
       fwtype: argv.fwtype,
       pubkey: argv.pubkey,
       noVerify: argv.verify === false,
+      allowDowngrade: argv['allow-downgrade'],
       dryRun: argv['dry-run'],
     });
     if (!argv.quiet) for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);

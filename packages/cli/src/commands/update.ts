@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { bootDisk } from './boot-common.js';
 import { printJson } from '../output.js';
+import { parseTries, triesOption } from './numeric.js';
 import { createProgress, progressWanted, type Progress } from '../progress.js';
 import type { UpdateResult } from '@diskimg/ab/internal';
 import { fmtBytes } from '@diskimg/partitions/internal';
@@ -16,7 +17,7 @@ interface Args {
   'allow-downgrade'?: boolean;
   force?: boolean;
   switch?: boolean;
-  tries?: number;
+  tries?: string;
   'dry-run'?: boolean;
   'skip-unchanged'?: boolean;
   json?: boolean;
@@ -38,15 +39,16 @@ export const updateCommand: CommandModule<object, Args> = {
       .option('allow-downgrade', { type: 'boolean', describe: 'install a version older than the booted one' })
       .option('force', { type: 'boolean', describe: 'write the running version again; overwrite the last good slot while the booted one is on trial' })
       .option('switch', { type: 'boolean', default: true, describe: 'arm the new slot for the next boot (--no-switch leaves the boot configuration alone)' })
-      .option('tries', { type: 'number', describe: 'boots the new slot gets before GRUB falls back (default 3; 0 = switch the default for good)' })
+      .option('tries', triesOption('boots the new slot gets before GRUB falls back (default 3; 0 = switch the default for good)'))
       .option('dry-run', { type: 'boolean', describe: 'check everything, write nothing, print what would happen' })
       .option('skip-unchanged', { type: 'boolean', describe: 'read each block first and write only changed ones (default: on for block devices)' }),
   handler: async (argv) => {
     const { lastUpdatePath, markGoodCommand, updateSlot, withLastUpdate } = await import('@diskimg/ab/internal');
+    const options = updateOptionsFrom(argv); // every option checked before the disk is even looked for
     const disk = argv.disk ?? (await bootDisk());
     const r = await withUpdateProgress(argv, (onProgress) =>
       withLastUpdate(lastUpdatePath(disk), { disk, dryRun: argv['dry-run'] }, () =>
-        updateSlot({ disk, osTar: argv['os-tar'], osSig: argv['os-sig'], ...updateOptionsFrom(argv), onProgress }),
+        updateSlot({ disk, osTar: argv['os-tar'], osSig: argv['os-sig'], ...options, onProgress }),
       ),
     );
     if (argv.json) printJson(r);
@@ -64,7 +66,7 @@ export function updateOptionsFrom(argv: Omit<Args, 'os-tar'>) {
     allowDowngrade: argv['allow-downgrade'],
     force: argv.force,
     noSwitch: argv.switch === false,
-    tries: argv.tries,
+    tries: parseTries(argv.tries),
     dryRun: argv['dry-run'],
     skipUnchanged: argv['skip-unchanged'],
     hintDisk: argv.disk ?? null,
