@@ -375,7 +375,7 @@ test.serial('publish --keep 1 while a client downloads: an open download finishe
   t.is(f.code, 1, f.stdout);
   t.log(f.stderr.trim());
   oneLine(t, f.stderr);
-  t.regex(f.stderr, new RegExp(`psyopsOS\\.x86_64\\.${R1}\\.tar: HTTP 404 Not Found when resuming after \\d+ bytes: the release was removed from the repository during the download \\(a newer publish's --keep; the pointer now names ${R2}\\); nothing was armed: the booted slot and the boot configuration are unchanged, the target slot is left incomplete; run the update again`));
+  t.regex(f.stderr, new RegExp(`psyopsOS\\.x86_64\\.${R1}\\.tar: HTTP 404 Not Found when resuming after \\d+ bytes: the release was removed from the repository during the download \\(a newer publish's --keep; the pointer now names ${R2}\\); nothing was armed: the booted slot and the confirmed default are unchanged, the target slot is left incomplete \\(marked bad: rollback will not go to it\\); run the update again`));
   t.true(b.gate.requests.some((r) => /\.tar HTTP/.test(r)) && b.gate.requests.filter((r) => /\.tar HTTP/.test(r)).length === 2, b.gate.requests.join('\n'));
   const after = digests(b.img);
   for (const k of ['gpt-primary', 'gpt-backup', 'p1', 'p2', 'p3']) t.is(after[k], b.before[k], k);

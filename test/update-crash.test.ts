@@ -1,6 +1,7 @@
 /**
  * Crash safety of `update`, by fault injection rather than argument: a FaultDevice cuts power after
- * every write k of a whole update (slot B written, verified, superblock committed, then GRUB armed),
+ * every write k of a whole update (grubenv marks B not proven, slot B written, verified, superblock
+ * committed, then GRUB armed),
  * once cleanly and once tearing the crashing write after its first sector. After each cut, on what
  * the disk holds: slot A, the secret partition and both GPTs are byte-identical; grub.cfg and the
  * grubenv parse and the decision model boots A unless B is complete; B is never findable as a
@@ -14,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { FaultDevice, MemoryDevice, openDisk, PowerCut, probeFilesystem, type Disk } from '../packages/diskimage/src/index.js';
-import { inspectOpenDisk, updateSlot, type UpdateOptions } from '../packages/ab/src/index.js';
+import { inspectOpenDisk, readBootState, updateSlot, type UpdateOptions } from '../packages/ab/src/index.js';
 import { runCli } from './helpers/cli.js';
 
 const work = mkdtempSync(join(tmpdir(), 'update-crash-'));
@@ -87,9 +88,12 @@ test.serial('power cut after every write of an update (clean and torn): A intact
   t.true(commitWrite > 0, 'the superblock\'s first sector is written in a write of its own');
   t.is(counter.log[commitWrite - 1]!.offset, sbOffset + 512, 'after its second half');
   t.true(counter.log.every((w) => (w.offset >= rg.b[0] && w.offset + w.length <= rg.b[0] + rg.b[1]) || (w.offset >= rg.esp[0] && w.offset + w.length <= rg.esp[0] + rg.esp[1])), 'writes touch only slot B and, at the end, the ESP');
-  const firstEsp = counter.log.findIndex((w) => w.offset < rg.b[0]);
-  t.true(firstEsp > commitWrite, 'the ESP is edited only after B is complete');
-  t.log(`a clean update makes ${total} writes; B's superblock is write ${commitWrite}, the first ESP write ${firstEsp}`);
+  // The ESP: the mark (grubenv: B not proven) before B's first byte, then nothing until B is complete.
+  const firstB = counter.log.findIndex((w) => w.offset >= rg.b[0]);
+  t.true(firstB > 0, 'the mark is written before B');
+  const firstEsp = counter.log.findIndex((w, i) => i > firstB && w.offset < rg.b[0]);
+  t.true(firstEsp > commitWrite, 'the ESP is armed only after B is complete');
+  t.log(`a clean update makes ${total} writes; the mark writes 0..${firstB - 1}, B's superblock is write ${commitWrite}, the first arming ESP write ${firstEsp}`);
 
   let cuts = 0;
   let bootsB = 0;
@@ -110,10 +114,13 @@ test.serial('power cut after every write of an update (clean and torn): A intact
       const bProbe = await probeFilesystem(disk.partitions[3]!.region());
       const bLanded = k > commitWrite || (k === commitWrite && torn > 0); // a one-sector write torn after one sector has landed
       if (!bLanded) {
-        t.is(bProbe.type, k === 0 && !torn ? 'ext4' : 'incomplete', `cut at ${k}: B should be ${k === 0 && !torn ? 'untouched' : 'incomplete'}`);
-        if (k > 0 || torn) t.not(ins.slots[1]!.version, '20251201-000000');
+        const untouchedB = k < firstB || (k === firstB && !torn);
+        t.is(bProbe.type, untouchedB ? 'ext4' : 'incomplete', `cut at ${k}: B should be ${untouchedB ? 'untouched' : 'incomplete'}`);
+        if (!untouchedB) t.not(ins.slots[1]!.version, '20251201-000000');
       }
       t.truthy(ins.esp.grubCfg, `cut at ${k}: grub.cfg must parse (${ins.esp.errors.join('; ')})`);
+      // Cut after the mark, before the arm: B is marked, so rollback cannot make it the default.
+      if (k >= firstB && k < firstEsp) t.is((await readBootState(disk)).bad, 'psyopsOS-B', `cut at ${k}: B not marked`);
       const next = ins.esp.nextBoot?.label;
       if (next === 'psyopsOS-B') {
         bootsB++;

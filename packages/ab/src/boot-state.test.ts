@@ -242,7 +242,7 @@ test('rollback twice never rolls forward: the first ends B\'s trial, the second 
   await toolsAccept(t, img, disk);
   const second = await rollback(disk, A);
   t.like(second, { changed: false, state: { defaultLabel: A, trial: null, bad: B } });
-  t.is(second.message, 'nothing to roll back to: psyopsOS-B was never confirmed (it is marked bad: its trial failed or was ended), and rollback never makes an unproven slot the default; psyopsOS-A stays (set-next b tries psyopsOS-B, set-default b forces it)');
+  t.is(second.message, 'nothing to roll back to: psyopsOS-B was never confirmed (it is marked bad: its trial failed or was ended, or it was written without one), and rollback never makes an unproven slot the default; psyopsOS-A stays (set-next b tries psyopsOS-B, set-default b forces it)');
   // offline (no booted label): the same
   t.like(await rollback(disk), { changed: false, state: { defaultLabel: A } });
   t.like(await readBootState(disk), { defaultLabel: A, bad: B, nextBoot: { label: A } });

@@ -445,6 +445,26 @@ export async function markBad(disk: Disk, booted?: BootedArg, opts: { slot?: str
   });
 }
 
+/**
+ * Record that `label` is about to be rewritten and so is not proven (RAUC marks the target bad
+ * before it installs): psyopsos_bad names it, its own trial or failure ends, one grubenv write.
+ * `update` calls it right before the slot's first byte; arming a trial afterwards clears it, so
+ * `update --no-switch`, a killed update or a cut before the arm leave it marked and rollback
+ * refuses the slot. Nothing is written when it is already marked, or when it is the confirmed
+ * default (marking that would leave GRUB's fallback marked; `update --force` rewrites it only
+ * while the booted slot is on trial). Returns whether grubenv changed.
+ */
+export async function markUnproven(disk: Disk, label: string): Promise<boolean> {
+  return withEsp(disk, async (esp) => {
+    const l = resolveLabel(esp.cfg, label);
+    const s = bootStateOf(esp.cfg, esp.env);
+    if (l === s.defaultLabel) return false;
+    if (s.bad === l && s.trial?.label !== l && s.failed !== l) return false;
+    await endTrial(esp, l);
+    return true;
+  });
+}
+
 /** Does the slot hold a complete OS (its /psyopsOS.tar.minisig, written last)? */
 async function slotComplete(disk: Disk, label: string): Promise<boolean> {
   try {
@@ -479,7 +499,7 @@ export async function rollback(disk: Disk, booted?: BootedArg): Promise<BootStat
     if (others.length !== 1) throw new InputError(`rollback: grub.cfg boots ${esp.cfg.slots.map(slotEntryLabel).join(', ')}; cannot tell the other slot from ${from ?? 'none'}`);
     const target = others[0]!;
     if (target !== s.defaultLabel && (target === s.failed || target === s.bad)) {
-      const why = target === s.failed ? 'failed its trial' : 'was never confirmed (it is marked bad: its trial failed or was ended)';
+      const why = target === s.failed ? 'failed its trial' : 'was never confirmed (it is marked bad: its trial failed or was ended, or it was written without one)';
       return done(
         false,
         `nothing to roll back to: ${target} ${why}, and rollback never makes an unproven slot the default; ${s.defaultLabel ?? 'the default'} stays (set-next ${lower(target)} tries ${target}, set-default ${lower(target)} forces it)`,

@@ -52,7 +52,7 @@ import { decodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from './min
 import { MinisignVerifier, readPublicKeyFile } from './minisign/verify.js';
 import { parseTrustedComment } from './minisign/trusted.js';
 import { readSignatureInfo, readSlotTrust } from './inspect.js';
-import { armTrial, checkTrialTries, inferBooted, planTrial, readBootState, type BootState } from './boot-state.js';
+import { armTrial, checkTrialTries, inferBooted, markUnproven, planTrial, readBootState, type BootState } from './boot-state.js';
 import { checkRelease, type Installed } from './policy.js';
 import { requireOsFiles, writeSlot } from './slot-write.js';
 
@@ -122,6 +122,8 @@ export interface UpdateResult {
   durationMs: number;
   /** The boot state after arming (null with --no-switch or --dry-run). */
   armed: BootState | null;
+  /** The slot left marked not proven (psyopsos_bad: rollback will not make it the default): the target with --no-switch, else null. */
+  unproven: string | null;
   /** With sameVersion 'up-to-date': why nothing was written ('booted': running it; 'armed': written, boots next). */
   upToDate?: 'booted' | 'armed';
   warnings: string[];
@@ -207,6 +209,7 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
       bytesSkipped: 0,
       durationMs: 0,
       armed: null,
+      unproven: null,
       warnings,
     };
     if (upToDate) {
@@ -245,6 +248,16 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
     // ---- write: pending marker, filesystem, verify, superblock last ----
     // Reused read buffers: HashTap hashes each chunk at once and the ext4 writer holds few (file-chunks.ts).
     const input = await openUpdateInput(o.osTar, { stdin: o.stdin, reuseBuffers: true });
+    // From the first byte on the target is not proven: mark it (arming clears the mark), so
+    // --no-switch, a kill or a cut before the arm leave nothing rollback could make the default.
+    // Not the confirmed default (--force while the booted slot is on trial): it is GRUB's
+    // fallback, and markUnproven leaves it unmarked.
+    if (state.defaultLabel !== targetLabel) {
+      await markUnproven(disk, targetLabel).catch(async (e) => {
+        await input.stream[Symbol.asyncIterator]().return?.(undefined).catch(() => {});
+        throw e;
+      });
+    }
     const written = await writeVerifiedSlot(part, targetLabel, input, verifier, sigText, warnings, {
       skipUnchanged: o.skipUnchanged ?? isBlock,
       now: sourceDateEpoch() ?? versionTime(newVersion) ?? Math.floor(Date.now() / 1000),
@@ -254,7 +267,7 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
 
     // ---- hand it to GRUB, last ----
     if (o.noSwitch) {
-      // nothing to arm
+      if (state.defaultLabel !== targetLabel) result.unproven = targetLabel; // marked above; set-next tries it
     } else if (state.defaultLabel === targetLabel && state.trial) {
       // Only with --force over rule 2: the slot rewritten is the confirmed default, and the
       // booted slot's trial goes on; GRUB falls back to the new bytes here if that trial fails.

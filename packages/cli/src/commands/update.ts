@@ -103,7 +103,8 @@ function describe(r: UpdateResult, markGood: (label: string) => string): string 
     if (r.armed) {
       const t = r.armed.trial;
       lines.push(t ? `next boot: ${t.label} on trial (${t.triesLeft} tries); confirm with "${markGood(t.label)}" after a healthy boot` : `default slot: ${r.armed.defaultLabel}`);
-    } else lines.push('boot configuration unchanged (--no-switch)');
+    } else if (r.unproven) lines.push(`not armed (--no-switch): ${r.unproven} is marked not proven, so rollback will not make it the default; set-next ${r.target.slot} tries it`);
+    else lines.push('boot configuration unchanged');
   }
   return lines.join('\n') + '\n';
 }
