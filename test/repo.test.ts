@@ -16,7 +16,7 @@ import { decodePublicKey, encodeSignature, formatTrustedComment, publish, readSe
 import { repoRoot, runCli, type CliResult } from './helpers/cli.js';
 import { needTools, skipOrFail } from './helpers/skip.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
-import { blkidPartition, checkSlot, digests, espFile, have, tarDir, writeOsTar } from './helpers/update.js';
+import { blkidPartition, checkSlot, digests, espFile, GRUBENV_B_MARKED, grubenvText, have, tarDir, writeOsTar } from './helpers/update.js';
 import { startGateProxy } from './helpers/dropping-proxy.js';
 
 const work = mkdtempSync(join(tmpdir(), 'repo-'));
@@ -193,7 +193,7 @@ async function hostileRepo(name: string, tc: string, sec = key.sec): Promise<str
   return `http://127.0.0.1:${nginx!.port}/${name}/`;
 }
 
-test.serial('hostile pointers: filename=../evil.tar, another file name, another architecture, another key, an edited trusted comment, a tarball not matching: refused in one line, disk unchanged', async (t) => {
+test.serial('hostile pointers: filename=../evil.tar, another file name, another architecture, another key, an edited trusted comment, a tarball not matching: refused in one line, disk unchanged (the last: B incomplete and marked)', async (t) => {
   if (skipped(t, toolSkip ?? nginxSkip)) return;
   const cases: [string, string, RegExp, string?][] = [
     ['dotdot', `type=psyopsOS filename=../evil.tar version=${V3}`, /names "\.\.\/evil\.tar", which is not a file name in the repository/],
@@ -231,7 +231,7 @@ test.serial('hostile pointers: filename=../evil.tar, another file name, another 
     }
     t.deepEqual(digests(img), before, 'edited');
   }
-  // A tarball that does not match its signature: the slot is left incomplete, A and the ESP untouched.
+  // A tarball that does not match its signature: the slot is left incomplete and marked, A and grub.cfg untouched.
   const dir = join(www, 'tampered');
   mkdirSync(dir, { recursive: true });
   for (const f of readdirSync(repo)) copyFileSync(join(repo, f), join(dir, f));
@@ -245,7 +245,8 @@ test.serial('hostile pointers: filename=../evil.tar, another file name, another 
   oneLine(t, u.stderr);
   t.regex(u.stderr, /signature verification failed/);
   const after = digests(img);
-  for (const k of ['gpt-primary', 'gpt-backup', 'p1', 'p2', 'p3']) t.is(after[k], before[k], k);
+  for (const k of ['gpt-primary', 'gpt-backup', 'p2', 'p3']) t.is(after[k], before[k], k);
+  t.is(grubenvText(img), GRUBENV_B_MARKED, "the ESP's one change: B marked not proven before its first byte");
   // Missing file named by a valid pointer.
   rmSync(join(dir, `psyopsOS.x86_64.${V3}.tar`));
   const img2 = fresh();
