@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './helpers/cli.js';
-import { digests, extract } from './helpers/update.js';
+import { digests, espFile, extract, GRUBENV_B_MARKED, grubenvText } from './helpers/update.js';
 import { BOOT_FILES, hostileTars, tar } from './helpers/hostile-tar.js';
 import { needTools } from './helpers/skip.js';
 
@@ -170,6 +170,7 @@ async function one(t: ExecutionContext, name: string, file: string, kind: Kind, 
   }
   const img = sparseCopy(base, join(work, `${name}-${label.replace(/\W+/g, '_')}.img`));
   const before = digests(img, ['p4']); // p4 = psyopsOS-B, the update's target; the rest must not move on a refusal
+  const cfgBefore = espFile(img, '/grub/grub.cfg');
   const r = await runBounded([kind, img, ...args]);
   checkRun(t, what, r);
   if (kind === 'update' && (ACCEPTED[name] ?? []).includes('update') && args.includes('--no-verify')) {
@@ -178,7 +179,13 @@ async function one(t: ExecutionContext, name: string, file: string, kind: Kind, 
   } else {
     // Signed by another file's signature: refused, at the latest when the signature fails.
     checkRefusal(t, what, r);
-    t.deepEqual(digests(img, ['p4']), before, `${what}: the booted slot, the ESP or the GPT changed`);
+    const now = digests(img, ['p4']);
+    t.deepEqual({ ...now, p1: '' }, { ...before, p1: '' }, `${what}: the booted slot or the GPT changed`);
+    // Refused after B's first byte: the ESP's one change is grubenv marking B (update marks it first).
+    if (kind === 'update' && now.p1 !== before.p1) {
+      t.deepEqual(espFile(img, '/grub/grub.cfg'), cfgBefore, `${what}: grub.cfg changed`);
+      t.is(grubenvText(img), GRUBENV_B_MARKED, `${what}: the ESP changed beyond marking B`);
+    } else t.is(now.p1, before.p1, `${what}: the ESP changed`);
   }
   rmSync(img, { force: true });
 }
