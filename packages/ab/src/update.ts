@@ -8,7 +8,8 @@
  *     written, type=psyopsOS, architecture, version policy;
  *  4. an incomplete slot cannot be found (ext4/pending.ts);
  *  5. only the target partition is written (all writes through its Region),
- *     then the ESP's boot state, last;
+ *     then the ESP's boot state, last; before its first byte one grubenv write
+ *     marks the target not proven (markUnproven), which the arm clears;
  *  7. the same slot content as `create` (writeSlot);
  *  8. write less: read-compare-skip on block devices, and the slot keeps its
  *     UUID, hash seed and timestamps so the same tarball gives the same bytes.
@@ -81,7 +82,7 @@ export interface UpdateOptions {
   allowDowngrade?: boolean;
   /** Allow the same version again, and overwriting the last good slot while the booted one is on trial. */
   force?: boolean;
-  /** Write the slot but leave the boot configuration as it is. */
+  /** Write the slot and arm nothing: it stays marked not proven (psyopsos_bad; set-next tries it). */
   noSwitch?: boolean;
   /** Boot tries for the new slot before GRUB falls back (default 3; 0 = plain switch of the default). */
   tries?: number;
@@ -131,7 +132,7 @@ export interface UpdateResult {
 
 const ARCH_NAMES: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', arm: 'armv7', ia32: 'x86', riscv64: 'riscv64' };
 
-/** Write a signed OS tarball (file, URL or `-`) into a slot of a disk image or block device, verifying the signature over the bytes as they stream, then arm the slot for a trial boot (`diskimg update`). Refusals (bad signature, downgrade, slot on trial) leave the disk's boot configuration unchanged. */
+/** Write a signed OS tarball (file, URL or `-`) into a slot of a disk image or block device, verifying the signature over the bytes as they stream, then arm the slot for a trial boot (`diskimg update`). Refusals before the write (downgrade, slot on trial, bad options) leave the disk unchanged; one during it (bad signature, broken stream) leaves the target incomplete and marked not proven. */
 export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
   const t0 = Date.now();
   const warnings: string[] = [];

@@ -38,7 +38,7 @@ export const updateCommand: CommandModule<object, Args> = {
       .option('booted-label', { type: 'string', describe: 'the running slot (default: psyopsos= on /proc/cmdline; on an image file, the slot GRUB boots next)' })
       .option('allow-downgrade', { type: 'boolean', describe: 'install a version older than the booted one' })
       .option('force', { type: 'boolean', describe: 'write the running version again; overwrite the last good slot while the booted one is on trial' })
-      .option('switch', { type: 'boolean', default: true, describe: 'arm the new slot for the next boot (--no-switch leaves the boot configuration alone)' })
+      .option('switch', { type: 'boolean', default: true, describe: 'arm the new slot for the next boot (--no-switch arms nothing: the slot stays marked not proven, set-next tries it)' })
       .option('tries', triesOption('boots the new slot gets before GRUB falls back (default 3; 0 = switch the default for good)'))
       .option('dry-run', { type: 'boolean', describe: 'check everything, write nothing, print what would happen' })
       .option('skip-unchanged', { type: 'boolean', describe: 'read each block first and write only changed ones (default: on for block devices)' }),
