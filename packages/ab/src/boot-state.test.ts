@@ -15,7 +15,7 @@ import { encodeGrubenv, parseGrubCfg, predictBoot, ENV_TRIAL } from '@diskimg/gr
 import { ESP_PATHS, InputError, PSYOPS_NAMES, SafetyError } from '@diskimg/partitions/internal';
 import { buildAbImage, VERSION_A, VERSION_B } from '../../../test/helpers/ab-image.js';
 import { buildUpstreamImage, getBootFixtures, needBoot, skipReason } from '../../../test/helpers/fixtures.js';
-import { armTrial, assertEspNotMounted, bootedLabel, markBad, markGood, readBootState, rollback, setDefault } from './boot-state.js';
+import { armTrial, assertEspNotMounted, bootedLabel, markBad, markGood, markUnproven, readBootState, rollback, setDefault } from './boot-state.js';
 import { slotStatus } from './status.js';
 
 const A = PSYOPS_NAMES.a;
@@ -252,6 +252,21 @@ test('rollback twice never rolls forward: the first ends B\'s trial, the second 
   t.is(await grubBoots(disk), B);
   await markGood(disk, B);
   t.like(await rollback(disk, B), { changed: true, state: { defaultLabel: A, bad: null } });
+  await toolsAccept(t, img, disk);
+  await disk.close();
+});
+
+test('markUnproven (update, before the slot\'s first byte): marks the target and ends its own trial; never the confirmed default; nothing written when already marked; a new arm clears it', async (t) => {
+  if (!ready(t)) return;
+  const { img, disk } = await fresh();
+  t.false(await markUnproven(disk, A), 'the confirmed default is never marked');
+  t.like(await readBootState(disk), { defaultLabel: A, bad: null });
+  await armTrial(disk, B);
+  t.true(await markUnproven(disk, B));
+  t.like(await readBootState(disk), { defaultLabel: A, trial: null, bad: B, nextBoot: { label: A } });
+  t.false(await markUnproven(disk, B), 'already marked');
+  t.like(await rollback(disk, A), { changed: false, state: { defaultLabel: A, bad: B } });
+  t.like(await armTrial(disk, B), { trial: { label: B }, bad: null });
   await toolsAccept(t, img, disk);
   await disk.close();
 });
