@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { UsageError } from '@diskimg/partitions/internal';
 import { bootDisk } from './boot-common.js';
-import { printJson, takeSignals } from '../output.js';
+import { displayText, printJson, takeSignals } from '../output.js';
 
 interface Args {
   disk?: string;
@@ -50,7 +50,7 @@ export const serveCommand: CommandModule<object, Args> = {
     const stopped = new Promise<void>((resolve) => (stop = resolve));
     const release = takeSignals(() => stop());
     if (argv.json) printJson({ url: server.url, disk });
-    process.stderr.write(`diskimg: serving ${disk} on ${server.url} (GET /health, GET /)\n`);
+    process.stderr.write(`diskimg: serving ${displayText(disk)} on ${server.url} (GET /health, GET /)\n`);
     await stopped;
     release();
     await server.close();

