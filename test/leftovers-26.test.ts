@@ -66,3 +66,16 @@ test('a hostile name quoted in a warning (update-esp manifest, create) is escape
   t.is(c2.code, 0, c2.stderr);
   t.notRegex(c2.stderr, RAW, JSON.stringify(c2.stderr));
 });
+
+// ---- 26.12: numeric options --------------------------------------------------------------------
+
+test('serve --repo-cache with a value that is not whole seconds: exit 2, one line naming the option and the value, before anything starts', async (t) => {
+  for (const v of ['abc', '', '1e3', '0x10', '-1', '1.5', ' 5']) {
+    const r = await runCli(['serve', join(work, 'absent.img'), '--listen', '127.0.0.1:0', '--repo', work, '--no-verify', '--repo-cache', v]);
+    t.is(r.code, 2, `${v}: ${r.stderr}`);
+    t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+    t.true(r.stderr.startsWith(`diskimg: --repo-cache ${JSON.stringify(v)}: a whole number`), r.stderr);
+    t.notRegex(r.stderr, /NaN|serving|internal error/);
+    t.is(r.stdout, '');
+  }
+});
