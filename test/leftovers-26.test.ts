@@ -6,10 +6,11 @@
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
+import { gptDisk, sh } from './helpers/fs-disk.js';
 import { needTools } from './helpers/skip.js';
 
 const work = mkdtempSync(join(tmpdir(), 'leftovers-26-'));
@@ -77,5 +78,53 @@ test('serve --repo-cache with a value that is not whole seconds: exit 2, one lin
     t.true(r.stderr.startsWith(`diskimg: --repo-cache ${JSON.stringify(v)}: a whole number`), r.stderr);
     t.notRegex(r.stderr, /NaN|serving|internal error/);
     t.is(r.stdout, '');
+  }
+});
+
+// ---- 26.19: symlink targets that are not UTF-8 ---------------------------------------------------
+
+test('a symlink target that is not UTF-8: ls shows it escaped, --json has targetBase64 with the exact bytes (ext4 by debugfs, SquashFS by unsquashfs)', async (t) => {
+  if (!needTools(t, 'mkfs.ext4', 'sgdisk', 'debugfs', 'mksquashfs', 'unsquashfs')) return;
+  const latin = (s: string) => Buffer.from(s, 'latin1');
+  // A fast link (in the inode), a slow one (in a block: over 60 bytes) with a backslash, and a plain one.
+  const links: [string, Buffer, string][] = [
+    ['fast', latin('a\xff'), 'a\\xff'],
+    ['slow', latin(`x/${'y'.repeat(70)}\xfe\\z`), `x/${'y'.repeat(70)}\\xfe\\\\z`],
+    ['plain', latin('etc/os-release'), 'etc/os-release'],
+  ];
+  const root = join(work, 'links-root');
+  const sqRoot = join(work, 'links-sq');
+  for (const d of [root, sqRoot]) {
+    mkdirSync(d, { recursive: true });
+    for (const [n, target] of links) symlinkSync(target, join(d, n));
+  }
+  sh('mksquashfs', [sqRoot, join(root, 'sq'), '-noappend', '-quiet', '-no-progress', '-processors', '1']);
+  const fs = join(work, 'links.fs');
+  sh('mkfs.ext4', ['-q', '-F', '-L', 'lk-ext4', '-d', root, fs, '8M']);
+  const disk = join(work, 'links-disk.img');
+  gptDisk(disk, [{ name: 'lk-ext4', image: fs }]);
+
+  // The judges: debugfs (fast link dest, slow link's block) and unsquashfs -lln, both as bytes.
+  const fastDest = /Fast link dest: "([\s\S]*)"\n/.exec(sh('debugfs', ['-R', 'stat /fast', fs]).toString('latin1'))?.[1];
+  t.deepEqual(latin(fastDest ?? ''), links[0]![1]);
+  t.deepEqual(sh('debugfs', ['-R', 'cat /slow', fs]), links[1]![1]);
+  const lln = sh('unsquashfs', ['-lln', join(root, 'sq')]);
+  for (const [n, target] of links) t.true(lln.includes(Buffer.concat([latin(`squashfs-root/${n} -> `), target, latin('\n')])), `unsquashfs lists ${n}`);
+
+  for (const spec of ['lk-ext4:/', 'lk-ext4:/sq!/']) {
+    const r = await runCli(['ls', disk, spec, '--json']);
+    t.is(r.code, 0, r.stderr);
+    const m = new Map<string, any>(r.json.entries.map((e: any) => [e.name, e]));
+    t.is(m.has('lost+found'), spec === 'lk-ext4:/', `${spec}: the ext4 root, then the SquashFS one`);
+    for (const [n, target, shown] of links) {
+      const e = m.get(n);
+      t.is(e?.type, 'symlink', `${spec}${n}`);
+      t.is(e?.target, shown, `${spec}${n}: target shown escaped`);
+      if (shown.includes('\\')) t.deepEqual(Buffer.from(e?.targetBase64 ?? '', 'base64'), target, `${spec}${n}: targetBase64`);
+      else t.false('targetBase64' in e, `${spec}${n}: no targetBase64 for a UTF-8 target`);
+    }
+    const human = await runCli(['ls', disk, spec]);
+    t.is(human.code, 0, human.stderr);
+    t.true(human.stdout.split('\n').some((l) => l.endsWith(' fast -> a\\xff')), human.stdout);
   }
 });
