@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
+import { runCliBounded } from './helpers/bounded-cli.js';
 import { gptDisk, sh } from './helpers/fs-disk.js';
 import { needTools } from './helpers/skip.js';
 
@@ -32,6 +33,14 @@ function tarOf(dir: string, out: string): string {
 }
 const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 /** ESC, BEL, CR, other C0/C1 controls, DEL and the bidi controls: none may reach a terminal. */
+/** Hostile inputs run bounded: a time limit and a peak RSS (KiB, /usr/bin/time -f %M). */
+const MAX_RSS_KIB = 400 * 1024;
+async function bounded(t: import('ava').ExecutionContext, args: string[]) {
+  const r = await runCliBounded(args, { timeoutMs: 60_000, env: ENV });
+  t.false(r.timedOut, `${args[0]}: ended within 60 s`);
+  t.true(r.rssKiB !== undefined && r.rssKiB < MAX_RSS_KIB, `${args[0]}: peak RSS ${r.rssKiB} KiB`);
+  return { ...r, stdout: r.stdout.toString('utf8') };
+}
 const RAW = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
 
 // ---- 26.13: warnings on stderr ----------------------------------------------------------------
@@ -49,7 +58,7 @@ test('a hostile name quoted in a warning (update-esp manifest, create) is escape
   const manifest = JSON.stringify({ extra_programs: { [evil]: 'tool' } });
   const hostile = tarOf(tree('esp-evil', { 'EFI/BOOT/BOOTX64.EFI': Buffer.alloc(5_000, 5), 'manifest.json': manifest }), join(work, 'esp-evil.tar'));
   const before = sha(img);
-  const r = await runCli(['update-esp', img, '--esp-tar', hostile, '--no-verify', '--allow-downgrade', '--dry-run'], { env: ENV });
+  const r = await bounded(t, ['update-esp', img, '--esp-tar', hostile, '--no-verify', '--allow-downgrade', '--dry-run']);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stderr, /warning: manifest\.json names \/x\\x1b\[31mRED\\x07\\xe2\\x80\\xaegnp\.efi, which the payload does not hold/);
   t.notRegex(r.stderr, RAW, JSON.stringify(r.stderr));
@@ -72,7 +81,7 @@ test('a hostile name quoted in a warning (update-esp manifest, create) is escape
 
 test('serve --repo-cache with a value that is not whole seconds: exit 2, one line naming the option and the value, before anything starts', async (t) => {
   for (const v of ['abc', '', '1e3', '0x10', '-1', '1.5', ' 5']) {
-    const r = await runCli(['serve', join(work, 'absent.img'), '--listen', '127.0.0.1:0', '--repo', work, '--no-verify', '--repo-cache', v]);
+    const r = await bounded(t, ['serve', join(work, 'absent.img'), '--listen', '127.0.0.1:0', '--repo', work, '--no-verify', '--repo-cache', v]);
     t.is(r.code, 2, `${v}: ${r.stderr}`);
     t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
     t.true(r.stderr.startsWith(`diskimg: --repo-cache ${JSON.stringify(v)}: a whole number`), r.stderr);
@@ -123,7 +132,7 @@ test('a symlink target that is not UTF-8: ls shows it escaped, --json has target
       if (shown.includes('\\')) t.deepEqual(Buffer.from(e?.targetBase64 ?? '', 'base64'), target, `${spec}${n}: targetBase64`);
       else t.false('targetBase64' in e, `${spec}${n}: no targetBase64 for a UTF-8 target`);
     }
-    const human = await runCli(['ls', disk, spec]);
+    const human = await bounded(t, ['ls', disk, spec]);
     t.is(human.code, 0, human.stderr);
     t.true(human.stdout.split('\n').some((l) => l.endsWith(' fast -> a\\xff')), human.stdout);
   }
