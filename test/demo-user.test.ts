@@ -53,8 +53,10 @@ test('the same class in push: an ssh that cannot be started (EACCES, ENOENT) is 
   const tar = join(work, 'push.tar');
   writeFileSync(tar, Buffer.alloc(10240));
   writeFileSync(`${tar}.minisig`, 'untrusted comment: x\n');
+  // push reads its (required) --pubkey before ssh is started
+  t.is((await runCli(['keygen', '--out', join(work, 'push-key')])).code, 0);
   for (const [why, path] of [['EACCES', noexec], ['ENOENT', empty]] as const) {
-    const r = await runCli(['push', '/dev/sdx', '--ssh', 'root@node', '--os-tar', tar], { env: { PATH: path } });
+    const r = await runCli(['push', '/dev/sdx', '--ssh', 'root@node', '--os-tar', tar, '--pubkey', join(work, 'push-key.pub')], { env: { PATH: path } });
     t.is(r.code, 1, `${why}: ${r.stderr}`);
     t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
     t.regex(r.stderr, new RegExp(`^diskimg: ssh: the ssh client could not be run \\(${why}`), why);

@@ -252,7 +252,7 @@ test('26.12: --tries and the trial are checked before the first byte is written 
   await refused(t, img, [...args, '--tries', '12', '--dry-run'], /--tries "12"/, 2);
   await refused(t, img, ['set-next', img, 'b', '--tries', 'abc'], /--tries "abc"/, 2);
   // push checks it before ssh is ever started (no such host is contacted).
-  await refused(t, img, ['push', img, '--ssh', 'nobody@host.invalid', '--os-tar', osV2, '--tries', '10'], /--tries "10"/, 2);
+  await refused(t, img, ['push', img, '--ssh', 'nobody@host.invalid', '--os-tar', osV2, '--pubkey', key.pub, '--tries', '10'], /--tries "10"/, 2);
   // The trial itself: B is the confirmed default and A runs (--booted-label A): arming A's
   // neighbour would be refused by armTrial; now before the slot is written.
   const def = fresh();

@@ -79,6 +79,7 @@ test.before(async () => {
   esp1 = await makeTar(join(work, 'esp1.tar'), esp1Files);
   esp2 = await makeTar(join(work, 'esp2.tar'), [{ path: 'EFI/BOOT/BOOTX64.EFI', data: boot }, { path: 'tools2/other.efi', data: randomBytes(30_000) }]);
   base = join(work, 'base.img');
+  // unsigned payloads have no version: every update-esp here passes --allow-downgrade (policy.ts)
   await ok(['create', base, '--os-tar', os, '--esp-tar', esp1, '--no-verify', '--esp-size', '40M', '--secret-size', '8M', '--slot-size', '32M', '--seed', 'stream']);
 });
 
@@ -89,11 +90,11 @@ test.serial('create writes /psyopsESP.files as update-esp does (mtype, fsck.fat 
   t.is(mtype(img, '/psyopsESP.files'), list);
   t.deepEqual(fsck(img), { code: 0, problems: [] });
   // update-esp with the same payload finds nothing to do: create's list is the one it would write.
-  const same = await runCli(['update-esp', img, '--esp-tar', esp1, '--no-verify', '--json'], { env: ENV });
+  const same = await runCli(['update-esp', img, '--esp-tar', esp1, '--no-verify', '--allow-downgrade', '--json'], { env: ENV });
   t.is(same.code, 0, same.stderr);
   t.true(same.json.upToDate, same.stdout);
   t.deepEqual(same.json.warnings, []);
-  const r = await runCli(['update-esp', img, '--esp-tar', esp2, '--no-verify', '--json'], { env: ENV });
+  const r = await runCli(['update-esp', img, '--esp-tar', esp2, '--no-verify', '--allow-downgrade', '--json'], { env: ENV });
   t.is(r.code, 0, r.stderr);
   t.deepEqual(r.json.removed, ['/tools/memtest.efi', '/manifest.json']);
   t.deepEqual(r.json.warnings, []);
@@ -108,7 +109,7 @@ test.serial('a gzip payload declaring a 1 GiB file is refused at its header: bou
   const img = fresh();
   const sha = espSha(img);
   const bomb = await makeTar(join(work, 'bomb.tar.gz'), [{ path: 'EFI/BOOT/BOOTX64.EFI', data: boot }, { path: 'big.bin', zeros: 1 << 30 }], { gzip: true });
-  const r = await runCliMeasured(repoRoot, ['update-esp', img, '--esp-tar', bomb, '--no-verify'], { env: ENV, timeoutMs: 60_000 });
+  const r = await runCliMeasured(repoRoot, ['update-esp', img, '--esp-tar', bomb, '--no-verify', '--allow-downgrade'], { env: ENV, timeoutMs: 60_000 });
   t.is(r.code, 1, r.stderr);
   t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
   // the shared validation (validateTree) refuses it by its declared size, before the plan counts totals
@@ -123,7 +124,7 @@ test.serial('a path 2000 directories deep: installed and removed again in bounde
   const img = fresh();
   const deep = `${Array.from({ length: 2000 }, () => 'd').join('/')}/deep.efi`;
   const tar = await makeTar(join(work, 'deep.tar'), [{ path: 'EFI/BOOT/BOOTX64.EFI', data: boot }, { path: deep, data: Buffer.from('deep\n') }]);
-  const r = await runCliMeasured(repoRoot, ['update-esp', img, '--esp-tar', tar, '--no-verify', '--json'], { env: ENV, timeoutMs: 120_000 });
+  const r = await runCliMeasured(repoRoot, ['update-esp', img, '--esp-tar', tar, '--no-verify', '--allow-downgrade', '--json'], { env: ENV, timeoutMs: 120_000 });
   t.is(r.code, 0, r.stderr);
   t.deepEqual(JSON.parse(r.stdout).added, [`/${deep}`]);
   t.true(JSON.parse(r.stdout).needBytes >= 2000 * 512, 'the space check counts the 2000 new directories');
@@ -136,7 +137,7 @@ test.serial('a path 2000 directories deep: installed and removed again in bounde
     await disk.close();
   }
   t.deepEqual(fsck(img), { code: 0, problems: [] });
-  const back = await runCliMeasured(repoRoot, ['update-esp', img, '--esp-tar', esp1, '--no-verify', '--json'], { env: ENV, timeoutMs: 120_000 });
+  const back = await runCliMeasured(repoRoot, ['update-esp', img, '--esp-tar', esp1, '--no-verify', '--allow-downgrade', '--json'], { env: ENV, timeoutMs: 120_000 });
   t.is(back.code, 0, back.stderr);
   t.deepEqual(JSON.parse(back.stdout).removed, [`/${deep}`]);
   t.true(back.ms < 40_000, `${back.ms} ms`);
@@ -164,7 +165,7 @@ test.serial('a cut between the FAT copies leaves "FATs differ"; the next success
   const run = async (img: string, failAtWrite: number) => {
     const dev = new FaultDevice(await FileDevice.open(img, { writable: true }), { failAtWrite });
     try {
-      await updateEsp({ disk: dev, espTar: esp2, noVerify: true });
+      await updateEsp({ disk: dev, espTar: esp2, noVerify: true, allowDowngrade: true });
     } finally {
       await dev.close();
     }
@@ -178,7 +179,7 @@ test.serial('a cut between the FAT copies leaves "FATs differ"; the next success
     const img = fresh();
     await t.throwsAsync(() => run(img, k), { instanceOf: PowerCut });
     t.true(fsck(img).problems.some((l) => /FATs differ/.test(l)), `cut at write ${k}: FATs should differ`);
-    const r = await runCli(['update-esp', img, '--esp-tar', esp2, '--no-verify', '--json'], { env: ENV });
+    const r = await runCli(['update-esp', img, '--esp-tar', esp2, '--no-verify', '--allow-downgrade', '--json'], { env: ENV });
     t.is(r.code, 0, r.stderr);
     const after = fsck(img);
     t.false(after.problems.some((l) => /FATs differ/.test(l)), `cut at write ${k}: ${after.problems.join(' | ')}`);

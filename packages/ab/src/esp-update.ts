@@ -176,8 +176,10 @@ export async function updateEsp(o: EspUpdateOptions): Promise<EspUpdateResult> {
     const cfg = parseGrubCfg(cfgText, `${PSYOPS_NAMES.esp}:${ESP_PATHS.grubCfg}`);
     const oldSigEntry = await vol.lookup(ESP_PATHS.signature);
     const oldSig = oldSigEntry && !oldSigEntry.isDirectory ? (await vol.readFileBuffer(ESP_PATHS.signature, MAX_SIGNATURE_FILE_BYTES)).toString('utf8') : undefined;
-    const installed = installedEspVersion(oldSig);
-    const previousVersion = installed.version;
+    // An ESP with no boot program and no signature (create --no-bootloader) holds no release to roll back.
+    const bootEntry = oldSig === undefined ? await vol.lookup(ESP_BOOT_PROGRAM) : undefined;
+    const installed: Installed = oldSig === undefined && !bootEntry ? 'nothing' : installedEspVersion(oldSig);
+    const previousVersion = installed === 'nothing' ? null : installed.version;
     checkRelease({ kind: 'esp', source: sigName, fields, installed, installedName: `the ESP (${PSYOPS_NAMES.esp}:${ESP_PATHS.signature})`, allowDowngrade: o.allowDowngrade });
 
     // ---- the tarball as it arrived, verified (bounded by the partition) ----

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { DiskimgError, UsageError, sourceDateEpoch } from '@diskimg/partitions/internal';
-import { displayText, exitOnSignals, guardHumanStdout, quietOnClosedPipe } from './output.js';
+import { displayText, exitOnSignals, guardHumanStderr, guardHumanStdout, quietOnClosedPipe } from './output.js';
 import { fastStatusArgs } from './fast.js';
 import { COMPLETION_FLAG, commandSpecs, complete } from './completion.js';
 
@@ -12,6 +12,7 @@ import { COMPLETION_FLAG, commandSpecs, complete } from './completion.js';
 export async function runCli(argv: string[]): Promise<number> {
   let code = 0;
   quietOnClosedPipe();
+  guardHumanStderr(); // warnings and errors quote input: no raw control or bidi characters
   const detachSignals = exitOnSignals();
   try {
     checkSourceDateEpoch();

@@ -46,6 +46,31 @@ export function guardHumanStdout(): void {
     write(typeof chunk === 'string' ? displayLines(chunk) : chunk, ...rest)) as typeof process.stdout.write;
 }
 
+let stderrGuard = false;
+
+/** The progress line's redraw (progress.ts): the one control sequence stderr may carry. */
+const REDRAW = '\r\x1b[K';
+
+/**
+ * The same net under stderr, for every command and with --json too (stderr is always for
+ * people): warnings, errors and progress quote names, trusted comments and paths from the
+ * input, so text written there passes through displayLines. Only a leading progress redraw
+ * (`\r` + erase line) is kept as it is.
+ */
+export function guardHumanStderr(): void {
+  if (stderrGuard) return;
+  stderrGuard = true;
+  const write = process.stderr.write.bind(process.stderr) as (...a: unknown[]) => boolean;
+  const safe = (s: string) => (s.startsWith(REDRAW) ? REDRAW + displayLines(s.slice(REDRAW.length)) : displayLines(s));
+  process.stderr.write = ((chunk: unknown, ...rest: unknown[]) =>
+    write(typeof chunk === 'string' ? safe(chunk) : chunk, ...rest)) as typeof process.stderr.write;
+}
+
+/** A warning on stderr: one line, the value escaped (a newline in it stays on the line). */
+export function printWarning(text: string): void {
+  process.stderr.write(`diskimg: warning: ${displayText(text)}\n`);
+}
+
 /** `--json`: one document, indented, on stdout (the same for every command). */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

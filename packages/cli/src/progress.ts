@@ -1,4 +1,5 @@
 import { fmtBytes } from '@diskimg/partitions/internal';
+import { displayText } from './output.js';
 
 /**
  * The one progress line every command uses: on a terminal only (stderr),
@@ -68,7 +69,8 @@ export function createProgress(o: ProgressOptions): Progress {
   let last = -Infinity;
   let shown = false;
   let lastDone = 0;
-  const draw = (text: string) => {
+  const draw = (raw: string) => {
+    const text = displayText(raw); // names from the input (tar entries) may hold escapes
     const width = (stream.columns ?? 100) - 1;
     stream.write(`\r\x1b[K${text.length > width ? text.slice(0, width) : text}`);
     shown = true;

@@ -10,7 +10,7 @@ import { statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseSize, UsageError } from '@diskimg/partitions/internal';
-import { onSignalCleanup } from '../output.js';
+import { displayText, onSignalCleanup } from '../output.js';
 import { createProgress, progressWanted, type Progress } from '../progress.js';
 
 const DEFAULT_SLOT = 1536 * 2 ** 20;
@@ -87,7 +87,7 @@ export function withCreateRepo(create: CommandModule<any, any>): CommandModule<a
         try {
           if (!argv.json && !argv.quiet) {
             const names = [inputs.os, inputs.esp].filter((r) => r !== null).map((r) => `${r!.filename}${r!.verified ? '' : ' (signature NOT verified)'}`);
-            process.stderr.write(`diskimg: from ${argv.repo}: ${names.join(', ')}\n`);
+            process.stderr.write(`diskimg: from ${displayText(argv.repo)}: ${displayText(names.join(', '))}\n`);
           }
           await create.handler({
             ...argv,

@@ -3,7 +3,7 @@ import { rmSync, statSync } from 'node:fs';
 import type { BuildSummary } from '@diskimg/ab/internal';
 import type { CreateSummary } from '@diskimg/diskimage/internal';
 import { fmtBytes, InputError, parseSize, UsageError } from '@diskimg/partitions/internal';
-import { onSignalCleanup, printJson } from '../output.js';
+import { onSignalCleanup, printJson, printWarning } from '../output.js';
 import { createProgress, progressWanted } from '../progress.js';
 import { printTable } from './show.js';
 
@@ -118,14 +118,14 @@ export const createCommand: CommandModule<object, CreateArgs> = {
       },
       onWarning: (m) => {
         progress.clear();
-        process.stderr.write(`diskimg: warning: ${m}\n`);
+        printWarning(m);
       },
     }).catch((e) => {
       progress.clear();
       throw e;
     });
       progress.finish();
-      for (const u of summary.unverified) process.stderr.write(`diskimg: warning: NOT verified: ${u}\n`);
+      for (const u of summary.unverified) printWarning(`NOT verified: ${u}`);
       print(argv, summary);
     } finally {
       dropCleanup();

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import type { PublishResult } from '@diskimg/ab/internal';
 import { fmtBytes, UsageError } from '@diskimg/partitions/internal';
-import { printJson } from '../output.js';
+import { printJson, printWarning } from '../output.js';
 import { readPasswordFile } from './sign.js';
 import { parseWhole } from './numeric.js';
 
@@ -70,7 +70,7 @@ export const publishCommand: CommandModule<object, Args> = {
       keep: parseWhole('--keep', argv.keep, 1),
       allowDowngrade: argv['allow-downgrade'],
     });
-    if (!argv.quiet) for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
+    if (!argv.quiet) for (const w of r.warnings) printWarning(w);
     if (argv.json) printJson(r);
     else process.stdout.write(describe(r));
   },

@@ -15,7 +15,7 @@
 import type { CommandModule } from 'yargs';
 import { createReadStream, statSync } from 'node:fs';
 import { DiskimgError, UsageError, fmtBytes } from '@diskimg/partitions/internal';
-import { printJson } from '../output.js';
+import { printJson, printWarning } from '../output.js';
 import { retryWithDisk } from './boot-common.js';
 import { parseTries, triesOption } from './numeric.js';
 import { createProgress, progressWanted } from '../progress.js';
@@ -196,7 +196,7 @@ export const pushCommand: CommandModule<object, Args> = {
     } catch {
       throw new DiskimgError(`${a.ssh}: update: the node printed no JSON result: ${up.stdout.slice(0, 200)}`);
     }
-    for (const w of result.warnings ?? []) process.stderr.write(`diskimg: warning: ${a.ssh}: ${w}\n`);
+    for (const w of result.warnings ?? []) printWarning(`${a.ssh}: ${w}`);
 
     // 4. Reboot, only after success.
     let rebooted = false;

@@ -1,7 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { UsageError } from '@diskimg/partitions/internal';
 import { bootDisk } from './boot-common.js';
-import { printJson, takeSignals } from '../output.js';
+import { displayText, printJson, takeSignals } from '../output.js';
+import { parseWhole } from './numeric.js';
 
 interface Args {
   disk?: string;
@@ -10,7 +11,7 @@ interface Args {
   repo?: string;
   pubkey?: string;
   verify?: boolean;
-  'repo-cache': number;
+  'repo-cache'?: string;
   json?: boolean;
 }
 
@@ -27,11 +28,12 @@ export const serveCommand: CommandModule<object, Args> = {
       .option('repo', { type: 'string', describe: 'update repository (http(s) URL or directory): report the latest release and whether the ESP is stale' })
       .option('pubkey', { type: 'string', describe: 'with --repo: minisign public key that signs the releases' })
       .option('verify', { type: 'boolean', default: true, describe: 'with --repo: verify the pointers\' signatures (--no-verify: names only)' })
-      .option('repo-cache', { type: 'number', default: 300, describe: 'with --repo: seconds an answer from the repository is reused' })
+      // A string, parsed here: yargs' number type would make `abc` NaN and name it so.
+      .option('repo-cache', { type: 'string', describe: 'with --repo: whole seconds an answer from the repository is reused (default 300)' })
       .check((a) => {
         if (a.repo === undefined && (a.pubkey !== undefined || a.verify === false)) throw new UsageError('--pubkey and --no-verify go with --repo');
         if (a.repo !== undefined && a.pubkey === undefined && a.verify !== false) throw new UsageError('--repo: give --pubkey FILE (the key that signs the releases), or --no-verify');
-        if (!Number.isFinite(a['repo-cache']) || a['repo-cache'] < 0) throw new UsageError(`--repo-cache ${a['repo-cache']}: a number of seconds, 0 or more`);
+        parseWhole('--repo-cache', a['repo-cache'], 0); // before the server starts or the disk is read
         return true;
       }),
   handler: async (argv) => {
@@ -44,13 +46,13 @@ export const serveCommand: CommandModule<object, Args> = {
       listen,
       bootedLabel: argv['booted-label'],
       lastUpdatePath: lastUpdatePath(argv.disk === undefined ? undefined : disk),
-      repo: argv.repo === undefined ? undefined : repoCache({ repo: argv.repo, pubkey: argv.pubkey, noVerify: argv.verify === false, ttlSeconds: argv['repo-cache'] }),
+      repo: argv.repo === undefined ? undefined : repoCache({ repo: argv.repo, pubkey: argv.pubkey, noVerify: argv.verify === false, ttlSeconds: parseWhole('--repo-cache', argv['repo-cache'], 0) }),
     });
     let stop!: () => void;
     const stopped = new Promise<void>((resolve) => (stop = resolve));
     const release = takeSignals(() => stop());
     if (argv.json) printJson({ url: server.url, disk });
-    process.stderr.write(`diskimg: serving ${disk} on ${server.url} (GET /health, GET /)\n`);
+    process.stderr.write(`diskimg: serving ${displayText(disk)} on ${server.url} (GET /health, GET /)\n`);
     await stopped;
     release();
     await server.close();

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import type { EspUpdateResult } from '@diskimg/ab/internal';
 import { fmtBytes, UsageError } from '@diskimg/partitions/internal';
 import { bootDisk } from './boot-common.js';
-import { printJson } from '../output.js';
+import { printJson, printWarning } from '../output.js';
 
 interface Args {
   disk?: string;
@@ -57,7 +57,7 @@ export const updateEspCommand: CommandModule<object, Args> = {
       allowDowngrade: argv['allow-downgrade'],
       dryRun: argv['dry-run'],
     });
-    if (!argv.quiet) for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
+    if (!argv.quiet) for (const w of r.warnings) printWarning(w);
     if (argv.json) printJson(r);
     else process.stdout.write(describe(r));
   },

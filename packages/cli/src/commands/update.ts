@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { bootDisk } from './boot-common.js';
-import { printJson } from '../output.js';
+import { printJson, printWarning } from '../output.js';
 import { parseTries, triesOption } from './numeric.js';
 import { createProgress, progressWanted, type Progress } from '../progress.js';
 import type { UpdateResult } from '@diskimg/ab/internal';
@@ -87,7 +87,7 @@ export async function withUpdateProgress<R extends { warnings: string[] }>(argv:
     throw e;
   });
   progress?.finish();
-  if (!argv.quiet) for (const w of r.warnings) process.stderr.write(`diskimg: warning: ${w}\n`);
+  if (!argv.quiet) for (const w of r.warnings) printWarning(w);
   return r;
 }
 

@@ -39,8 +39,10 @@ export interface FsEntry {
   gid: number;
   /** Hard link count (FAT: 1). */
   links: number;
-  /** Symbolic link target. */
+  /** Symbolic link target, shown as `name` is (bytes that are not UTF-8 as `\xHH`, `\` as `\\`). */
   target?: string;
+  /** The target's bytes, base64, when `target` holds escapes (as `nameBase64`). */
+  targetBase64?: string;
   /** Device number of a character or block device (ext4, SquashFS). */
   rdev?: { major: number; minor: number };
   /** Extended attributes by full name, values base64 (ext4 only, when asked for: readdir/stat with { xattrs: true }). */
@@ -88,6 +90,14 @@ const fatPath = (p: string) => (p.includes('\\') ? p.split('/').map(nameToUtf16)
 /** The exact bytes beside an escaped name. */
 function withRawName(e: FsEntry): FsEntry {
   if (nameIsEscaped(e.name)) e.nameBase64 = nameToBytes(e.name).toString('base64');
+  return e;
+}
+
+/** A symbolic link's target, with its exact bytes beside it when the shown form holds escapes. */
+function withTarget(e: FsEntry, target: string | undefined): FsEntry {
+  if (target === undefined) return e;
+  e.target = target;
+  if (nameIsEscaped(target)) e.targetBase64 = nameToBytes(target).toString('base64');
   return e;
 }
 
@@ -155,7 +165,7 @@ function b64(m: Map<string, Buffer>): Record<string, string> {
 
 function ext4Entry(s: Ext4Stat, name: string, target?: string): FsEntry {
   const e: FsEntry = withRawName({ name, type: s.type, size: s.size, mode: s.mode, mtime: s.mtime, uid: s.uid, gid: s.gid, links: s.links });
-  if (target !== undefined) e.target = target;
+  withTarget(e, target);
   if (s.rdev) e.rdev = { ...s.rdev };
   return e;
 }
@@ -251,7 +261,7 @@ class Ext4FsReader implements FsReader {
 
 function squashfsEntry(s: SquashfsStat, name: string, target?: string): FsEntry {
   const e: FsEntry = withRawName({ name, type: s.type, size: s.size, mode: s.mode, mtime: s.mtime, uid: s.uid, gid: s.gid, links: s.links });
-  if (target !== undefined) e.target = target;
+  withTarget(e, target);
   if (s.rdev) e.rdev = { ...s.rdev };
   return e;
 }
@@ -297,6 +307,7 @@ export class SquashfsFsReader implements FsReader {
       const i = await this.fs.lookup(p, true);
       const e = await this.entry(i, baseName(p), opts);
       delete e.target;
+      delete e.targetBase64;
       return e;
     });
   }
