@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './helpers/cli.js';
-import { digests, espFile, extract, GRUBENV_B_MARKED, grubenvText } from './helpers/update.js';
+import { digests, espFile, extract, GRUBENV_B_STAGED, grubenvText } from './helpers/update.js';
 import { BOOT_FILES, hostileTars, tar } from './helpers/hostile-tar.js';
 import { needTools } from './helpers/skip.js';
 
@@ -184,7 +184,7 @@ async function one(t: ExecutionContext, name: string, file: string, kind: Kind, 
     // Refused after B's first byte: the ESP's one change is grubenv marking B (update marks it first).
     if (kind === 'update' && now.p1 !== before.p1) {
       t.deepEqual(espFile(img, '/grub/grub.cfg'), cfgBefore, `${what}: grub.cfg changed`);
-      t.is(grubenvText(img), GRUBENV_B_MARKED, `${what}: the ESP changed beyond marking B`);
+      t.is(grubenvText(img), GRUBENV_B_STAGED, `${what}: the ESP changed beyond marking B`);
     } else t.is(now.p1, before.p1, `${what}: the ESP changed`);
   }
   rmSync(img, { force: true });

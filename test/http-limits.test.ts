@@ -16,7 +16,7 @@ import { repoRoot, runCli, type CliResult } from './helpers/cli.js';
 import { startStallProxy, type StallProxy } from './helpers/dropping-proxy.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
 import { needCondition, needTools } from './helpers/skip.js';
-import { digests, GRUBENV_B_MARKED, grubenvText, tarDir, writeOsTar } from './helpers/update.js';
+import { digests, GRUBENV_B_STAGED, grubenvText, tarDir, writeOsTar } from './helpers/update.js';
 
 const work = mkdtempSync(join(tmpdir(), 'http-limits-'));
 const www = join(work, 'www');
@@ -126,15 +126,15 @@ async function refusedUpdate(t: ExecutionContext, trickleMs: number | undefined)
   t.true(s.proxy.requests.filter((q) => /\.tar HTTP/.test(q)).length >= 2, s.proxy.requests.join('\n'));
   const after = digests(s.img);
   for (const k of ['gpt-primary', 'gpt-backup', 'p2', 'p3']) t.is(after[k], before[k], `${k} byte-identical`);
-  t.is(grubenvText(s.img), GRUBENV_B_MARKED, "the ESP's one change: B marked not proven before its first byte");
+  t.is(grubenvText(s.img), GRUBENV_B_STAGED, "the ESP's one change: B staged before its first byte");
   const show = await ok(['show', s.img, '--json']);
   t.is(show.json.partitions.find((p: any) => p.number === 4).filesystem.type, 'incomplete');
 }
 
-test.serial('update --repo: the tarball\'s headers, then silence: the stall rule fails each attempt, --http-timeout ends it; one line, booted slot and confirmed default byte-identical, target incomplete and marked not proven', (t) =>
+test.serial('update --repo: the tarball\'s headers, then silence: the stall rule fails each attempt, --http-timeout ends it; one line, booted slot and confirmed default byte-identical, target incomplete and staged', (t) =>
   refusedUpdate(t, undefined));
 
-test.serial('update --repo: the tarball trickles one byte per 300 ms: stalled, resumed, then --http-timeout; one line, booted slot and confirmed default byte-identical, target incomplete and marked not proven', (t) =>
+test.serial('update --repo: the tarball trickles one byte per 300 ms: stalled, resumed, then --http-timeout; one line, booted slot and confirmed default byte-identical, target incomplete and staged', (t) =>
   refusedUpdate(t, 300));
 
 test.serial('update-esp --repo: the ESP tarball trickles: stalled, then --http-timeout; one line, the ESP and everything else byte-identical', async (t) => {

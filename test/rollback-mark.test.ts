@@ -155,19 +155,19 @@ test('mark-bad: gives up on the booted trial (the next boot is the default); the
   t.is(toolsSay(t, f.img, f.esp), `psyopsos_trial=${B}\npsyopsos_tries=3\npsyopsos_armed=3\n`);
 });
 
-test('update --no-switch marks the written slot not proven: rollback refuses it (B never becomes the default), set-next b clears the mark (27.2)', async (t) => {
+test('update --no-switch stages the written slot (psyopsos_staged): rollback refuses it (B never becomes the default), set-next b clears the mark (27.2)', async (t) => {
   const f = await fresh(t);
   if (!f) return;
   // buildAbImage signed osB.tar as VERSION_B (newer than A's) with base.img.pub.
   const up = await ok(t, ['update', f.img, '--slot', 'inactive', '--os-tar', join(work, 'osB.tar'), '--pubkey', join(work, 'base.img.pub'), '--no-switch']);
-  t.regex(up.stdout, /^wrote psyopsOS-B .*\nnot armed \(--no-switch\): psyopsOS-B is marked not proven, so rollback will not make it the default; set-next b tries it\n$/s);
-  t.is(toolsSay(t, f.img, f.esp), `psyopsos_bad=${B}\n`);
+  t.regex(up.stdout, /^wrote psyopsOS-B .*\npsyopsOS-B staged \(not armed\): rollback will not make it the default; set-next b tries it\n$/s);
+  t.is(toolsSay(t, f.img, f.esp), `psyopsos_staged=${B}\n`);
   const before = espHash(f.img, f.esp);
   const rb = await ok(t, ['rollback', f.img, '--json']);
-  t.like(rb.json, { changed: false, state: { defaultLabel: A, trial: null, bad: B, nextBoot: { label: A } } });
-  t.regex(rb.json.message, /^nothing to roll back to: psyopsOS-B was never confirmed .*set-next b tries psyopsOS-B/);
+  t.like(rb.json, { changed: false, state: { defaultLabel: A, trial: null, bad: null, staged: B, nextBoot: { label: A } } });
+  t.regex(rb.json.message, /^nothing to roll back to: psyopsOS-B was written but never booted \(staged\),.*set-next b tries psyopsOS-B/);
   t.is(espHash(f.img, f.esp), before, 'the refused rollback writes nothing');
-  t.is(toolsSay(t, f.img, f.esp), `psyopsos_bad=${B}\n`);
+  t.is(toolsSay(t, f.img, f.esp), `psyopsos_staged=${B}\n`);
   t.is(grubBoots(f.img, f.esp), A);
   // set-next b tries it: the mark goes
   await ok(t, ['set-next', f.img, 'b']);

@@ -119,8 +119,8 @@ test.serial('power cut after every write of an update (clean and torn): A intact
         if (!untouchedB) t.not(ins.slots[1]!.version, '20251201-000000');
       }
       t.truthy(ins.esp.grubCfg, `cut at ${k}: grub.cfg must parse (${ins.esp.errors.join('; ')})`);
-      // Cut after the mark, before the arm: B is marked, so rollback cannot make it the default.
-      if (k >= firstB && k < firstEsp) t.is((await readBootState(disk)).bad, 'psyopsOS-B', `cut at ${k}: B not marked`);
+      // Cut after the mark, before the arm: B is staged, so rollback cannot make it the default.
+      if (k >= firstB && k < firstEsp) t.is((await readBootState(disk)).staged, 'psyopsOS-B', `cut at ${k}: B not staged`);
       const next = ins.esp.nextBoot?.label;
       if (next === 'psyopsOS-B') {
         bootsB++;

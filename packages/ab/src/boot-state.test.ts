@@ -15,7 +15,7 @@ import { encodeGrubenv, parseGrubCfg, predictBoot, ENV_TRIAL } from '@diskimg/gr
 import { ESP_PATHS, InputError, PSYOPS_NAMES, SafetyError } from '@diskimg/partitions/internal';
 import { buildAbImage, VERSION_A, VERSION_B } from '../../../test/helpers/ab-image.js';
 import { buildUpstreamImage, getBootFixtures, needBoot, skipReason } from '../../../test/helpers/fixtures.js';
-import { armTrial, assertEspNotMounted, bootedLabel, markBad, markGood, markUnproven, readBootState, rollback, setDefault } from './boot-state.js';
+import { armTrial, assertEspNotMounted, bootedLabel, markBad, markGood, markStaged, readBootState, rollback, setDefault } from './boot-state.js';
 import { slotStatus } from './status.js';
 
 const A = PSYOPS_NAMES.a;
@@ -80,7 +80,7 @@ test('a fresh image: A confirmed, no trial, no counting block; status "ok"', asy
   if (!ready(t)) return;
   const { disk } = await fresh();
   t.deepEqual(await readBootState(disk), {
-    defaultLabel: A, trial: null, failed: null, bad: null, nextBoot: { label: A, reason: 'default' }, countingBlock: false,
+    defaultLabel: A, trial: null, failed: null, bad: null, staged: null, nextBoot: { label: A, reason: 'default' }, countingBlock: false,
   });
   t.like(await slotStatus(disk), { line: `${A} ${VERSION_A} ok`, confirmed: true });
   await disk.close();
@@ -242,7 +242,7 @@ test('rollback twice never rolls forward: the first ends B\'s trial, the second 
   await toolsAccept(t, img, disk);
   const second = await rollback(disk, A);
   t.like(second, { changed: false, state: { defaultLabel: A, trial: null, bad: B } });
-  t.is(second.message, 'nothing to roll back to: psyopsOS-B was never confirmed (it is marked bad: its trial failed or was ended, or it was written without one), and rollback never makes an unproven slot the default; psyopsOS-A stays (set-next b tries psyopsOS-B, set-default b forces it)');
+  t.is(second.message, 'nothing to roll back to: psyopsOS-B was never confirmed (it is marked bad: its trial failed or was ended), and rollback never makes an unproven slot the default; psyopsOS-A stays (set-next b tries psyopsOS-B, set-default b forces it)');
   // offline (no booted label): the same
   t.like(await rollback(disk), { changed: false, state: { defaultLabel: A } });
   t.like(await readBootState(disk), { defaultLabel: A, bad: B, nextBoot: { label: A } });
@@ -256,17 +256,30 @@ test('rollback twice never rolls forward: the first ends B\'s trial, the second 
   await disk.close();
 });
 
-test('markUnproven (update, before the slot\'s first byte): marks the target and ends its own trial; never the confirmed default; nothing written when already marked; a new arm clears it', async (t) => {
+test('markStaged (update, before the slot\'s first byte): stages the target (psyopsos_staged, not bad) and ends its own trial; never the confirmed default; nothing written when already staged; rollback refuses it; a new arm, set-default or mark-bad clears it', async (t) => {
   if (!ready(t)) return;
   const { img, disk } = await fresh();
-  t.false(await markUnproven(disk, A), 'the confirmed default is never marked');
-  t.like(await readBootState(disk), { defaultLabel: A, bad: null });
+  t.false(await markStaged(disk, A), 'the confirmed default is never marked');
+  t.like(await readBootState(disk), { defaultLabel: A, bad: null, staged: null });
   await armTrial(disk, B);
-  t.true(await markUnproven(disk, B));
-  t.like(await readBootState(disk), { defaultLabel: A, trial: null, bad: B, nextBoot: { label: A } });
-  t.false(await markUnproven(disk, B), 'already marked');
-  t.like(await rollback(disk, A), { changed: false, state: { defaultLabel: A, bad: B } });
-  t.like(await armTrial(disk, B), { trial: { label: B }, bad: null });
+  t.true(await markStaged(disk, B));
+  t.like(await readBootState(disk), { defaultLabel: A, trial: null, bad: null, staged: B, nextBoot: { label: A } });
+  t.false(await markStaged(disk, B), 'already staged');
+  const rb = await rollback(disk, A);
+  t.like(rb, { changed: false, state: { defaultLabel: A, bad: null, staged: B } });
+  t.is(rb.message, 'nothing to roll back to: psyopsOS-B was written but never booted (staged), and rollback never makes an unproven slot the default; psyopsOS-A stays (set-next b tries psyopsOS-B, set-default b forces it)');
+  t.like(await armTrial(disk, B), { trial: { label: B }, bad: null, staged: null });
+  await toolsAccept(t, img, disk);
+  // a bad slot rewritten: staged replaces bad (its bytes are being overwritten)
+  await rollback(disk, A);
+  t.like(await readBootState(disk), { bad: B, staged: null });
+  t.true(await markStaged(disk, B));
+  t.like(await readBootState(disk), { bad: null, staged: B });
+  // mark-bad of a staged slot: bad, no longer staged
+  t.like(await markBad(disk, A, { slot: 'b' }), { changed: true, state: { bad: B, staged: null } });
+  await markStaged(disk, B);
+  // set-default to it clears it
+  t.like(await setDefault(disk, B), { defaultLabel: B, staged: null, bad: null });
   await toolsAccept(t, img, disk);
   await disk.close();
 });

@@ -25,6 +25,7 @@ import {
   DEFAULT_TRIES,
   ENV_ARMED,
   ENV_BAD,
+  ENV_STAGED,
   ENV_FAILED,
   ENV_TRIAL,
   ENV_TRIES,
@@ -69,6 +70,13 @@ export interface BootState {
    * trial of it (set-next, update), mark-good of it or set-default to it clears the mark.
    */
   bad: string | null;
+  /**
+   * A slot `update` wrote (or began to write) and nobody has tried yet (psyopsos_staged):
+   * `update --no-switch`, or an update killed or refused before its arm. Not proven, so rollback
+   * never makes it the default; not failed, so check offers its version and update rewrites and
+   * arms it. A trial of it, a confirm of it, set-default to it or mark-bad of it clears it.
+   */
+  staged: string | null;
   /** What GRUB boots next, and why (predictBoot: default, trial, fell-back). */
   nextBoot: { label: string | null; reason: BootReason };
   /** grub.cfg has the counting block (without it a trial in grubenv does nothing). */
@@ -94,6 +102,7 @@ export function bootStateOf(cfg: ParsedGrubCfg, env: Uint8Array | undefined): Bo
     trial: trialLabel ? { label: trialLabel, triesLeft: num(vars!.get(ENV_TRIES)) ?? 0 } : null,
     failed: vars?.get(ENV_FAILED) || null,
     bad: vars?.get(ENV_BAD) || null,
+    staged: vars?.get(ENV_STAGED) || null,
     nextBoot: { label: d.label ?? null, reason: d.reason },
     countingBlock: cfg.countingBlock,
   };
@@ -247,18 +256,21 @@ async function writeEnv(esp: Esp, env: Buffer): Promise<void> {
 
 /**
  * No trial and no failure left in grubenv (other variables kept); `bad` the slot recorded as not
- * proven (psyopsos_bad), or none. Nothing is written when grubenv already says exactly that.
+ * proven (psyopsos_bad), `staged` the slot written and never tried (psyopsos_staged), or none.
+ * Nothing is written when grubenv already says exactly that.
  */
-async function endTrial(esp: Esp, bad?: string | null): Promise<void> {
+async function endTrial(esp: Esp, bad?: string | null, staged?: string | null): Promise<void> {
   const vars = envVars(esp.env);
-  const want: Partial<Record<(typeof COUNTING_VARS)[number], string>> = bad ? { [ENV_BAD]: bad } : {};
-  if (esp.env === undefined && !bad) return;
+  const want: Partial<Record<(typeof COUNTING_VARS)[number], string>> = { ...(bad ? { [ENV_BAD]: bad } : {}), ...(staged ? { [ENV_STAGED]: staged } : {}) };
+  if (esp.env === undefined && !bad && !staged) return;
   if (vars && COUNTING_VARS.every((n) => vars.get(n) === want[n])) return;
   await writeEnv(esp, envWith(esp.env, want));
 }
 
 /** The bad mark that stays when `label` becomes the default or goes on trial: it clears its own. */
 const badAfter = (s: BootState, label: string) => (s.bad && s.bad !== label ? s.bad : null);
+/** Likewise the staged mark: a trial, confirm, set-default or mark-bad of the slot clears its own. */
+const stagedAfter = (s: BootState, label: string) => (s.staged && s.staged !== label ? s.staged : null);
 
 /** A slot label from "a", "b" or a label the grub.cfg boots. */
 function resolveLabel(cfg: ParsedGrubCfg, slot: string): string {
@@ -286,7 +298,7 @@ export async function setDefault(disk: Disk, label: string): Promise<BootState> 
     const l = resolveLabel(esp.cfg, label);
     const s = bootStateOf(esp.cfg, esp.env);
     await writeCfg(esp, setGrubCfgDefault(esp.cfgText, l, esp.cfgName));
-    await endTrial(esp, badAfter(s, l));
+    await endTrial(esp, badAfter(s, l), stagedAfter(s, l));
     return bootStateOf(esp.cfg, esp.env);
   });
 }
@@ -336,9 +348,17 @@ function trialPlan(esp: Esp, label: string, tries: number): { l: string; cfgText
     throw new InputError(`${l} is already the confirmed default: there is nothing to try (set-default switches without a trial)`);
   }
   const cfgText = withCountingBlock(esp.cfgText, { name: esp.cfgName });
-  // A new trial of the slot marked bad clears the mark (it is being tried again).
-  const bad = badAfter(bootStateOf(esp.cfg, esp.env), l);
-  const env = envWith(esp.env, { [ENV_TRIAL]: l, [ENV_TRIES]: String(tries), [ENV_ARMED]: String(tries), ...(bad ? { [ENV_BAD]: bad } : {}) });
+  // A new trial of the slot marked bad or staged clears the mark (it is being tried now).
+  const s = bootStateOf(esp.cfg, esp.env);
+  const bad = badAfter(s, l);
+  const staged = stagedAfter(s, l);
+  const env = envWith(esp.env, {
+    [ENV_TRIAL]: l,
+    [ENV_TRIES]: String(tries),
+    [ENV_ARMED]: String(tries),
+    ...(bad ? { [ENV_BAD]: bad } : {}),
+    ...(staged ? { [ENV_STAGED]: staged } : {}),
+  });
   assertTornSafe(parseGrubCfg(cfgText, esp.cfgName), env); // refuse before the first write
   return { l, cfgText, env };
 }
@@ -379,7 +399,7 @@ export async function markGood(disk: Disk, booted?: BootedArg): Promise<BootStat
     const done = (changed: boolean, message: string) => ({ changed, message, state: bootStateOf(esp.cfg, esp.env), booted: b });
     const confirm = async () => {
       await writeCfg(esp, setGrubCfgDefault(esp.cfgText, b, esp.cfgName));
-      await endTrial(esp, badAfter(s, b));
+      await endTrial(esp, badAfter(s, b), stagedAfter(s, b));
       return done(true, `${b} confirmed: it is the default now`);
     };
     if (s.trial?.label === b) {
@@ -393,7 +413,7 @@ export async function markGood(disk: Disk, booted?: BootedArg): Promise<BootStat
     // A confirm cut between its two writes: the default moved, GRUB may since have counted the trial out.
     if (s.defaultLabel === b && !s.trial && s.failed === b) return confirm();
     if (s.defaultLabel === b && !s.trial && s.failed) {
-      await endTrial(esp, s.failed);
+      await endTrial(esp, s.failed, stagedAfter(s, s.failed));
       return done(true, `${b} confirmed; ${s.failed} failed its trial and is marked bad: rollback will not go to it (set-next ${lower(s.failed)} tries it again)`);
     }
     if (s.defaultLabel === b && s.trial) {
@@ -437,30 +457,33 @@ export async function markBad(disk: Disk, booted?: BootedArg, opts: { slot?: str
       );
     }
     const done = (changed: boolean, message: string) => ({ changed, message, state: bootStateOf(esp.cfg, esp.env), slot: target });
-    if (s.bad === target && s.trial?.label !== target && s.failed !== target) return done(false, `${target} is already marked bad; nothing to do`);
+    if (s.bad === target && s.trial?.label !== target && s.failed !== target && s.staged !== target) return done(false, `${target} is already marked bad; nothing to do`);
     // Only ours change; a trial or failure of the default cannot exist (armTrial refuses it).
-    await endTrial(esp, target);
+    // Bad replaces a staged mark of the slot: it is no longer waiting to be tried.
+    await endTrial(esp, target, stagedAfter(s, target));
     const next = esp.cfg.defaultLabel ?? 'the default';
     return done(true, `${target} marked bad${s.trial?.label === target ? ': its trial ended' : ''}; the next boot is ${next} (the confirmed default); rollback will not go to it (set-next ${lower(target)} tries it again)`);
   });
 }
 
 /**
- * Record that `label` is about to be rewritten and so is not proven (RAUC marks the target bad
- * before it installs): psyopsos_bad names it, its own trial or failure ends, one grubenv write.
- * `update` calls it right before the slot's first byte; arming a trial afterwards clears it, so
- * `update --no-switch`, a killed update or a cut before the arm leave it marked and rollback
- * refuses the slot. Nothing is written when it is already marked, or when it is the confirmed
- * default (marking that would leave GRUB's fallback marked; `update --force` rewrites it only
- * while the booted slot is on trial). Returns whether grubenv changed.
+ * Record that `label` is about to be rewritten and, until a trial of it, never tried: psyopsos_staged
+ * names it, its own trial or failure ends, one grubenv write. `update` calls it right before the
+ * slot's first byte; arming a trial afterwards clears it, so `update --no-switch`, a killed update
+ * or a cut before the arm leave it staged: rollback refuses the slot (not proven), but check and
+ * update offer its version again (not failed). A bad mark of the slot is replaced: the bytes it
+ * judged are being overwritten (an interrupted rewrite leaves the slot incomplete, which rollback
+ * refuses and check offers again anyway). Nothing is written when it is already staged, or when
+ * it is the confirmed default (marking that would leave GRUB's fallback marked; `update --force`
+ * rewrites it only while the booted slot is on trial). Returns whether grubenv changed.
  */
-export async function markUnproven(disk: Disk, label: string): Promise<boolean> {
+export async function markStaged(disk: Disk, label: string): Promise<boolean> {
   return withEsp(disk, async (esp) => {
     const l = resolveLabel(esp.cfg, label);
     const s = bootStateOf(esp.cfg, esp.env);
     if (l === s.defaultLabel) return false;
-    if (s.bad === l && s.trial?.label !== l && s.failed !== l) return false;
-    await endTrial(esp, l);
+    if (s.staged === l && s.bad !== l && s.trial?.label !== l && s.failed !== l) return false;
+    await endTrial(esp, badAfter(s, l), l);
     return true;
   });
 }
@@ -491,15 +514,20 @@ export async function rollback(disk: Disk, booted?: BootedArg): Promise<BootStat
     const done = (changed: boolean, message: string) => ({ changed, message, state: bootStateOf(esp.cfg, esp.env) });
     if (s.trial) {
       if (!s.defaultLabel) throw new InputError('rollback: grub.cfg names no default slot to go back to');
-      await endTrial(esp, s.trial.label);
+      await endTrial(esp, s.trial.label, stagedAfter(s, s.trial.label));
       return done(true, `rolled back: ${s.trial.label}'s trial ended and it is marked bad; ${s.defaultLabel} stays the confirmed default`);
     }
     const from = whoBooted(disk, s, booted).label ?? s.defaultLabel;
     const others = esp.cfg.slots.map(slotEntryLabel).filter((l) => l !== from);
     if (others.length !== 1) throw new InputError(`rollback: grub.cfg boots ${esp.cfg.slots.map(slotEntryLabel).join(', ')}; cannot tell the other slot from ${from ?? 'none'}`);
     const target = others[0]!;
-    if (target !== s.defaultLabel && (target === s.failed || target === s.bad)) {
-      const why = target === s.failed ? 'failed its trial' : 'was never confirmed (it is marked bad: its trial failed or was ended, or it was written without one)';
+    if (target !== s.defaultLabel && (target === s.failed || target === s.bad || target === s.staged)) {
+      const why =
+        target === s.failed
+          ? 'failed its trial'
+          : target === s.bad
+            ? 'was never confirmed (it is marked bad: its trial failed or was ended)'
+            : 'was written but never booted (staged)';
       return done(
         false,
         `nothing to roll back to: ${target} ${why}, and rollback never makes an unproven slot the default; ${s.defaultLabel ?? 'the default'} stays (set-next ${lower(target)} tries ${target}, set-default ${lower(target)} forces it)`,
@@ -510,7 +538,7 @@ export async function rollback(disk: Disk, booted?: BootedArg): Promise<BootStat
     }
     const changed = target !== s.defaultLabel || s.failed !== null;
     await writeCfg(esp, setGrubCfgDefault(esp.cfgText, target, esp.cfgName));
-    await endTrial(esp, badAfter(s, target));
+    await endTrial(esp, badAfter(s, target), stagedAfter(s, target));
     return done(changed, changed ? `rolled back: ${target} is the default now` : `${target} is already the default; nothing to do`);
   });
 }

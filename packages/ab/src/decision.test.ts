@@ -10,7 +10,7 @@ const B = 'psyopsOS-B';
 const V1 = '20251101-000000';
 const V2 = '20251201-000000';
 const V3 = '20260101-000000';
-const st = (o: Partial<BootState> = {}): BootState => ({ defaultLabel: A, trial: null, failed: null, bad: null, nextBoot: { label: A, reason: 'default' }, countingBlock: true, ...o });
+const st = (o: Partial<BootState> = {}): BootState => ({ defaultLabel: A, trial: null, failed: null, bad: null, staged: null, nextBoot: { label: A, reason: 'default' }, countingBlock: true, ...o });
 const facts = (o: Partial<UpdateFacts> = {}): UpdateFacts => ({
   state: st(),
   booted: { label: A, version: V2 },
@@ -65,4 +65,10 @@ test('decideUpdate: the latest is what the other slot holds, marked bad: not off
   t.is(d.status, 'up-to-date');
   const newer = decideUpdate(facts({ state: st({ bad: B }), other: { label: B, version: V2 }, booted: { label: A, version: V1 }, latest: { os: V3, esp: V2 } }));
   t.is(newer.os, 'available');
+});
+
+test('decideUpdate: the latest is what the other slot holds, staged (update --no-switch, never tried): available, so update --repo rewrites and arms it', (t) => {
+  const d = decideUpdate(facts({ state: st({ staged: B }), other: { label: B, version: V3 }, latest: { os: V3, esp: V2 } }));
+  t.is(d.os, 'available');
+  t.is(d.status, 'update-available');
 });

@@ -9,7 +9,7 @@
  *  4. an incomplete slot cannot be found (ext4/pending.ts);
  *  5. only the target partition is written (all writes through its Region),
  *     then the ESP's boot state, last; before its first byte one grubenv write
- *     marks the target not proven (markUnproven), which the arm clears;
+ *     marks the target staged (markStaged), which the arm clears;
  *  7. the same slot content as `create` (writeSlot);
  *  8. write less: read-compare-skip on block devices, and the slot keeps its
  *     UUID, hash seed and timestamps so the same tarball gives the same bytes.
@@ -53,7 +53,7 @@ import { decodeSignature, MAX_SIGNATURE_FILE_BYTES, type Signature } from './min
 import { MinisignVerifier, readPublicKeyFile } from './minisign/verify.js';
 import { parseTrustedComment } from './minisign/trusted.js';
 import { readSignatureInfo, readSlotTrust } from './inspect.js';
-import { armTrial, checkTrialTries, inferBooted, markUnproven, planTrial, readBootState, type BootState } from './boot-state.js';
+import { armTrial, checkTrialTries, inferBooted, markStaged, planTrial, readBootState, type BootState } from './boot-state.js';
 import { checkRelease, type Installed } from './policy.js';
 import { requireOsFiles, writeSlot } from './slot-write.js';
 
@@ -82,7 +82,7 @@ export interface UpdateOptions {
   allowDowngrade?: boolean;
   /** Allow the same version again, and overwriting the last good slot while the booted one is on trial. */
   force?: boolean;
-  /** Write the slot and arm nothing: it stays marked not proven (psyopsos_bad; set-next tries it). */
+  /** Write the slot and arm nothing: it stays staged (psyopsos_staged: rollback refuses it; set-next tries it). */
   noSwitch?: boolean;
   /** Boot tries for the new slot before GRUB falls back (default 3; 0 = plain switch of the default). */
   tries?: number;
@@ -123,8 +123,8 @@ export interface UpdateResult {
   durationMs: number;
   /** The boot state after arming (null with --no-switch or --dry-run). */
   armed: BootState | null;
-  /** The slot left marked not proven (psyopsos_bad: rollback will not make it the default): the target with --no-switch, else null. */
-  unproven: string | null;
+  /** The slot left staged (psyopsos_staged: rollback will not make it the default): the target with --no-switch, else null. */
+  staged: string | null;
   /** With sameVersion 'up-to-date': why nothing was written ('booted': running it; 'armed': written, boots next). */
   upToDate?: 'booted' | 'armed';
   warnings: string[];
@@ -132,7 +132,7 @@ export interface UpdateResult {
 
 const ARCH_NAMES: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', arm: 'armv7', ia32: 'x86', riscv64: 'riscv64' };
 
-/** Write a signed OS tarball (file, URL or `-`) into a slot of a disk image or block device, verifying the signature over the bytes as they stream, then arm the slot for a trial boot (`diskimg update`). Refusals before the write (downgrade, slot on trial, bad options) leave the disk unchanged; one during it (bad signature, broken stream) leaves the target incomplete and marked not proven. */
+/** Write a signed OS tarball (file, URL or `-`) into a slot of a disk image or block device, verifying the signature over the bytes as they stream, then arm the slot for a trial boot (`diskimg update`). Refusals before the write (downgrade, slot on trial, bad options) leave the disk unchanged; one during it (bad signature, broken stream) leaves the target incomplete and staged. */
 export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
   const t0 = Date.now();
   const warnings: string[] = [];
@@ -210,7 +210,7 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
       bytesSkipped: 0,
       durationMs: 0,
       armed: null,
-      unproven: null,
+      staged: null,
       warnings,
     };
     if (upToDate) {
@@ -249,12 +249,13 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
     // ---- write: pending marker, filesystem, verify, superblock last ----
     // Reused read buffers: HashTap hashes each chunk at once and the ext4 writer holds few (file-chunks.ts).
     const input = await openUpdateInput(o.osTar, { stdin: o.stdin, reuseBuffers: true });
-    // From the first byte on the target is not proven: mark it (arming clears the mark), so
-    // --no-switch, a kill or a cut before the arm leave nothing rollback could make the default.
+    // From the first byte on the target is not proven: mark it staged (arming clears the mark),
+    // so --no-switch, a kill or a cut before the arm leave nothing rollback could make the
+    // default, yet nothing that check or update --repo take for a failed version.
     // Not the confirmed default (--force while the booted slot is on trial): it is GRUB's
-    // fallback, and markUnproven leaves it unmarked.
+    // fallback, and markStaged leaves it unmarked.
     if (state.defaultLabel !== targetLabel) {
-      await markUnproven(disk, targetLabel).catch(async (e) => {
+      await markStaged(disk, targetLabel).catch(async (e) => {
         await input.stream[Symbol.asyncIterator]().return?.(undefined).catch(() => {});
         throw e;
       });
@@ -268,7 +269,7 @@ export async function updateSlot(o: UpdateOptions): Promise<UpdateResult> {
 
     // ---- hand it to GRUB, last ----
     if (o.noSwitch) {
-      if (state.defaultLabel !== targetLabel) result.unproven = targetLabel; // marked above; set-next tries it
+      if (state.defaultLabel !== targetLabel) result.staged = targetLabel; // marked above; set-next tries it
     } else if (state.defaultLabel === targetLabel && state.trial) {
       // Only with --force over rule 2: the slot rewritten is the confirmed default, and the
       // booted slot's trial goes on; GRUB falls back to the new bytes here if that trial fails.

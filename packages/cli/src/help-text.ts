@@ -48,7 +48,7 @@ Commands:
   diskimg rollback [disk]            go back, never forward: with a trial armed, end it and mark
                                      that slot bad (the confirmed default stays); otherwise make the
                                      slot other than the booted one the default, when it is proven
-                                     (did not fail its trial, not marked bad) and complete
+                                     (did not fail its trial, not bad or staged) and complete
                                      (/psyopsOS.tar.minisig); an unproven slot: nothing changes
                                      (exit 0, the line says why)
   diskimg status [disk]              one line for a shell prompt: "psyopsOS-B 20261201-000000 ok",

@@ -19,7 +19,12 @@ export const ENV_ARMED = 'psyopsos_armed';
  * acknowledged): rollback never makes it the default. Ours only; GRUB never loads it.
  */
 export const ENV_BAD = 'psyopsos_bad';
-export const COUNTING_VARS = [ENV_TRIAL, ENV_TRIES, ENV_ARMED, ENV_FAILED, ENV_BAD] as const;
+/**
+ * A slot `update` wrote (or began to write) and nobody has tried yet: not proven, so rollback
+ * never makes it the default, but not failed either (check/update offer it again). Ours only.
+ */
+export const ENV_STAGED = 'psyopsos_staged';
+export const COUNTING_VARS = [ENV_TRIAL, ENV_TRIES, ENV_ARMED, ENV_FAILED, ENV_BAD, ENV_STAGED] as const;
 
 /** GRUB has no arithmetic: the block counts down with an if/elif ladder, so at most 9 tries. */
 export const MAX_TRIES = 9;

@@ -101,7 +101,7 @@ async function vanished(e: unknown, release: Release, repo: string, arch: string
   const moved = now && now.version !== release.version ? `; the pointer now names ${now.version}` : '';
   return new InputError(
     at
-      ? `${release.artifact}: ${why} when resuming after ${at} bytes: the release was removed from the repository during the download (a newer publish's --keep${moved}); nothing was armed: the booted slot and the confirmed default are unchanged, the target slot is left incomplete (marked bad: rollback will not go to it); run the update again`
+      ? `${release.artifact}: ${why} when resuming after ${at} bytes: the release was removed from the repository during the download (a newer publish's --keep${moved}); nothing was armed: the booted slot and the confirmed default are unchanged, the target slot is left incomplete (staged: rollback will not go to it, the next update rewrites it); run the update again`
       : `${release.artifact}: ${why}: the repository does not have the release its pointer names (removed since the pointer was read, or never uploaded${moved}); nothing was written; run the update again`,
   );
 }

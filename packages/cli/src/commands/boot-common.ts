@@ -37,6 +37,7 @@ export function describeBootState(s: BootState, indent = ''): string[] {
   if (s.trial) out.push(`${indent}trial: ${s.trial.label}, ${s.trial.triesLeft}${s.trial.tries !== undefined ? ` of ${s.trial.tries}` : ''} tries left`);
   if (s.failed) out.push(`${indent}last failed trial: ${s.failed}`);
   if (s.bad) out.push(`${indent}marked bad: ${s.bad} (rollback will not make it the default)`);
+  if (s.staged) out.push(`${indent}staged: ${s.staged} (written, never tried: rollback will not make it the default; set-next tries it)`);
   out.push(`${indent}next boot: ${s.nextBoot.label ?? '(not a slot)'} (${s.nextBoot.reason})`);
   if (!s.countingBlock && s.trial) out.push(`${indent}warning: grub.cfg has no boot counting block; the trial is ignored (set-next adds it)`);
   if (s.envError) out.push(`${indent}warning: ${s.envError}`);

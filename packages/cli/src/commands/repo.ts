@@ -57,7 +57,7 @@ export function withRepo(update: CommandModule<any, any>): CommandModule<any, an
         if (!r.dryRun) {
           lines.push(`read ${fmtBytes(r.inputBytes)}, wrote ${fmtBytes(r.bytesWritten)}${r.bytesSkipped ? `, skipped ${fmtBytes(r.bytesSkipped)} unchanged` : ''} in ${(r.durationMs / 1000).toFixed(1)} s`);
           const t = r.armed?.trial;
-          lines.push(r.armed ? (t ? `next boot: ${t.label} on trial (${t.triesLeft} tries); confirm with "${markGoodCommand(argv.disk ?? null, { label: t.label, source: r.booted.source })}" after a healthy boot` : `default slot: ${r.armed.defaultLabel}`) : r.unproven ? `not armed (--no-switch): ${r.unproven} is marked not proven, so rollback will not make it the default; set-next ${r.target.slot} tries it` : 'boot configuration unchanged');
+          lines.push(r.armed ? (t ? `next boot: ${t.label} on trial (${t.triesLeft} tries); confirm with "${markGoodCommand(argv.disk ?? null, { label: t.label, source: r.booted.source })}" after a healthy boot` : `default slot: ${r.armed.defaultLabel}`) : r.staged ? `${r.staged} staged (not armed): rollback will not make it the default; set-next ${r.target.slot} tries it` : 'boot configuration unchanged');
         }
       }
       process.stdout.write(lines.join('\n') + '\n');

@@ -12,7 +12,7 @@ export const rollbackCommand: CommandModule<object, Args> = {
   command: 'rollback [disk]',
   describe:
     'go back, never forward: with a trial armed, end it and mark that slot bad (the confirmed default stays); otherwise make the slot ' +
-    'other than the booted one the default, when it is proven (did not fail its trial, not marked bad) and complete ' +
+    'other than the booted one the default, when it is proven (did not fail its trial, not bad or staged) and complete ' +
     '(/psyopsOS.tar.minisig); an unproven slot: nothing changes (exit 0, the line says why)',
   builder: (y) =>
     y

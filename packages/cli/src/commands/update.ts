@@ -38,7 +38,7 @@ export const updateCommand: CommandModule<object, Args> = {
       .option('booted-label', { type: 'string', describe: 'the running slot (default: psyopsos= on /proc/cmdline; on an image file, the slot GRUB boots next)' })
       .option('allow-downgrade', { type: 'boolean', describe: 'install a version older than the booted one' })
       .option('force', { type: 'boolean', describe: 'write the running version again; overwrite the last good slot while the booted one is on trial' })
-      .option('switch', { type: 'boolean', default: true, describe: 'arm the new slot for the next boot (--no-switch arms nothing: the slot stays marked not proven, set-next tries it)' })
+      .option('switch', { type: 'boolean', default: true, describe: 'arm the new slot for the next boot (--no-switch arms nothing: the slot stays staged, rollback refuses it, set-next tries it)' })
       .option('tries', triesOption('boots the new slot gets before GRUB falls back (default 3; 0 = switch the default for good)'))
       .option('dry-run', { type: 'boolean', describe: 'check everything, write nothing, print what would happen' })
       .option('skip-unchanged', { type: 'boolean', describe: 'read each block first and write only changed ones (default: on for block devices)' }),
@@ -103,7 +103,7 @@ function describe(r: UpdateResult, markGood: (label: string) => string): string 
     if (r.armed) {
       const t = r.armed.trial;
       lines.push(t ? `next boot: ${t.label} on trial (${t.triesLeft} tries); confirm with "${markGood(t.label)}" after a healthy boot` : `default slot: ${r.armed.defaultLabel}`);
-    } else if (r.unproven) lines.push(`not armed (--no-switch): ${r.unproven} is marked not proven, so rollback will not make it the default; set-next ${r.target.slot} tries it`);
+    } else if (r.staged) lines.push(`${r.staged} staged (not armed): rollback will not make it the default; set-next ${r.target.slot} tries it`);
     else lines.push('boot configuration unchanged');
   }
   return lines.join('\n') + '\n';
