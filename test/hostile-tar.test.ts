@@ -8,14 +8,14 @@
  * grubenv) and the GPT are byte-identical; what is accepted passes e2fsck -fn / fsck.fat -n.
  */
 import test, { type ExecutionContext } from 'ava';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot } from './helpers/cli.js';
 import { digests, espFile, extract, GRUBENV_B_STAGED, grubenvText } from './helpers/update.js';
 import { BOOT_FILES, hostileTars, tar } from './helpers/hostile-tar.js';
 import { needTools } from './helpers/skip.js';
+import { runCliBounded, type BoundedResult } from './helpers/bounded-cli.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hostile-tar-'));
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
@@ -28,48 +28,6 @@ const TIMEOUT_MS = Number(process.env.HOSTILE_TAR_TIMEOUT_MS ?? 90_000);
 /** Peak RSS bound (KiB): node + tsx start near 100 MiB; an expanded hole or a drained 1 TiB would not fit. */
 const MAX_RSS_KIB = 400 * 1024;
 
-interface Bounded {
-  code: number;
-  stderr: string;
-  rssKiB: number;
-  timedOut: boolean;
-  ms: number;
-}
-
-/** The CLI under /usr/bin/time in its own process group, killed whole at the deadline. */
-function runBounded(args: string[]): Promise<Bounded> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const child = spawn('/usr/bin/time', ['-f', 'HOSTILE_RSS_KIB=%M', process.execPath, '--import=tsx', '--conditions=source', 'packages/cli/src/run.ts', ...args], {
-      cwd: repoRoot,
-      env: { DISKIMG_LAST_UPDATE: '', ...process.env, ...ENV },
-      stdio: ['ignore', 'ignore', 'pipe'],
-      detached: true,
-    });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }, TIMEOUT_MS);
-    const err: Buffer[] = [];
-    child.stderr!.on('data', (d: Buffer) => err.push(d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const all = Buffer.concat(err).toString('utf8');
-      const m = /HOSTILE_RSS_KIB=(\d+)/.exec(all);
-      const stderr = all
-        .split('\n')
-        .filter((l) => l && !l.startsWith('HOSTILE_RSS_KIB=') && !l.startsWith('Command exited with non-zero status') && !l.startsWith('Command terminated by signal'))
-        .join('\n');
-      resolve({ code: code ?? 1, stderr, rssKiB: m ? Number(m[1]) : 0, timedOut, ms: Date.now() - t0 });
-    });
-  });
-}
 
 function sparseCopy(from: string, to: string): string {
   const r = spawnSync('cp', ['--sparse=always', from, to]);
@@ -85,7 +43,7 @@ let otherOsSig: string;
 let otherEspSig: string;
 
 async function ok(args: string[]): Promise<void> {
-  const r = await runBounded(args);
+  const r = await runCliBounded(args, { timeoutMs: TIMEOUT_MS, env: ENV });
   if (r.code !== 0) throw new Error(`diskimg ${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
 }
 
@@ -119,15 +77,15 @@ const ACCEPTED: Record<string, Array<'create-os' | 'update'>> = {
 
 type Kind = 'create-os' | 'create-esp' | 'update' | 'update-esp';
 
-function checkRun(t: ExecutionContext, what: string, r: Bounded): void {
+function checkRun(t: ExecutionContext, what: string, r: BoundedResult): void {
   t.false(r.timedOut, `${what}: still running after ${TIMEOUT_MS / 1000} s (killed)`);
-  t.true(r.rssKiB > 0 && r.rssKiB < MAX_RSS_KIB, `${what}: peak RSS ${r.rssKiB} KiB (bound ${MAX_RSS_KIB})`);
-  t.log(`${what}: exit ${r.code}, ${r.ms} ms, ${Math.round(r.rssKiB / 1024)} MiB: ${r.stderr.split('\n').filter((l) => !/warning:/.test(l))[0] ?? ''}`.slice(0, 300));
+  t.true(r.rssKiB !== undefined && r.rssKiB > 0 && r.rssKiB < MAX_RSS_KIB, `${what}: peak RSS ${r.rssKiB} KiB (bound ${MAX_RSS_KIB})`);
+  t.log(`${what}: exit ${r.code}, ${r.ms} ms, ${Math.round((r.rssKiB ?? 0) / 1024)} MiB: ${r.stderr.split('\n').filter((l) => !/warning:/.test(l))[0] ?? ''}`.slice(0, 300));
 }
 
-function checkRefusal(t: ExecutionContext, what: string, r: Bounded): void {
+function checkRefusal(t: ExecutionContext, what: string, r: BoundedResult): void {
   t.is(r.code, 1, `${what}: exit ${r.code}: ${r.stderr}`);
-  const lines = r.stderr.split('\n').filter((l) => !/^diskimg: warning:/.test(l));
+  const lines = r.stderr.split('\n').filter((l) => l && !/^diskimg: warning:/.test(l));
   t.is(lines.length, 1, `${what}: not one line:\n${r.stderr.slice(0, 2000)}`);
   t.regex(lines[0] ?? '', /^diskimg: /, what);
   t.notRegex(r.stderr, /internal error|RangeError|\n\s+at /, what);
@@ -157,7 +115,7 @@ async function one(t: ExecutionContext, name: string, file: string, kind: Kind, 
   const what = `${name}: ${label}`;
   if (kind === 'create-os' || kind === 'create-esp') {
     const out = join(work, `${name}-${kind}.img`);
-    const r = await runBounded(['create', out, ...args, ...SMALL, '--force']);
+    const r = await runCliBounded(['create', out, ...args, ...SMALL, '--force'], { timeoutMs: TIMEOUT_MS, env: ENV });
     checkRun(t, what, r);
     if ((ACCEPTED[name] ?? []).includes(kind as 'create-os')) {
       t.is(r.code, 0, `${what}: ${r.stderr}`);
@@ -171,7 +129,7 @@ async function one(t: ExecutionContext, name: string, file: string, kind: Kind, 
   const img = sparseCopy(base, join(work, `${name}-${label.replace(/\W+/g, '_')}.img`));
   const before = digests(img, ['p4']); // p4 = psyopsOS-B, the update's target; the rest must not move on a refusal
   const cfgBefore = espFile(img, '/grub/grub.cfg');
-  const r = await runBounded([kind, img, ...args]);
+  const r = await runCliBounded([kind, img, ...args], { timeoutMs: TIMEOUT_MS, env: ENV });
   checkRun(t, what, r);
   if (kind === 'update' && (ACCEPTED[name] ?? []).includes('update') && args.includes('--no-verify')) {
     t.is(r.code, 0, `${what}: ${r.stderr}`);

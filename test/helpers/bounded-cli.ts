@@ -15,10 +15,13 @@ export interface BoundedResult {
   /** Peak RSS in KiB (undefined when the process was killed before time could report it). */
   rssKiB?: number;
   timedOut: boolean;
+  /** Wall time, ms. */
+  ms: number;
 }
 
 export function runCliBounded(args: string[], opts: { timeoutMs: number; env?: NodeJS.ProcessEnv }): Promise<BoundedResult> {
   return new Promise((resolve, reject) => {
+    const t0 = Date.now();
     const child = spawn(
       '/usr/bin/time',
       ['-f', 'diskimg-test-rss-kib %M', process.execPath, '--import=tsx', '--conditions=source', 'packages/cli/src/run.ts', ...args],
@@ -43,7 +46,7 @@ export function runCliBounded(args: string[], opts: { timeoutMs: number; env?: N
       const all = Buffer.concat(err).toString('utf8');
       const m = /^diskimg-test-rss-kib (\d+)\n?/m.exec(all);
       const stderr = all.replace(/^diskimg-test-rss-kib \d+\n?/m, '').replace(/^Command (exited with non-zero status \d+|terminated by signal \d+)\n/m, '');
-      resolve({ code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out), stderr, rssKiB: m ? Number(m[1]) : undefined, timedOut });
+      resolve({ code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out), stderr, rssKiB: m ? Number(m[1]) : undefined, timedOut, ms: Date.now() - t0 });
     });
   });
 }

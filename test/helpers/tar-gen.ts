@@ -3,7 +3,6 @@
  * does not fit, and file bodies given as bytes or as a count of zero bytes (streamed, so a test can
  * declare a 1 GiB file and gzip it without holding it). Optionally gzip-compressed (level 1).
  */
-import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { createGzip } from 'node:zlib';
@@ -87,46 +86,4 @@ export async function makeTar(file: string, entries: Iterable<GenEntry>, opts: {
   }
   await done;
   return file;
-}
-
-export interface MeasuredResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** Peak resident set size of the CLI process, KiB (GNU time %M). */
-  maxRssKiB: number;
-  ms: number;
-}
-
-/**
- * The CLI from source under `/usr/bin/time -f %M` (its last stderr line, removed from `stderr`),
- * killed after `timeoutMs`.
- */
-export function runCliMeasured(root: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<MeasuredResult> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const child = spawn('/usr/bin/time', ['-q', '-f', 'MAXRSS=%M', process.execPath, '--import=tsx', '--conditions=source', 'packages/cli/src/run.ts', ...args], {
-      cwd: root,
-      env: { DISKIMG_LAST_UPDATE: '', ...process.env, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', reject);
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const all = Buffer.concat(err).toString('utf8');
-      const m = /MAXRSS=(\d+)\s*$/.exec(all);
-      resolve({
-        code: code ?? 137,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: m ? all.slice(0, m.index) : all,
-        maxRssKiB: m ? Number(m[1]) : NaN,
-        ms: Date.now() - t0,
-      });
-    });
-  });
 }
