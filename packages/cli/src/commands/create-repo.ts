@@ -9,12 +9,9 @@ import type { Argv, CommandModule } from 'yargs';
 import { statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { parseSize, UsageError } from '@diskimg/partitions/internal';
+import { parseSize, PSYOPS_DEFAULTS, UsageError } from '@diskimg/partitions/internal';
 import { displayText, onSignalCleanup } from '../output.js';
 import { createProgress, progressWanted, type Progress } from '../progress.js';
-
-const DEFAULT_SLOT = 1536 * 2 ** 20;
-const DEFAULT_ESP = 128 * 2 ** 20;
 
 export function withCreateRepo(create: CommandModule<any, any>): CommandModule<any, any> {
   return {
@@ -39,9 +36,10 @@ export function withCreateRepo(create: CommandModule<any, any>): CommandModule<a
     handler: async (argv: any) => {
       if (argv.repo === undefined) return create.handler(argv);
       const { releaseInputs } = await import('@diskimg/ab/internal');
-      const size = (v: string | undefined, d: number) => {
-        const n = v === undefined ? d : parseSize(v, 'size');
-        return typeof n === 'number' ? n : d;
+      // The partition sizes create will use (its defaults are PSYOPS_DEFAULTS); 'rest' counts as the default.
+      const size = (v: string | undefined, d: string) => {
+        const n = parseSize(v ?? d, 'size');
+        return typeof n === 'number' ? n : (parseSize(d, 'size') as number);
       };
       const out = resolve(argv.output);
       const isDevice = (() => {
@@ -67,8 +65,8 @@ export function withCreateRepo(create: CommandModule<any, any>): CommandModule<a
           esp: ownEsp ? 'no' : argv.bootloader === false ? 'optional' : 'required',
           tmpDir: isDevice ? tmpdir() : dirname(out),
           // A tarball larger than twice its partition cannot fit; a hostile server cannot fill the disk.
-          maxOsBytes: 2 * size(argv['slot-size'], DEFAULT_SLOT),
-          maxEspBytes: 2 * size(argv['esp-size'], DEFAULT_ESP),
+          maxOsBytes: 2 * size(argv['slot-size'], PSYOPS_DEFAULTS.slotSize),
+          maxEspBytes: 2 * size(argv['esp-size'], PSYOPS_DEFAULTS.espSize),
           onTempDir: (dir) => (tmp = dir),
           onProgress: (name, bytes, total) => {
             if (name !== current) {
